@@ -1,0 +1,141 @@
+"""``EmbeddedGraphStore``: the default store, Parquet files in a folder, no server needed.
+
+Why: a newcomer runs everything with no database; the same frames go in and come out as with
+Neo4j. Each label/type is one Parquet file, rewritten atomically (temp file + ``os.replace``) so an
+interrupted write never leaves a torn file. Upserts are vectorised pandas merges.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import networkx as nx
+import pandas as pd
+
+from kgrec.errors import StoreError
+from kgrec.graph.frames import empty_edges, empty_nodes, normalize_edges, normalize_nodes
+from kgrec.graph.schema import GRAPH_REL_TYPES, REL_SPECS, NodeLabel, RelType
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+
+
+class EmbeddedGraphStore:
+    """A graph kept as Parquet files under ``directory`` (created on first write).
+
+    Args:
+        directory: the store's folder; also holds the pseudonym key when none is in the
+            environment.
+    """
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self._cache: dict[str, pd.DataFrame] = {}
+
+    def __repr__(self) -> str:
+        return f"EmbeddedGraphStore({str(self.directory)!r})"
+
+    # -- writes -------------------------------------------------------------------------------
+    def upsert_nodes(self, label: NodeLabel, frame: pd.DataFrame) -> int:
+        new = normalize_nodes(label, frame)
+        merged = pd.concat([self.nodes(label), new], ignore_index=True)
+        merged = merged.drop_duplicates("id", keep="last")
+        self._write(f"nodes/{label.value}", normalize_nodes(label, merged))
+        return len(new)
+
+    def upsert_edges(self, rel_type: RelType, frame: pd.DataFrame) -> int:
+        new = normalize_edges(rel_type, frame)
+        self._check_endpoints(new)
+        merged = pd.concat([self.edges(rel_type), new], ignore_index=True)
+        merged = merged.drop_duplicates(REL_SPECS[rel_type].identity_columns, keep="last")
+        self._write(f"edges/{rel_type.value}", normalize_edges(rel_type, merged))
+        return len(new)
+
+    def replace_edges_from(self, rel_type: RelType, src_label: NodeLabel, src_ids: list[str],
+                           frame: pd.DataFrame) -> int:
+        new = normalize_edges(rel_type, frame)
+        self._check_endpoints(new)
+        old = self.edges(rel_type)
+        keep = ~((old["src_label"] == src_label.value) & old["src"].isin(src_ids))
+        merged = pd.concat([old[keep], new], ignore_index=True)
+        self._write(f"edges/{rel_type.value}", normalize_edges(rel_type, merged))
+        return len(new)
+
+    def clear(self) -> None:
+        for label in NodeLabel:
+            self._delete(f"nodes/{label.value}")
+        for rel in RelType:
+            self._delete(f"edges/{rel.value}")
+
+    # -- reads --------------------------------------------------------------------------------
+    def nodes(self, label: NodeLabel) -> pd.DataFrame:
+        frame = self._read(f"nodes/{label.value}")
+        return empty_nodes(label) if frame is None else frame
+
+    def edges(self, rel_type: RelType) -> pd.DataFrame:
+        frame = self._read(f"edges/{rel_type.value}")
+        return empty_edges(rel_type) if frame is None else frame
+
+    def to_networkx(self) -> nx.MultiDiGraph:
+        """The whole graph for exploration; nodes are ``(label, id)`` tuples."""
+        graph = nx.MultiDiGraph()
+        for label in NodeLabel:
+            frame = self.nodes(label)
+            attrs = frame.drop(columns="id").to_dict("records")
+            graph.add_nodes_from(((label.value, i), {"label": label.value, **a})
+                                 for i, a in zip(frame["id"], attrs, strict=True))
+        for rel in GRAPH_REL_TYPES:
+            frame = self.edges(rel)
+            props = frame.drop(columns=["src_label", "src", "dst_label", "dst"]).to_dict("records")
+            graph.add_edges_from(
+                ((sl, s), (dl, d), {"type": rel.value, **p})
+                for sl, s, dl, d, p in zip(frame["src_label"], frame["src"], frame["dst_label"],
+                                           frame["dst"], props, strict=True))
+        return graph
+
+    # -- files --------------------------------------------------------------------------------
+    def _path(self, name: str) -> Path:
+        return self.directory / f"{name}.parquet"
+
+    def _read(self, name: str) -> pd.DataFrame | None:
+        if name in self._cache:
+            return self._cache[name]
+        path = self._path(name)
+        if not path.exists():
+            return None
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as e:  # noqa: BLE001 - any parquet failure is a corrupt store
+            raise StoreError(f"cannot read {path}: {e}. The file is corrupt; re-run the ingest "
+                             f"into a fresh store folder") from e
+        self._cache[name] = frame
+        return frame
+
+    def _write(self, name: str, frame: pd.DataFrame) -> None:
+        path = self._path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".parquet.tmp")
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+        self._cache[name] = frame
+        manifest = self.directory / "kgrec-store.json"
+        if not manifest.exists():
+            manifest.write_text(json.dumps({"format_version": FORMAT_VERSION}))
+
+    def _delete(self, name: str) -> None:
+        self._cache.pop(name, None)
+        self._path(name).unlink(missing_ok=True)
+
+    def _check_endpoints(self, edges: pd.DataFrame) -> None:
+        for side in ("src", "dst"):
+            for label_value, ids in edges.groupby(f"{side}_label")[side]:
+                known = self.nodes(NodeLabel(label_value))["id"]
+                missing = ids[~ids.isin(known)]
+                if len(missing):
+                    raise StoreError(
+                        f"{len(missing)} edge endpoint(s) are not {label_value} nodes in the "
+                        f"store, e.g. {list(missing.unique()[:5])}; write the nodes first")

@@ -1,0 +1,191 @@
+"""``Neo4jGraphStore``: the graph in a Neo4j database through the official driver.
+
+Why: Neo4j is the production system of record. The caller owns the ``neo4j.Driver`` and passes
+it in (no network I/O in the constructor; :meth:`verify` checks the connection). Writes are
+``UNWIND $rows`` batches in managed write transactions, which the driver retries on transient
+errors; every call names its database. Constraints are created ``IF NOT EXISTS``. Driver errors
+are re-raised as :class:`~kgrec.errors.StoreError` / :class:`~kgrec.errors.StoreUnavailableError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import neo4j
+import neo4j.exceptions as nex
+import numpy as np
+import pandas as pd
+
+from kgrec.errors import ConfigError, StoreError, StoreUnavailableError
+from kgrec.graph import cypher
+from kgrec.graph.frames import normalize_edges, normalize_nodes
+from kgrec.graph.schema import REL_SPECS, NodeLabel, RelType
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 5_000
+
+
+def driver_from_env() -> neo4j.Driver:
+    """A driver from ``NEO4J_URI``, ``NEO4J_USER`` (default ``neo4j``) and ``NEO4J_PASSWORD``.
+
+    Raises:
+        ConfigError: ``NEO4J_URI`` or ``NEO4J_PASSWORD`` is not set.
+    """
+    uri = os.environ.get("NEO4J_URI")
+    password = os.environ.get("NEO4J_PASSWORD")
+    if not uri or not password:
+        raise ConfigError(
+            "set NEO4J_URI (e.g. bolt://127.0.0.1:7687) and NEO4J_PASSWORD (and NEO4J_USER if "
+            "not 'neo4j'); `kgrec neo4j start` runs a local server")
+    return neo4j.GraphDatabase.driver(uri, auth=(os.environ.get("NEO4J_USER", "neo4j"), password))
+
+
+@contextmanager
+def _translated(action: str) -> Iterator[None]:
+    try:
+        yield
+    except (nex.ServiceUnavailable, nex.SessionExpired, OSError) as e:
+        raise StoreUnavailableError(
+            f"Neo4j is not reachable while {action}: {e}. Start it (`kgrec neo4j start`) or "
+            f"check NEO4J_URI; writes are idempotent, so re-run the same command") from e
+    except nex.AuthError as e:
+        raise StoreUnavailableError(
+            f"Neo4j refused the credentials while {action}; check NEO4J_USER/NEO4J_PASSWORD"
+        ) from e
+    except nex.Neo4jError as e:
+        raise StoreError(f"Neo4j failed while {action}: {e.code}: {e.message}") from e
+    except nex.DriverError as e:
+        raise StoreError(f"the Neo4j driver failed while {action}: {e}") from e
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as plain Python values; NaN/NA become None (Neo4j stores no null properties)."""
+    obj = frame.astype(object).where(frame.notna(), None)
+    rows = obj.to_dict("records")
+    for row in rows:  # numpy scalars -> python (cheap: only numpy-typed cells)
+        for k, v in row.items():
+            if isinstance(v, np.generic):
+                row[k] = v.item()
+    return rows
+
+
+class Neo4jGraphStore:
+    """The graph in Neo4j.
+
+    Args:
+        driver: an open ``neo4j.Driver`` owned by the caller.
+        database: the database every call runs against (default ``neo4j``).
+        batch_size: rows per ``UNWIND`` transaction.
+        show_progress: tqdm bar over batches.
+    """
+
+    def __init__(self, driver: neo4j.Driver, database: str = "neo4j",
+                 batch_size: int = DEFAULT_BATCH_SIZE, show_progress: bool = False) -> None:
+        self.driver = driver
+        self.database = database
+        self.batch_size = batch_size
+        self.show_progress = show_progress
+        self._constraints_done = False
+
+    def __repr__(self) -> str:
+        return f"Neo4jGraphStore(database={self.database!r})"
+
+    def verify(self) -> str:
+        """Check connectivity and return the server version and edition."""
+        with _translated("connecting"):
+            self.driver.verify_connectivity()
+            records, _, _ = self.driver.execute_query(cypher.SERVER_VERSION,
+                                                      database_=self.database)
+        return f"{records[0]['v']} {records[0]['edition']}"
+
+    def ensure_constraints(self) -> None:
+        """Unique ``id`` per label (``IF NOT EXISTS``, so safe to repeat)."""
+        if self._constraints_done:
+            return
+        with _translated("creating constraints"):
+            for label in NodeLabel:
+                self.driver.execute_query(cypher.create_constraint(label), database_=self.database)
+        self._constraints_done = True
+
+    # -- writes -------------------------------------------------------------------------------
+    def upsert_nodes(self, label: NodeLabel, frame: pd.DataFrame) -> int:
+        self.ensure_constraints()
+        rows = _records(normalize_nodes(label, frame))
+        self._write_batches(cypher.upsert_nodes(label), rows, f"writing {label.value} nodes")
+        return len(rows)
+
+    def upsert_edges(self, rel_type: RelType, frame: pd.DataFrame) -> int:
+        self.ensure_constraints()
+        frame = normalize_edges(rel_type, frame)
+        total = 0
+        for (src, dst), part in frame.groupby(["src_label", "dst_label"], sort=True):
+            query = cypher.upsert_edges(rel_type, NodeLabel(src), NodeLabel(dst))
+            rows = _records(part.drop(columns=["src_label", "dst_label"]))
+            self._write_batches(query, rows, f"writing {rel_type.value} edges")
+            total += len(rows)
+        return total
+
+    def replace_edges_from(self, rel_type: RelType, src_label: NodeLabel, src_ids: list[str],
+                           frame: pd.DataFrame) -> int:
+        """Delete and rewrite in ONE transaction, so no reader sees a half-written state."""
+        self.ensure_constraints()
+        frame = normalize_edges(rel_type, frame)
+        parts = [(cypher.upsert_edges(rel_type, NodeLabel(s), NodeLabel(d)),
+                  _records(p.drop(columns=["src_label", "dst_label"])))
+                 for (s, d), p in frame.groupby(["src_label", "dst_label"], sort=True)]
+
+        def work(tx: neo4j.ManagedTransaction) -> None:
+            tx.run(cypher.delete_edges_from(rel_type, src_label), ids=list(src_ids)).consume()
+            for query, rows in parts:
+                for start in range(0, len(rows), self.batch_size):
+                    tx.run(query, rows=rows[start:start + self.batch_size]).consume()
+
+        with _translated(f"replacing {rel_type.value} edges"), \
+                self.driver.session(database=self.database) as session:
+            session.execute_write(work)
+        return len(frame)
+
+    def clear(self) -> None:
+        with _translated("clearing the graph"), \
+                self.driver.session(database=self.database) as session:
+            session.run(cypher.DELETE_ALL_BATCHED).consume()
+
+    def _write_batches(self, query: str, rows: list[dict[str, Any]], action: str) -> None:
+        n_batches = math.ceil(len(rows) / self.batch_size)
+        batches = range(n_batches)
+        if self.show_progress and n_batches > 1:
+            from tqdm.auto import tqdm
+            batches = tqdm(batches, desc=action, unit="batch")
+
+        def work(tx: neo4j.ManagedTransaction, batch: list[dict[str, Any]]) -> None:
+            tx.run(query, rows=batch).consume()
+
+        with _translated(action), self.driver.session(database=self.database) as session:
+            for b in batches:
+                session.execute_write(work, rows[b * self.batch_size:(b + 1) * self.batch_size])
+
+    # -- reads --------------------------------------------------------------------------------
+    def nodes(self, label: NodeLabel) -> pd.DataFrame:
+        with _translated(f"reading {label.value} nodes"):
+            frame = self.driver.execute_query(
+                cypher.read_nodes(label), database_=self.database,
+                result_transformer_=neo4j.Result.to_df)
+        return normalize_nodes(label, frame)
+
+    def edges(self, rel_type: RelType) -> pd.DataFrame:
+        parts = []
+        for src, dst in REL_SPECS[rel_type].endpoints:
+            with _translated(f"reading {rel_type.value} edges"):
+                part = self.driver.execute_query(
+                    cypher.read_edges(rel_type, src, dst), database_=self.database,
+                    result_transformer_=neo4j.Result.to_df)
+            part.insert(0, "src_label", src.value)
+            part.insert(2, "dst_label", dst.value)
+            parts.append(part)
+        return normalize_edges(rel_type, pd.concat(parts, ignore_index=True))
