@@ -274,7 +274,7 @@ def _read_delimited(data: bytes, path: Path, kind: str, *, sep: str) -> tuple[pd
         )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
         raise FileFormatError(
-            f"{path}: not a valid {name} ({e}); expected a {name} with a header row "
+            f"{path}: not a valid {name} ({str(e).strip()}); expected a {name} with a header row "
             f"containing {_expected(kind)} and the same number of fields on every line"
         ) from e
     return frame, dirty
