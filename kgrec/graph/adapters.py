@@ -190,7 +190,7 @@ def _ml_items(folder: Path, orig: Path) -> pd.DataFrame:
     year = it["release_date"].str.extract(r"(\d{4})$", expand=False)
     year = year.fillna(it["title"].str.extract(_YEAR_SUFFIX, expand=False))
     plots = _ml_plots(folder)
-    desc = it["title"].str.strip().map(plots)
+    desc = it["title"].str.strip().map(plots).astype("str")
     logger.info("movielens: %d of %d titles matched to a plot", int(desc.notna().sum()),
                 len(it))
     category = pd.Series(first, dtype=str)
