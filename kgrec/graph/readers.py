@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import logging
 from collections.abc import Mapping
@@ -364,13 +365,15 @@ def _read_jsonl(
             bad.append((n, f"line is a JSON {type(rec).__name__}, not an object", ln))
     if not good:
         raise FileFormatError(f"{path}: no line is a JSON object; {hint}")
-    keys = list(dict.fromkeys(k for rec in good for k in rec))
+    keys = list(dict.fromkeys(itertools.chain.from_iterable(good)))
     # Column by column from Python values: pandas must not infer (3 -> 3.0) before we do.
-    frame = pd.DataFrame({
-        str(k): pd.Series([_json_text(rec.get(k), str(k)) for rec in good],
-                          dtype=object if dirty else str)
-        for k in keys
-    })
+    cols: dict[str, pd.Series] = {}
+    for k in keys:
+        name = str(k)
+        vals = [rec.get(k) for rec in good]
+        vals = [v if v is None or type(v) is str else _json_text(v, name) for v in vals]
+        cols[name] = pd.Series(vals, dtype=object if dirty else str)
+    frame = pd.DataFrame(cols)
     bad.sort()
     errors = pd.DataFrame({
         "row": pd.Series([b[0] for b in bad], dtype="int64"),
