@@ -1,0 +1,90 @@
+"""Inductive inference helpers: the k-hop subgraph that computes a few nodes exactly.
+
+Why: folding a new item (or user) into a served model should not recompute every node. With
+``L`` message-passing layers a node's representation depends only on its ``L``-hop
+in-neighbourhood, so running the GNN on the subgraph induced by that neighbourhood gives the
+same vectors (up to float summation order) as running it on the whole graph.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from kgrec.coldstart.features import (
+    INTERACTED,
+    NODE_TYPES,
+    REV_INTERACTED,
+    GraphTensors,
+    with_interactions,
+)
+
+
+@dataclass
+class NodeEmbeddings:
+    """User and item representations from :meth:`ColdStartModel.transform`.
+
+    Rows line up with ``user_ids`` / ``item_ids`` (external ids). Pass row positions of this
+    object (not graph indices) to ``predict_proba`` and friends.
+
+    Shapes:
+        ``user``: ``(n_users, hidden_dim)``; ``item``: ``(n_items, hidden_dim)``.
+    """
+
+    user: Tensor
+    item: Tensor
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+
+    def __repr__(self) -> str:
+        return (f"NodeEmbeddings(users={len(self.user_ids)}, items={len(self.item_ids)}, "
+                f"dim={self.user.shape[1]})")
+
+
+def khop_nodes(tensors: GraphTensors, targets: dict[str, Tensor],
+               num_layers: int) -> dict[str, Tensor]:
+    """Sorted node indices per type within ``num_layers`` incoming hops of ``targets``."""
+    edges = with_interactions(tensors, tensors.pos)
+    inside = {t: torch.zeros(tensors.num_nodes[t], dtype=torch.bool) for t in NODE_TYPES}
+    for t, idx in targets.items():
+        inside[t][idx] = True
+    for _ in range(num_layers):
+        grown = {t: m.clone() for t, m in inside.items()}
+        for (src, _rel, dst), ei in edges.items():
+            if ei.shape[1]:
+                grown[src][ei[0][inside[dst][ei[1]]]] = True
+        inside = grown
+    return {t: torch.nonzero(m).squeeze(1) for t, m in inside.items()}
+
+
+def induced_subgraph(tensors: GraphTensors, keep: dict[str, Tensor]) -> GraphTensors:
+    """The part of ``tensors`` on the nodes ``keep[t]``, re-indexed 0..len-1 per type."""
+    remap = {}
+    for t in NODE_TYPES:
+        r = torch.full((tensors.num_nodes[t],), -1, dtype=torch.long)
+        r[keep[t]] = torch.arange(len(keep[t]))
+        remap[t] = r
+
+    def sub(et: tuple[str, str, str], ei: Tensor) -> Tensor:
+        if ei.shape[1] == 0:
+            return ei
+        s, d = remap[et[0]][ei[0]], remap[et[2]][ei[1]]
+        ok = (s >= 0) & (d >= 0)
+        return torch.stack([s[ok], d[ok]])
+
+    pos_ok = sub(INTERACTED, tensors.pos)
+    mask_pos = (remap["User"][tensors.pos[0]] >= 0) & (remap["Item"][tensors.pos[1]] >= 0) \
+        if tensors.pos.shape[1] else torch.zeros(0, dtype=torch.bool)
+    return GraphTensors(
+        num_nodes={t: len(keep[t]) for t in NODE_TYPES},
+        item_x=tensors.item_x[keep["Item"]],
+        shared_index={t: v[keep[t]] for t, v in tensors.shared_index.items()},
+        edges={et: sub(et, ei) for et, ei in tensors.edges.items()
+               if et not in (INTERACTED, REV_INTERACTED)},
+        pos=pos_ok,
+        pos_time=tensors.pos_time[mask_pos],
+        impressions=torch.zeros((2, 0), dtype=torch.long),
+    )

@@ -1,0 +1,95 @@
+"""Per-step sampling for training: edge splits, cold-start edge dropout, negatives, validation.
+
+Why each piece:
+
+* **message / supervision split** -- every epoch the training positives are split at random into
+  disjoint message-passing edges (``1 - supervision_share``) and supervision edges
+  (``supervision_share``), so the model never sees the edge it is asked to predict;
+* **cold-start edge dropout** (DropoutNet) -- every step all message edges of a random share of
+  items (``item_edge_dropout``) and users (``user_edge_dropout``) are hidden, so those nodes must
+  be scored from text and attributes alone, exactly as new ones are;
+* **negatives** -- per supervision positive, ``neg_ratio`` items for the same user: a share
+  ``pop_neg_share`` drawn proportional to item popularity (number of training positives), the
+  rest uniformly over all items. Popular negatives stop the model from just learning popularity;
+  uniform ones match the ranking task (all candidates). Sampled negatives are not filtered
+  against the user's positives (a collision has probability ~ deg(u) / n_items);
+* **validation** -- carved from training interactions only: for a random ``share`` of users with
+  at least two positives, their latest positive by time.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def split_supervision(n: int, share: float, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Random disjoint ``(message_idx, supervision_idx)`` over ``n`` positives."""
+    perm = torch.randperm(n, generator=gen)
+    n_sup = max(1, int(round(share * n))) if n else 0
+    return perm[n_sup:], perm[:n_sup]
+
+
+def drop_node_edges(pairs: Tensor, n_users: int, n_items: int, user_share: float,
+                    item_share: float, gen: torch.Generator) -> Tensor:
+    """Keep-mask over ``pairs`` ``(2, E)`` hiding every edge of a random share of users/items."""
+    keep = torch.ones(pairs.shape[1], dtype=torch.bool)
+    if user_share > 0 and n_users:
+        keep &= ~(torch.rand(n_users, generator=gen) < user_share)[pairs[0]]
+    if item_share > 0 and n_items:
+        keep &= ~(torch.rand(n_items, generator=gen) < item_share)[pairs[1]]
+    return keep
+
+
+class NegativeSampler:
+    """Mix of popularity-weighted and uniform negative items.
+
+    Args:
+        n_items: Items to draw from.
+        item_counts: Training positives per item, shape ``(n_items,)`` (popularity).
+        pop_share: Share of negatives drawn by popularity, default 0.5.
+    """
+
+    def __init__(self, n_items: int, item_counts: Tensor, pop_share: float = 0.5) -> None:
+        if not 0 <= pop_share <= 1:
+            raise ValueError(f"pop_neg_share must be in [0, 1], got {pop_share}")
+        self.n_items, self.pop_share = n_items, pop_share
+        counts = item_counts.double()
+        self.probs = counts / counts.sum() if counts.sum() > 0 else None
+
+    def __repr__(self) -> str:
+        return f"NegativeSampler(n_items={self.n_items}, pop_share={self.pop_share})"
+
+    def sample(self, n: int, gen: torch.Generator) -> Tensor:
+        """``n`` item indices (popular ones first, then uniform; shuffle is not needed)."""
+        n_pop = int(round(n * self.pop_share)) if self.probs is not None else 0
+        pop = (torch.multinomial(self.probs, n_pop, replacement=True, generator=gen)
+               if n_pop else torch.zeros(0, dtype=torch.long))
+        uni = torch.randint(self.n_items, (n - n_pop,), generator=gen)
+        return torch.cat([pop, uni])
+
+
+def carve_validation(pos: Tensor, pos_time: Tensor, n_users: int, share: float,
+                     gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    """``(train_idx, val_idx)`` into ``pos`` ``(2, P)``: latest positive of a share of users.
+
+    Only users with at least two positives are eligible, so no validation user loses all
+    history. Ties in time are broken by position (the later row wins).
+    """
+    n = pos.shape[1]
+    if n == 0 or share <= 0:
+        return torch.arange(n), torch.zeros(0, dtype=torch.long)
+    users = pos[0]
+    degree = torch.bincount(users, minlength=n_users)
+    chosen = (torch.rand(n_users, generator=gen) < share) & (degree >= 2)
+    # latest positive per user: sort by (user, time, position) and take each user's last row
+    order = torch.argsort(pos_time.double() + torch.arange(n, dtype=torch.double) / (n + 1),
+                          stable=True)
+    order = order[torch.argsort(users[order], stable=True)]
+    last = torch.ones(n, dtype=torch.bool)
+    last[:-1] = users[order][1:] != users[order][:-1]
+    last_rows = order[last]
+    val_idx = last_rows[chosen[users[last_rows]]]
+    mask = torch.ones(n, dtype=torch.bool)
+    mask[val_idx] = False
+    return torch.nonzero(mask).squeeze(1), torch.sort(val_idx).values
