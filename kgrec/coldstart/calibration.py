@@ -120,13 +120,30 @@ class PlattCalibrator:
         w = w / w.mean()
         theta = np.array([1.0, 0.0])
         x = np.stack([z, np.ones_like(z)], axis=1)
+
+        def objective(t: np.ndarray) -> float:
+            s = x @ t  # weighted negative log-likelihood, overflow-free, plus the ridge
+            nll = np.logaddexp(0.0, s) - y * s
+            return float(np.sum(w * nll) + 0.5 * self.l2 * t @ t)
+
+        current = objective(theta)
         for _ in range(self.max_iter):
             p = _sigmoid(x @ theta)
             grad = x.T @ (w * (p - y)) + self.l2 * theta
             hess = (x * (w * p * (1 - p))[:, None]).T @ x + self.l2 * np.eye(2)
             step = np.linalg.solve(hess, grad)
-            theta -= step
-            if np.abs(step).max() < 1e-10:
+            scale = 1.0  # damped Newton: halve the step until the loss goes down
+            while scale > 1e-8:
+                trial = theta - scale * step
+                value = objective(trial)
+                if value <= current:
+                    break
+                scale *= 0.5
+            else:
+                break
+            theta, moved = trial, current - value
+            current = value
+            if np.abs(scale * step).max() < 1e-10 or moved < 1e-12 * max(1.0, abs(current)):
                 break
         self.a_, self.b_ = float(theta[0]), float(theta[1])
         logger.debug("Platt calibration: a=%.4g b=%.4g", self.a_, self.b_)

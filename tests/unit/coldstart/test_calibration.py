@@ -1,0 +1,61 @@
+"""Calibration helpers on inputs with known answers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from kgrec.coldstart import PlattCalibrator, expected_calibration_error, log_loss
+
+
+def test_log_loss_known_values() -> None:
+    assert log_loss(np.array([1, 0]), np.array([0.5, 0.5])) == pytest.approx(math.log(2))
+    assert log_loss(np.array([1]), np.array([1.0])) == pytest.approx(0, abs=1e-6)
+    w = np.array([1.0, 3.0])
+    want = -(math.log(0.8) + 3 * math.log(0.9)) / 4
+    assert log_loss(np.array([1, 0]), np.array([0.8, 0.1]), w) == pytest.approx(want)
+
+
+def test_ece_known_values() -> None:
+    y = np.array([1, 0, 1, 0])
+    assert expected_calibration_error(y, np.full(4, 0.5)) == pytest.approx(0.0)
+    assert expected_calibration_error(y, np.full(4, 0.9)) == pytest.approx(0.4)
+    # two bins: (p=0.1, y=0,0) gap 0.1 and (p=0.9, y=1,1) gap 0.1
+    assert expected_calibration_error(np.array([0, 0, 1, 1]), np.array([.1, .1, .9, .9]),
+                                      n_bins=2) == pytest.approx(0.1)
+    # weights move the bin share
+    assert expected_calibration_error(np.array([0, 1]), np.array([0.0, 0.5]), n_bins=2,
+                                      sample_weight=np.array([3.0, 1.0])) == pytest.approx(0.125)
+
+
+@pytest.mark.parametrize("bad", [np.array([1.2, 0.1]), np.array([np.nan, 0.1])])
+def test_probabilities_outside_unit_interval_raise(bad: np.ndarray) -> None:
+    with pytest.raises(ValueError, match=r"probabilities in \[0, 1\]"):
+        log_loss(np.array([1, 0]), bad)
+
+
+def test_platt_recovers_known_parameters() -> None:
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=50_000) * 3
+    y = (rng.random(50_000) < 1 / (1 + np.exp(-(0.5 * z - 2)))).astype(float)
+    cal = PlattCalibrator().fit(z, y)
+    assert cal.a_ == pytest.approx(0.5, abs=0.03)
+    assert cal.b_ == pytest.approx(-2.0, abs=0.06)
+    assert expected_calibration_error(y, cal.predict_proba(z)) < 0.01
+
+
+def test_platt_weights_restore_base_rate() -> None:
+    # 1 positive per 10 sampled negatives, each negative standing for 100 real ones
+    z = np.concatenate([np.ones(100), np.zeros(1000)])
+    y = np.concatenate([np.ones(100), np.zeros(1000)])
+    w = np.concatenate([np.ones(100), np.full(1000, 100.0)])
+    p = PlattCalibrator().fit(z, y, w).predict_proba(z)
+    mean_p = np.sum(w * p) / w.sum()
+    assert mean_p == pytest.approx(100 / 100_100, rel=1e-3)
+
+
+def test_platt_needs_both_classes() -> None:
+    with pytest.raises(ValueError, match="both positive and negative"):
+        PlattCalibrator().fit(np.zeros(3), np.zeros(3))
