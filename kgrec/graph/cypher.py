@@ -7,8 +7,14 @@ schema enums (``NodeLabel``, ``RelType``) through the functions below, never fro
 
 from __future__ import annotations
 
-from kgrec.graph.schema import NODE_SPECS, REL_SPECS, NodeLabel, RelType, check_label, \
-    check_rel_type
+from kgrec.graph.schema import (
+    NODE_SPECS,
+    REL_SPECS,
+    NodeLabel,
+    RelType,
+    check_label,
+    check_rel_type,
+)
 
 
 def create_constraint(label: NodeLabel) -> str:
@@ -32,7 +38,7 @@ def upsert_edges(rel_type: RelType, src: NodeLabel, dst: NodeLabel) -> str:
     return (f"UNWIND $rows AS row "
             f"MATCH (a:{src.value} {{id: row.src}}) MATCH (b:{dst.value} {{id: row.dst}}) "
             f"MERGE (a)-[r:{spec.type.value}{' {' + key + '}' if key else ''}]->(b)"
-            + (f" SET {sets}" if sets else ""))
+            + (f" SET {sets}" if sets else "") + " RETURN count(r) AS written")
 
 
 def delete_edges_from(rel_type: RelType, src: NodeLabel) -> str:
@@ -60,4 +66,5 @@ DELETE_ALL_BATCHED = (
     "CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS"
 )
 COUNT_NODES = "MATCH (n) RETURN count(n) AS n"
-SERVER_VERSION = "CALL dbms.components() YIELD name, versions, edition RETURN versions[0] AS v, edition"
+SERVER_VERSION = ("CALL dbms.components() YIELD name, versions, edition "
+                  "RETURN versions[0] AS v, edition")

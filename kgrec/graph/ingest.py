@@ -13,8 +13,11 @@ from pathlib import Path
 
 from kgrec.graph.build import build_graph
 from kgrec.graph.pseudonym import Pseudonymizer
+from kgrec.graph.readers import RawCatalog
+from kgrec.graph.schema import NodeLabel
 from kgrec.graph.store import GraphStore, write_graph
 from kgrec.graph.tables import CatalogTables
+from kgrec.graph.validate import validate_catalog
 
 logger = logging.getLogger(__name__)
 
@@ -59,4 +62,29 @@ def ingest_tables(tables: CatalogTables, store: GraphStore, pseudonymizer: Pseud
                   "interactions": len(tables.interactions), "triples": len(tables.triples)},
         written=written, seconds=time.perf_counter() - start)
     logger.info("ingest wrote %s", written)
+    return report
+
+
+def ingest(raw: RawCatalog, store: GraphStore, pseudonymizer: Pseudonymizer, *,
+           rejects_path: str | Path | None = None, default_event: str | None = None,
+           ) -> IngestReport:
+    """Validate ``raw``, store the accepted rows and report the rejected ones.
+
+    Nothing is lost: accepted rows are written (idempotent upserts), rejected rows go to
+    ``rejects_path`` (CSV with source, row, field, reason, raw) and are counted in the report.
+    Interactions may name items already in the store (incremental loads).
+    """
+    start = time.perf_counter()
+    known_items = store.nodes(NodeLabel.ITEM)["id"]
+    result = validate_catalog(raw, known_item_ids=known_items, default_event=default_event)
+    report = ingest_tables(result.tables, store, pseudonymizer)
+    report.accepted = {name: s.accepted + s.created for name, s in result.summary.items()}
+    report.rejected = {name: s.rejected + s.duplicates_superseded
+                       for name, s in result.summary.items()}
+    if len(result.rejects):
+        path = Path(rejects_path) if rejects_path is not None else Path("kgrec-rejects.csv")
+        report.rejects_path = result.write_rejects(path)
+        logger.warning("%d row(s) rejected; reasons in %s", len(result.rejects),
+                       report.rejects_path)
+    report.seconds = time.perf_counter() - start
     return report

@@ -1,9 +1,10 @@
 """Run a real Neo4j Community 5.26 LTS server on loopback, assembled from Maven Central.
 
-Why: tests and local users need a real Neo4j without a system install. ``neo4j/pom.xml`` pulls
-the engine (``org.neo4j:neo4j``) and its Bolt extension (``org.neo4j:neo4j-bolt``) from Maven
-Central; ``neo4j/src/.../Launcher.java`` starts it embedded with Bolt on 127.0.0.1. An embedded
-engine reads no ``neo4j.conf``, so the JVM flags the server script would pass are passed here.
+Why: tests and local users need a real Neo4j without a system install.
+``neo4j-launcher/pom.xml`` pulls the engine (``org.neo4j:neo4j``) and its Bolt extension
+(``org.neo4j:neo4j-bolt``) from Maven Central; ``neo4j-launcher/src/.../Launcher.java`` starts it
+embedded with Bolt on 127.0.0.1. An embedded engine reads no ``neo4j.conf``, so the JVM flags the
+server script would pass are passed here.
 
 The password comes from ``NEO4J_PASSWORD``; without it one is generated once and kept in
 ``<home>/password`` (owner-only). It is never logged or put on a command line.
@@ -26,7 +27,7 @@ from kgrec.errors import Neo4jServerError
 
 logger = logging.getLogger(__name__)
 
-PROJECT_DIR = Path(__file__).resolve().parents[2] / "neo4j"
+PROJECT_DIR = Path(__file__).resolve().parents[2] / "neo4j-launcher"
 JAR = "target/kgrec-neo4j-launcher-1.0.jar"
 CLASSPATH_FILE = "target/classpath.txt"
 MAIN_CLASS = "kgrec.neo4j.Launcher"
@@ -78,7 +79,10 @@ class Neo4jServer:
     # -- build --------------------------------------------------------------------------------
     def build(self) -> None:
         """Fetch the engine from Maven Central and compile the launcher (skipped when built)."""
-        if (PROJECT_DIR / JAR).exists() and (PROJECT_DIR / CLASSPATH_FILE).exists():
+        jar, classpath = PROJECT_DIR / JAR, PROJECT_DIR / CLASSPATH_FILE
+        sources = [PROJECT_DIR / "pom.xml", *PROJECT_DIR.glob("src/**/*.java")]
+        if jar.exists() and classpath.exists() and \
+                jar.stat().st_mtime >= max(p.stat().st_mtime for p in sources):
             return
         mvn = shutil.which("mvn")
         if mvn is None:
@@ -152,9 +156,10 @@ class Neo4jServer:
         self.pid_file.write_text(str(proc.pid))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise Neo4jServerError(f"Neo4j exited with code {proc.returncode} while "
-                                       f"starting; log tail:\n{self._log_tail()}")
+            if proc.poll() is not None or "KGREC_NEO4J_FAILED" in self._log_tail(100_000):
+                self.stop(kill=True)
+                raise Neo4jServerError(f"Neo4j failed while starting; log tail:\n"
+                                       f"{self._log_tail()}")
             if self._ready_since_start() and self.bolt_open():
                 logger.info("Neo4j is answering on %s (pid %d)", self.uri, proc.pid)
                 return self

@@ -43,7 +43,8 @@ def driver_from_env() -> neo4j.Driver:
         raise ConfigError(
             "set NEO4J_URI (e.g. bolt://127.0.0.1:7687) and NEO4J_PASSWORD (and NEO4J_USER if "
             "not 'neo4j'); `kgrec neo4j start` runs a local server")
-    return neo4j.GraphDatabase.driver(uri, auth=(os.environ.get("NEO4J_USER", "neo4j"), password))
+    return neo4j.GraphDatabase.driver(uri, auth=(os.environ.get("NEO4J_USER", "neo4j"), password),
+                                      notifications_min_severity="OFF")
 
 
 @contextmanager
@@ -73,6 +74,17 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
             if isinstance(v, np.generic):
                 row[k] = v.item()
     return rows
+
+
+def _run_checked(tx: neo4j.ManagedTransaction, query: str, batch: list[dict[str, Any]]) -> None:
+    """Run an edge upsert; raising inside the transaction rolls the whole batch back when an
+    endpoint is missing (MATCH would otherwise drop those rows silently)."""
+    record = tx.run(query, rows=batch).single()
+    written = record["written"] if record is not None else 0
+    if written != len(batch):
+        missing = [(r["src"], r["dst"]) for r in batch][:5]
+        raise StoreError(f"{len(batch) - written} edge endpoint(s) in this batch are not nodes "
+                         f"in the store (batch starts {missing}); write the nodes first")
 
 
 class Neo4jGraphStore:
@@ -127,7 +139,8 @@ class Neo4jGraphStore:
         for (src, dst), part in frame.groupby(["src_label", "dst_label"], sort=True):
             query = cypher.upsert_edges(rel_type, NodeLabel(src), NodeLabel(dst))
             rows = _records(part.drop(columns=["src_label", "dst_label"]))
-            self._write_batches(query, rows, f"writing {rel_type.value} edges")
+            self._write_batches(query, rows, f"writing {rel_type.value} edges",
+                                check_written=True)
             total += len(rows)
         return total
 
@@ -144,7 +157,7 @@ class Neo4jGraphStore:
             tx.run(cypher.delete_edges_from(rel_type, src_label), ids=list(src_ids)).consume()
             for query, rows in parts:
                 for start in range(0, len(rows), self.batch_size):
-                    tx.run(query, rows=rows[start:start + self.batch_size]).consume()
+                    _run_checked(tx, query, rows[start:start + self.batch_size])
 
         with _translated(f"replacing {rel_type.value} edges"), \
                 self.driver.session(database=self.database) as session:
@@ -156,7 +169,8 @@ class Neo4jGraphStore:
                 self.driver.session(database=self.database) as session:
             session.run(cypher.DELETE_ALL_BATCHED).consume()
 
-    def _write_batches(self, query: str, rows: list[dict[str, Any]], action: str) -> None:
+    def _write_batches(self, query: str, rows: list[dict[str, Any]], action: str, *,
+                       check_written: bool = False) -> None:
         n_batches = math.ceil(len(rows) / self.batch_size)
         batches = range(n_batches)
         if self.show_progress and n_batches > 1:
@@ -164,7 +178,10 @@ class Neo4jGraphStore:
             batches = tqdm(batches, desc=action, unit="batch")
 
         def work(tx: neo4j.ManagedTransaction, batch: list[dict[str, Any]]) -> None:
-            tx.run(query, rows=batch).consume()
+            if check_written:
+                _run_checked(tx, query, batch)
+            else:
+                tx.run(query, rows=batch).consume()
 
         with _translated(action), self.driver.session(database=self.database) as session:
             for b in batches:

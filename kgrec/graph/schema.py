@@ -101,28 +101,28 @@ class RelSpec:
         return {**base, **dict(self.key), **dict(self.properties)}
 
 
-U, I, B, C, A = (NodeLabel.USER, NodeLabel.ITEM, NodeLabel.BRAND, NodeLabel.CATEGORY,
-                 NodeLabel.ATTRIBUTE)
+U, IT, B, C, A = (NodeLabel.USER, NodeLabel.ITEM, NodeLabel.BRAND, NodeLabel.CATEGORY,
+                  NodeLabel.ATTRIBUTE)
 
 NODE_SPECS: dict[NodeLabel, NodeSpec] = {
     U: NodeSpec(U),
-    I: NodeSpec(I, (("title", "string"), ("description", "string"), ("price", "float64"))),
+    IT: NodeSpec(IT, (("title", "string"), ("description", "string"), ("price", "float64"))),
     B: NodeSpec(B),
     C: NodeSpec(C, (("name", "string"),)),
     A: NodeSpec(A, (("key", "string"), ("value", "string"))),
 }
 
 REL_SPECS: dict[RelType, RelSpec] = {
-    RelType.INTERACTED: RelSpec(RelType.INTERACTED, ((U, I),),
+    RelType.INTERACTED: RelSpec(RelType.INTERACTED, ((U, IT),),
                                 key=(("event", "string"), ("ts", "int64")),
                                 properties=(("value", "float64"),)),
-    RelType.HAS_BRAND: RelSpec(RelType.HAS_BRAND, ((I, B),)),
-    RelType.IN_CATEGORY: RelSpec(RelType.IN_CATEGORY, ((I, C),)),
+    RelType.HAS_BRAND: RelSpec(RelType.HAS_BRAND, ((IT, B),)),
+    RelType.IN_CATEGORY: RelSpec(RelType.IN_CATEGORY, ((IT, C),)),
     RelType.SUBCATEGORY_OF: RelSpec(RelType.SUBCATEGORY_OF, ((C, C),)),
-    RelType.HAS_ATTRIBUTE: RelSpec(RelType.HAS_ATTRIBUTE, ((I, A), (U, A))),
-    RelType.RELATED: RelSpec(RelType.RELATED, ((I, A), (A, I), (A, A), (I, I)),
+    RelType.HAS_ATTRIBUTE: RelSpec(RelType.HAS_ATTRIBUTE, ((IT, A), (U, A))),
+    RelType.RELATED: RelSpec(RelType.RELATED, ((IT, A), (A, IT), (A, A), (IT, IT)),
                              key=(("relation", "string"),)),
-    RelType.CANDIDATE: RelSpec(RelType.CANDIDATE, ((U, I),),
+    RelType.CANDIDATE: RelSpec(RelType.CANDIDATE, ((U, IT),),
                                properties=(("rank", "int64"), ("score", "float64"),
                                            ("model", "string"), ("createdAt", "string"))),
 }

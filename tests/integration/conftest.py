@@ -57,7 +57,8 @@ def neo4j_driver(neo4j_server: Neo4jServer | None) -> Iterator[neo4j.Driver]:
     else:
         uri, password = neo4j_server.uri, neo4j_server.password()
     driver = neo4j.GraphDatabase.driver(uri, auth=(os.environ.get("NEO4J_USER", "neo4j"),
-                                                    password))
+                                                    password),
+                                          notifications_min_severity="OFF")
     try:
         driver.verify_connectivity()
     except Exception as e:  # noqa: BLE001 - any failure means "unavailable"

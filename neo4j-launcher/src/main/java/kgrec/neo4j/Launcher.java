@@ -27,7 +27,18 @@ import org.neo4j.io.ByteUnit;
 public final class Launcher {
     private Launcher() {}
 
-    public static void main(String[] args) throws Exception {
+    public static void main(String[] args) {
+        try {
+            run(args);
+        } catch (Throwable t) {  // Neo4j's threads would keep a failed JVM alive: exit instead
+            t.printStackTrace();
+            System.out.println("KGREC_NEO4J_FAILED " + t);
+            System.out.flush();
+            Runtime.getRuntime().halt(1);
+        }
+    }
+
+    private static void run(String[] args) throws Exception {
         if (args.length < 1) {
             System.err.println("usage: Launcher DATA_DIR [HOST] [PORT] [PAGECACHE_MB]");
             System.exit(2);
@@ -62,12 +73,26 @@ public final class Launcher {
 
         // Set the password explicitly through the system database (what `neo4j-admin dbms
         // set-initial-password` does for a packaged server). Idempotent across restarts.
-        service.database(GraphDatabaseSettings.SYSTEM_DATABASE_NAME).executeTransactionally(
-                "ALTER USER neo4j SET PLAINTEXT PASSWORD $pw CHANGE NOT REQUIRED",
-                Map.of("pw", password));
+        try {
+            service.database(GraphDatabaseSettings.SYSTEM_DATABASE_NAME).executeTransactionally(
+                    "ALTER USER neo4j SET PLAINTEXT PASSWORD $pw CHANGE NOT REQUIRED",
+                    Map.of("pw", password));
+        } catch (RuntimeException e) {
+            // A restart with the same password: the engine refuses to "change" it. Fine.
+            if (!String.valueOf(rootCause(e).getMessage()).contains("cannot be the same")) {
+                throw e;
+            }
+        }
 
         System.out.println("KGREC_NEO4J_READY bolt://" + host + ":" + port);
         System.out.flush();
         stopped.await();
+    }
+
+    private static Throwable rootCause(Throwable t) {
+        while (t.getCause() != null && t.getCause() != t) {
+            t = t.getCause();
+        }
+        return t;
     }
 }
