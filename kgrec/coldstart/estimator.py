@@ -76,6 +76,9 @@ class ColdStartModel:
         item_edge_dropout: Share of items whose interaction edges are all hidden each step
             (learn to score from content), default 0.3.
         user_edge_dropout: Same for users, default 0.3.
+        text_match: Add a learned-weight cosine between an item's text vector and the mean
+            text vector of the user's interacted items to the tower (a content-match feature
+            that keeps retrieval a dot product), default True.
         use_price: Add standardised log-price to item inputs, default True.
         use_related: Use RELATED (knowledge-graph) edges, default True.
         val_user_share: Users whose latest positive is held out for early stopping and
@@ -102,7 +105,8 @@ class ColdStartModel:
                  epochs: int = 50, steps_per_epoch: int = 4, lr: float = 3e-3,
                  weight_decay: float = 1e-5, neg_ratio: int = 4, pop_neg_share: float = 0.5,
                  supervision_share: float = 0.3, item_edge_dropout: float = 0.3,
-                 user_edge_dropout: float = 0.3, use_price: bool = True,
+                 user_edge_dropout: float = 0.3, text_match: bool = True,
+                 use_price: bool = True,
                  use_related: bool = True, val_user_share: float = 0.1,
                  calibration_negatives: int = 100, patience: int = 5, seed: int = 0,
                  device: str = "cpu", num_threads: int | None = None,
@@ -122,6 +126,7 @@ class ColdStartModel:
         self.supervision_share = supervision_share
         self.item_edge_dropout = item_edge_dropout
         self.user_edge_dropout = user_edge_dropout
+        self.text_match = text_match
         self.use_price = use_price
         self.use_related = use_related
         self.val_user_share = val_user_share
@@ -211,8 +216,11 @@ class ColdStartModel:
                                   vocab_sizes={t: len(v) for t, v in self.vocabs_.items()},
                                   edge_types=all_types, hidden_dim=self.hidden_dim,
                                   num_layers=self.num_layers, conv=self.conv, heads=self.heads,
-                                  dropout=self.dropout).to(self.device)
-        self.head_ = CTRHead(self.hidden_dim).to(self.device)
+                                  dropout=self.dropout,
+                                  text_match_dim=text_dim if self.text_match else 0
+                                  ).to(self.device)
+        self.head_ = CTRHead(self.hidden_dim, text_dim=text_dim if self.text_match else 0
+                             ).to(self.device)
 
     # -- fitting --------------------------------------------------------------------------
     def fit(self, graph: ExportedGraph, *, callback: Callback | None = None) -> ColdStartModel:
@@ -441,7 +449,7 @@ class ColdStartModel:
         return out
 
     def retrieval_vectors(self, emb: NodeEmbeddings) -> tuple[np.ndarray, np.ndarray]:
-        """Unit user and item tower vectors ``(n_users, d)``, ``(n_items, d)`` for an ANN index.
+        """User and item tower vectors for a maximum-inner-product index, ``(n, d')`` each.
 
         Raises:
             NotFittedError: before ``fit``/``load``.
@@ -453,7 +461,7 @@ class ColdStartModel:
 
     def retrieval_scores(self, emb: NodeEmbeddings, user_idx: Sequence[int] | None = None,
                          item_idx: Sequence[int] | None = None) -> np.ndarray:
-        """Dot products of the unit retrieval towers (cosine in [-1, 1]), ``(U, I)``.
+        """Dot products of the retrieval towers (the head's tower logit minus its bias), ``(U, I)``.
 
         Ranks like the tower term of the head; use it to retrieve top-N candidates, then
         re-rank them with :meth:`predict_proba`.

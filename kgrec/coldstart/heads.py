@@ -17,18 +17,26 @@ from torch import Tensor, nn
 class CTRHead(nn.Module):
     """``logit(u, i) = scale * <norm(W_u h_u), norm(W_i h_i)> + MLP([h_u, h_i, h_u*h_i]) + b``.
 
+    With ``text_dim > 0`` the inputs end in ``text_dim`` text columns (see ``HeteroGNN``'s
+    ``text_match_dim``) and the tower adds ``text_scale * <t_u, t_i>`` (learned weight): a
+    content-match term that is still a dot product, so retrieval stays a maximum inner product.
+
     Args:
         dim: Size of the GNN representations.
         mlp_hidden: Hidden units of the MLP, default ``dim``.
-        init_scale: Initial temperature of the cosine term, default 10 (learned, log-space).
+        init_scale: Initial temperature of the cosine terms, default 10 (learned, log-space).
+        text_dim: Trailing text columns of the inputs, default 0 (no text-match term).
 
     Shapes:
-        ``forward(h_u, h_i)``: both ``(n, dim)`` -> ``(logit, tower_logit)``, each ``(n,)``.
+        ``forward(h_u, h_i)``: both ``(n, dim + text_dim)`` -> ``(logit, tower_logit)``, each
+        ``(n,)``.
     """
 
-    def __init__(self, dim: int, mlp_hidden: int | None = None, init_scale: float = 10.0) -> None:
+    def __init__(self, dim: int, mlp_hidden: int | None = None, init_scale: float = 10.0,
+                 text_dim: int = 0) -> None:
         super().__init__()
-        self.dim, self.mlp_hidden = dim, mlp_hidden or dim
+        self.dim, self.mlp_hidden, self.text_dim = dim, mlp_hidden or dim, text_dim
+        self.log_text_scale = nn.Parameter(torch.empty(()))
         self.init_scale = init_scale
         self.user_tower = nn.Linear(dim, dim)
         self.item_tower = nn.Linear(dim, dim)
@@ -43,6 +51,7 @@ class CTRHead(nn.Module):
         self.user_tower.reset_parameters()
         self.item_tower.reset_parameters()
         nn.init.constant_(self.log_scale, math.log(self.init_scale))
+        nn.init.constant_(self.log_text_scale, math.log(self.init_scale))
         nn.init.constant_(self.tower_bias, -math.log(self.init_scale))
         for m in self.mlp:
             if isinstance(m, nn.Linear):
@@ -54,20 +63,24 @@ class CTRHead(nn.Module):
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(dim={self.dim}, mlp_hidden={self.mlp_hidden})"
 
+    def _vectors(self, h: Tensor, tower: nn.Linear) -> Tensor:
+        g = nn.functional.normalize(tower(h[:, :self.dim]), dim=-1) * self.log_scale.exp().sqrt()
+        if not self.text_dim:
+            return g
+        t = nn.functional.normalize(h[:, self.dim:], dim=-1) * self.log_text_scale.exp().sqrt()
+        return torch.cat([g, t], dim=-1)
+
     def user_vectors(self, h_u: Tensor) -> Tensor:
-        """Unit retrieval vectors of users, ``(n, dim)``."""
-        return nn.functional.normalize(self.user_tower(h_u), dim=-1)
+        """Retrieval vectors of users: ``<user_vectors(u), item_vectors(i)> + bias`` is the
+        tower logit. Shape ``(n, dim + text_dim)``."""
+        return self._vectors(h_u, self.user_tower)
 
     def item_vectors(self, h_i: Tensor) -> Tensor:
-        """Unit retrieval vectors of items, ``(n, dim)``."""
-        return nn.functional.normalize(self.item_tower(h_i), dim=-1)
-
-    def tower_logits(self, u: Tensor, i: Tensor) -> Tensor:
-        """Retrieval logits for all pairs of unit vectors ``u`` ``(U, d)`` x ``i`` ``(I, d)``."""
-        return self.log_scale.exp() * (u @ i.T) + self.tower_bias
+        """Retrieval vectors of items, ``(n, dim + text_dim)`` (see :meth:`user_vectors`)."""
+        return self._vectors(h_i, self.item_tower)
 
     def forward(self, h_u: Tensor, h_i: Tensor) -> tuple[Tensor, Tensor]:
-        tower = self.log_scale.exp() * (self.user_vectors(h_u) * self.item_vectors(h_i)).sum(-1) \
-            + self.tower_bias
-        mlp = self.mlp(torch.cat([h_u, h_i, h_u * h_i], dim=-1)).squeeze(-1)
+        tower = (self.user_vectors(h_u) * self.item_vectors(h_i)).sum(-1) + self.tower_bias
+        gu, gi = h_u[:, :self.dim], h_i[:, :self.dim]
+        mlp = self.mlp(torch.cat([gu, gi, gu * gi], dim=-1)).squeeze(-1)
         return tower + mlp, tower

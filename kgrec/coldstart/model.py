@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 from torch_geometric.nn import GATConv, HeteroConv, HGTConv, SAGEConv
+from torch_geometric.utils import to_torch_csr_tensor
 
 from kgrec.coldstart.features import ITEM, NODE_TYPES, SHARED_TYPES, USER, EdgeType
 
@@ -39,15 +40,22 @@ class HeteroGNN(nn.Module):
         conv: ``"sage"`` (mean aggregation, default), ``"gat"`` or ``"hgt"``.
         heads: Attention heads for GAT/HGT, default 2 (``hidden_dim`` must divide by it for HGT).
         dropout: Dropout on each layer's update, default 0.1.
+        text_match_dim: When > 0, the first ``text_match_dim`` item input columns are the text
+            vector, and User/Item outputs get it appended: the item's own unit text vector and,
+            for a user, the unit mean text vector of the items it interacted with (over the
+            message edges given). The head turns them into a learned-weight text-match term.
+            Default 0 (off).
 
     Shapes:
         ``forward(item_x, shared_index, num_users, edges)``: ``item_x`` ``(n_items, in_item)``,
-        ``shared_index[t]`` ``(n_t,)``; returns ``{node type: (n_t, hidden_dim)}``.
+        ``shared_index[t]`` ``(n_t,)``; returns ``{node type: (n_t, hidden_dim)}``, with
+        ``hidden_dim + text_match_dim`` columns for User and Item.
     """
 
     def __init__(self, *, in_item: int, vocab_sizes: dict[str, int],
                  edge_types: Sequence[EdgeType], hidden_dim: int = 64, num_layers: int = 2,
-                 conv: str = "sage", heads: int = 2, dropout: float = 0.1) -> None:
+                 conv: str = "sage", heads: int = 2, dropout: float = 0.1,
+                 text_match_dim: int = 0) -> None:
         super().__init__()
         if conv not in CONVS:
             raise ValueError(f"conv must be one of {CONVS}, got {conv!r}")
@@ -55,6 +63,7 @@ class HeteroGNN(nn.Module):
             raise ValueError(f"hidden_dim ({hidden_dim}) must be divisible by heads ({heads})")
         self.in_item, self.hidden_dim, self.num_layers = in_item, hidden_dim, num_layers
         self.conv_name, self.heads, self.dropout = conv, heads, dropout
+        self.text_match_dim = text_match_dim
         self.edge_types = [tuple(et) for et in edge_types]
         self.item_in = nn.Linear(in_item, hidden_dim)
         self.user_default = nn.Parameter(torch.empty(hidden_dim))
@@ -108,10 +117,27 @@ class HeteroGNN(nn.Module):
                 edges: dict[EdgeType, Tensor]) -> dict[str, Tensor]:
         h = self.inputs(item_x, shared_index, num_users)
         edge_dict = {et: edges[et] for et in self.edge_types}
+        if self.conv_name == "sage":
+            # mean aggregation as a sparse (dst x src) CSR product: no (E, d) message tensor,
+            # ~3x faster and lighter on CPU. Edges are unique (pairs are deduplicated), so the
+            # result equals scatter-mean over the edge list.
+            edge_dict = {et: to_torch_csr_tensor(ei.flip(0), size=(len(h[et[2]]), len(h[et[0]])))
+                         for et, ei in edge_dict.items()}
         for layer in self.convs:
             active = {t: h[t] for t in self.active_types}
             out = layer(active, edge_dict)
             h = {t: (h[t] + nn.functional.dropout(torch.relu(out[t]), self.dropout,
                                                    self.training)
                      if t in out and out[t] is not None else h[t]) for t in h}
-        return {t: self.norms[t](v) for t, v in h.items()}
+        out_h = {t: self.norms[t](v) for t, v in h.items()}
+        if self.text_match_dim:
+            item_text = nn.functional.normalize(item_x[:, :self.text_match_dim], dim=-1)
+            inter = edges[(USER, "INTERACTED", ITEM)]
+            adj = to_torch_csr_tensor(inter, size=(num_users, len(item_x)))
+            user_text = nn.functional.normalize(torch.sparse.mm(adj, item_text, "mean")
+                                                if inter.shape[1] else
+                                                item_text.new_zeros(num_users, item_text.shape[1]),
+                                                dim=-1)
+            out_h[USER] = torch.cat([out_h[USER], user_text], dim=-1)
+            out_h[ITEM] = torch.cat([out_h[ITEM], item_text], dim=-1)
+        return out_h

@@ -70,7 +70,7 @@ def shop_graph(**kw: object) -> ExportedGraph:
 
 def small_model(**kw: object) -> ColdStartModel:
     params: dict[str, object] = dict(text_encoder=HashingEncoder(dim=64), hidden_dim=32,
-                                     epochs=40, steps_per_epoch=2, lr=1e-2, patience=100,
+                                     epochs=80, steps_per_epoch=2, lr=1e-2, patience=100,
                                      val_user_share=0.0, seed=0, num_threads=1)
     params.update(kw)
     return ColdStartModel(**params)  # type: ignore[arg-type]
