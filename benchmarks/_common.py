@@ -1,0 +1,65 @@
+"""Shared benchmark helpers: timing, peak memory, the shared-data path, a local Neo4j."""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def shared_data() -> Path:
+    env = os.environ.get("KGREC_SHARED_DATA")
+    return Path(env) if env else ROOT.parent / "shared" / "data"
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@contextmanager
+def timed() -> Iterator[list[float]]:
+    out: list[float] = []
+    start = time.perf_counter()
+    yield out
+    out.append(time.perf_counter() - start)
+
+
+@contextmanager
+def neo4j_driver() -> Iterator[object]:
+    """A driver to NEO4J_URI, or to a throwaway local server started for the benchmark."""
+    import neo4j
+
+    from kgrec.graph.neo4j_server import Neo4jServer
+
+    if os.environ.get("NEO4J_URI"):
+        driver = neo4j.GraphDatabase.driver(
+            os.environ["NEO4J_URI"],
+            auth=(os.environ.get("NEO4J_USER", "neo4j"), os.environ["NEO4J_PASSWORD"]),
+            notifications_min_severity="OFF")
+        yield driver
+        driver.close()
+        return
+    with tempfile.TemporaryDirectory() as home:
+        import socket
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        server = Neo4jServer(home=Path(home), port=port, heap_mb=1024, page_cache_mb=512)
+        server.start()
+        driver = neo4j.GraphDatabase.driver(server.uri, auth=("neo4j", server.password()),
+                                            notifications_min_severity="OFF")
+        try:
+            yield driver
+        finally:
+            driver.close()
+            server.stop()
