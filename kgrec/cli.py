@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 a ``KgrecError`` (printed as ``ErrorType: message``), 2
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import sys
@@ -129,7 +130,27 @@ COMMANDS.update({
 })
 
 
+# Subpackages contribute their own commands: each module defines
+# ``COMMANDS = {name: (add_arguments, help)}`` with handlers set via ``set_defaults(handler=...)``.
+COMMAND_MODULES: tuple[str, ...] = (
+    "kgrec.ranking.commands",
+    "kgrec.ranking.evaluation.commands",
+)
+
+
+def _load_command_modules() -> None:
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:  # a subpackage not installed/written yet
+            if e.name is not None and name.startswith(e.name):
+                continue
+            raise
+        COMMANDS.update(module.COMMANDS)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    _load_command_modules()
     parser = argparse.ArgumentParser(prog="kgrec", description=__doc__)
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
     sub = parser.add_subparsers(dest="command", required=True)
