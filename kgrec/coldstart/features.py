@@ -67,7 +67,7 @@ class IdVocab:
         ids: The ids known at training time (their order fixes the rows).
     """
 
-    def __init__(self, ids: Sequence[str]) -> None:
+    def __init__(self, ids: Sequence[str] | np.ndarray) -> None:
         self.ids = [str(i) for i in ids]
         self._index = pd.Index(self.ids)
 

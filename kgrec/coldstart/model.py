@@ -64,7 +64,7 @@ class HeteroGNN(nn.Module):
         self.in_item, self.hidden_dim, self.num_layers = in_item, hidden_dim, num_layers
         self.conv_name, self.heads, self.dropout = conv, heads, dropout
         self.text_match_dim = text_match_dim
-        self.edge_types = [tuple(et) for et in edge_types]
+        self.edge_types: list[EdgeType] = [(et[0], et[1], et[2]) for et in edge_types]
         self.item_in = nn.Linear(in_item, hidden_dim)
         self.user_default = nn.Parameter(torch.empty(hidden_dim))
         self.shared = nn.ModuleDict({t: nn.Embedding(vocab_sizes[t] + 1, hidden_dim)
@@ -94,11 +94,11 @@ class HeteroGNN(nn.Module):
         self.item_in.reset_parameters()
         nn.init.normal_(self.user_default, std=0.1)
         for emb in self.shared.values():
-            nn.init.normal_(emb.weight, std=0.1)
+            nn.init.normal_(emb.weight, std=0.1)  # type: ignore[arg-type]
         for layer in self.convs:
-            layer.reset_parameters()
+            layer.reset_parameters()  # type: ignore[operator]
         for norm in self.norms.values():
-            norm.reset_parameters()
+            norm.reset_parameters()  # type: ignore[operator]
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}(in_item={self.in_item}, hidden={self.hidden_dim}, "

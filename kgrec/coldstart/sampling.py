@@ -62,9 +62,10 @@ class NegativeSampler:
 
     def sample(self, n: int, gen: torch.Generator) -> Tensor:
         """``n`` item indices (popular ones first, then uniform; shuffle is not needed)."""
-        n_pop = int(round(n * self.pop_share)) if self.probs is not None else 0
-        pop = (torch.multinomial(self.probs, n_pop, replacement=True, generator=gen)
-               if n_pop else torch.zeros(0, dtype=torch.long))
+        probs = self.probs
+        n_pop = int(round(n * self.pop_share)) if probs is not None else 0
+        pop = (torch.multinomial(probs, n_pop, replacement=True, generator=gen)
+               if probs is not None and n_pop else torch.zeros(0, dtype=torch.long))
         uni = torch.randint(self.n_items, (n - n_pop,), generator=gen)
         return torch.cat([pop, uni])
 
