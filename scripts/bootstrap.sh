@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# Create (or reuse) the virtualenv in .venv and install kgrec with its dev tools.
-# Re-running is cheap: pip only installs what is missing. torch from PyPI is a large download
-# (several GB with its CUDA libraries) the first time on a machine.
+# Create (or reuse) the virtualenv and install kgrec (editable) with its dev tools.
+# KGREC_VENV picks the virtualenv folder (default .venv); CI points it at a per-machine folder so
+# torch, a large CUDA build on PyPI, is installed once per machine and reused by every clone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  "$PY" -m venv .venv
+VENV=${KGREC_VENV:-.venv}
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PY" -m venv "$VENV"
 fi
-stamp=.venv/.kgrec-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[dev]"
+stamp=.kgrec-installed   # per clone: the editable install must point at this checkout
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || \
+   ! "$VENV/bin/python" -c "import kgrec, sys; sys.exit(0 if kgrec.__file__.startswith('$PWD/') else 1)" 2>/dev/null; then
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  "$VENV/bin/python" -m pip install -q -e ".[dev]"
   touch "$stamp"
 fi
