@@ -5,40 +5,138 @@ embedded store; item text is embedded with a BERT-family encoder; a heterogeneou
 jointly with a CTR head scores new items and new users from their graph neighbourhood.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from kgrec._version import __version__
-from kgrec.errors import (
-    ColdStartWarning,
-    ConfigError,
-    DataError,
-    EncoderError,
-    FileFormatError,
-    IncompatibleModelError,
-    KgrecError,
-    ModelError,
-    ModelNotFoundError,
-    Neo4jServerError,
-    NotFittedError,
-    StoreError,
-    StoreUnavailableError,
-    UnknownIdError,
-    ValidationError,
-)
-from kgrec.graph.adapters import load_dataset
-from kgrec.graph.embedded import EmbeddedGraphStore
-from kgrec.graph.export import ExportedGraph, to_hetero_data
-from kgrec.graph.ingest import IngestReport, ingest, ingest_tables
-from kgrec.graph.neo4j_server import Neo4jServer
-from kgrec.graph.neo4j_store import Neo4jGraphStore, driver_from_env
-from kgrec.graph.open import open_store
-from kgrec.graph.pseudonym import Pseudonymizer
-from kgrec.graph.readers import RawCatalog, read_catalog, read_table
-from kgrec.graph.schema import NodeLabel, RelType
-from kgrec.graph.store import GraphStore, graph_stats, read_graph
-from kgrec.graph.synthetic import SyntheticCatalog, generate_catalog
-from kgrec.graph.tables import CatalogTables
-from kgrec.graph.validate import ValidationResult, validate_catalog
+
+# Public names and the module that defines each. They are imported on first use (PEP 562) so
+# that `import kgrec` and the CLI start fast; torch and transformers load only when needed.
+_EXPORTS: dict[str, str] = {
+    "BertTextEncoder": "kgrec.encoders",
+    "CachedTextEncoder": "kgrec.encoders",
+    "CatalogTables": "kgrec.graph.tables",
+    "ColdStartModel": "kgrec.coldstart",
+    "ColdStartWarning": "kgrec.errors",
+    "ConfigError": "kgrec.errors",
+    "DataError": "kgrec.errors",
+    "EmbeddedGraphStore": "kgrec.graph.embedded",
+    "EmbeddingCache": "kgrec.encoders",
+    "EncoderError": "kgrec.errors",
+    "ExportedGraph": "kgrec.graph.export",
+    "FileFormatError": "kgrec.errors",
+    "GraphStore": "kgrec.graph.store",
+    "HashingEncoder": "kgrec.encoders",
+    "IncompatibleModelError": "kgrec.errors",
+    "IngestReport": "kgrec.graph.ingest",
+    "KgrecError": "kgrec.errors",
+    "ModelError": "kgrec.errors",
+    "ModelNotFoundError": "kgrec.errors",
+    "Neo4jGraphStore": "kgrec.graph.neo4j_store",
+    "Neo4jServer": "kgrec.graph.neo4j_server",
+    "Neo4jServerError": "kgrec.errors",
+    "NodeEmbeddings": "kgrec.coldstart",
+    "NodeLabel": "kgrec.graph.schema",
+    "NotFittedError": "kgrec.errors",
+    "Pseudonymizer": "kgrec.graph.pseudonym",
+    "RawCatalog": "kgrec.graph.readers",
+    "RelType": "kgrec.graph.schema",
+    "StoreError": "kgrec.errors",
+    "StoreUnavailableError": "kgrec.errors",
+    "SyntheticCatalog": "kgrec.graph.synthetic",
+    "TextEncoder": "kgrec.encoders",
+    "UnknownIdError": "kgrec.errors",
+    "ValidationError": "kgrec.errors",
+    "ValidationResult": "kgrec.graph.validate",
+    "compose_item_texts": "kgrec.encoders",
+    "driver_from_env": "kgrec.graph.neo4j_store",
+    "generate_catalog": "kgrec.graph.synthetic",
+    "graph_stats": "kgrec.graph.store",
+    "ingest": "kgrec.graph.ingest",
+    "ingest_tables": "kgrec.graph.ingest",
+    "load_dataset": "kgrec.graph.adapters",
+    "open_store": "kgrec.graph.open",
+    "read_catalog": "kgrec.graph.readers",
+    "read_graph": "kgrec.graph.store",
+    "read_table": "kgrec.graph.readers",
+    "to_hetero_data": "kgrec.graph.export",
+    "validate_catalog": "kgrec.graph.validate",
+}
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from kgrec.coldstart import ColdStartModel as ColdStartModel
+    from kgrec.coldstart import NodeEmbeddings as NodeEmbeddings
+    from kgrec.encoders import BertTextEncoder as BertTextEncoder
+    from kgrec.encoders import CachedTextEncoder as CachedTextEncoder
+    from kgrec.encoders import EmbeddingCache as EmbeddingCache
+    from kgrec.encoders import HashingEncoder as HashingEncoder
+    from kgrec.encoders import TextEncoder as TextEncoder
+    from kgrec.encoders import compose_item_texts as compose_item_texts
+    from kgrec.errors import ColdStartWarning as ColdStartWarning
+    from kgrec.errors import ConfigError as ConfigError
+    from kgrec.errors import DataError as DataError
+    from kgrec.errors import EncoderError as EncoderError
+    from kgrec.errors import FileFormatError as FileFormatError
+    from kgrec.errors import IncompatibleModelError as IncompatibleModelError
+    from kgrec.errors import KgrecError as KgrecError
+    from kgrec.errors import ModelError as ModelError
+    from kgrec.errors import ModelNotFoundError as ModelNotFoundError
+    from kgrec.errors import Neo4jServerError as Neo4jServerError
+    from kgrec.errors import NotFittedError as NotFittedError
+    from kgrec.errors import StoreError as StoreError
+    from kgrec.errors import StoreUnavailableError as StoreUnavailableError
+    from kgrec.errors import UnknownIdError as UnknownIdError
+    from kgrec.errors import ValidationError as ValidationError
+    from kgrec.graph.adapters import load_dataset as load_dataset
+    from kgrec.graph.embedded import EmbeddedGraphStore as EmbeddedGraphStore
+    from kgrec.graph.export import ExportedGraph as ExportedGraph
+    from kgrec.graph.export import to_hetero_data as to_hetero_data
+    from kgrec.graph.ingest import IngestReport as IngestReport
+    from kgrec.graph.ingest import ingest as ingest
+    from kgrec.graph.ingest import ingest_tables as ingest_tables
+    from kgrec.graph.neo4j_server import Neo4jServer as Neo4jServer
+    from kgrec.graph.neo4j_store import Neo4jGraphStore as Neo4jGraphStore
+    from kgrec.graph.neo4j_store import driver_from_env as driver_from_env
+    from kgrec.graph.open import open_store as open_store
+    from kgrec.graph.pseudonym import Pseudonymizer as Pseudonymizer
+    from kgrec.graph.readers import RawCatalog as RawCatalog
+    from kgrec.graph.readers import read_catalog as read_catalog
+    from kgrec.graph.readers import read_table as read_table
+    from kgrec.graph.schema import NodeLabel as NodeLabel
+    from kgrec.graph.schema import RelType as RelType
+    from kgrec.graph.store import GraphStore as GraphStore
+    from kgrec.graph.store import graph_stats as graph_stats
+    from kgrec.graph.store import read_graph as read_graph
+    from kgrec.graph.synthetic import SyntheticCatalog as SyntheticCatalog
+    from kgrec.graph.synthetic import generate_catalog as generate_catalog
+    from kgrec.graph.tables import CatalogTables as CatalogTables
+    from kgrec.graph.validate import ValidationResult as ValidationResult
+    from kgrec.graph.validate import validate_catalog as validate_catalog
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kgrec' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
+    "BertTextEncoder",
+    "CachedTextEncoder",
+    "ColdStartModel",
+    "EmbeddingCache",
+    "HashingEncoder",
+    "NodeEmbeddings",
+    "TextEncoder",
+    "compose_item_texts",
     "CatalogTables",
     "ColdStartWarning",
     "ConfigError",
