@@ -1,0 +1,1 @@
+"""Evaluation: the cold-start protocol, baselines, metrics and report (evaluation.md)."""
