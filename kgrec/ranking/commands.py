@@ -1,0 +1,271 @@
+"""CLI commands of the ranking layer: train, recommend, rank-new, explain, candidates, demo.
+
+Heavy imports (torch, the model) happen inside the handlers, so ``kgrec --help`` stays fast.
+Every handler returns an exit code; a ``KgrecError`` is printed by the main CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+STORE_HELP = ("embedded:DIR (default %(default)s) or neo4j (NEO4J_URI, NEO4J_USER, "
+              "NEO4J_PASSWORD from the environment)")
+
+
+def _store(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", default="embedded:.kgrec/store", help=STORE_HELP)
+
+
+def _model_dir(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("--model-dir", required=required, help="folder written by `kgrec train`")
+
+
+def _encoder(name: str, cache_dir: Path | None) -> Any:
+    from kgrec.encoders import BertTextEncoder, CachedTextEncoder, EmbeddingCache, HashingEncoder
+
+    enc: Any = HashingEncoder() if name == "hashing" else BertTextEncoder()
+    if cache_dir is not None and name != "hashing":
+        enc = CachedTextEncoder(enc, EmbeddingCache(cache_dir))
+    return enc
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from kgrec.graph.open import open_store
+    from kgrec.ranking.recommender import Recommender
+
+    store, pseudonymizer = open_store(args.store)
+    rec = Recommender.load(args.model_dir, store, pseudonymizer=pseudonymizer)
+    return rec, store
+
+
+def _write_frame(frame: Any, out: str | None) -> None:
+    if out is None:
+        print(frame.to_csv(index=False), end="")
+        return
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        frame.to_parquet(path, index=False)
+    elif path.suffix in (".jsonl", ".ndjson"):
+        frame.to_json(path, orient="records", lines=True, force_ascii=False)
+    else:
+        frame.to_csv(path, index=False)
+    print(f"wrote {len(frame):,} rows to {path}")
+
+
+def _read_ids(path: str, kind: str = "users") -> list[str]:
+    from kgrec.errors import FileFormatError
+
+    p = Path(path)
+    col = "user_id" if kind == "users" else "item_id"
+    if p.suffix in (".csv", ".parquet", ".jsonl", ".tsv"):
+        from kgrec.graph.readers import read_table
+
+        frame = read_table(p, kind).frame
+        return [str(v) for v in frame[col].dropna()]
+    try:
+        return [line.strip() for line in p.read_text(encoding="utf-8").splitlines()
+                if line.strip()]
+    except OSError as e:
+        raise FileFormatError(f"cannot read {p}: {e}") from e
+
+
+# -- train --------------------------------------------------------------------------------------
+def _train_args(p: argparse.ArgumentParser) -> None:
+    _store(p)
+    _model_dir(p)
+    p.add_argument("--epochs", type=int, default=30, help="maximum epochs (default %(default)s)")
+    p.add_argument("--hidden-dim", type=int, default=64)
+    p.add_argument("--encoder", choices=["bert", "hashing"], default="bert",
+                   help="item text encoder (default %(default)s)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=_train)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from kgrec.graph.open import open_store
+    from kgrec.ranking.recommender import Recommender
+
+    store, pseudonymizer = open_store(args.store)
+    model_dir = Path(args.model_dir)
+    rec = Recommender(pseudonymizer=pseudonymizer,
+                      text_encoder=_encoder(args.encoder, model_dir / "text-cache"),
+                      epochs=args.epochs, hidden_dim=args.hidden_dim, seed=args.seed,
+                      num_threads=args.threads, show_progress=True)
+    rec.fit(store)
+    rec.save(model_dir)
+    hist = rec.model_.history_
+    cal = rec.model_.calibration_
+    print(f"trained {len(hist)} epochs; last loss {hist[-1]['loss']:.4f}" if hist else "trained")
+    if "ece" in cal:
+        print(f"calibration (held out): ECE {cal['ece']:.4f}, log-loss {cal['log_loss']:.4f}")
+    print(f"model {rec.model_version_} saved to {model_dir}")
+    return 0
+
+
+# -- recommend ----------------------------------------------------------------------------------
+def _recommend_args(p: argparse.ArgumentParser) -> None:
+    _model_dir(p)
+    _store(p)
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", nargs="+", help="raw user id(s)")
+    who.add_argument("--users", help="file of raw user ids (one per line, or a user_id column)")
+    p.add_argument("--candidates", help="file of item ids to choose from (default all)")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--include-seen", action="store_true",
+                   help="do not exclude items the user has interacted with")
+    p.add_argument("--out", help="FILE.csv|.parquet|.jsonl (default: CSV to stdout)")
+    p.set_defaults(handler=_recommend)
+
+
+def _recommend(args: argparse.Namespace) -> int:
+    import numpy as np
+    import pandas as pd
+
+    rec, _ = _load(args)
+    users = args.user or _read_ids(args.users)
+    cands = None
+    if args.candidates:
+        cands = _read_ids(args.candidates, "items")
+    ids, scores = rec.recommend(users, k=args.k, candidates=cands,
+                                exclude_seen=not args.include_seen)
+    k = ids.shape[1]
+    frame = pd.DataFrame({"user_id": np.repeat(np.asarray(users, dtype=object), k),
+                          "item_id": ids.reshape(-1), "rank": np.tile(np.arange(1, k + 1),
+                                                                      len(users)),
+                          "score": scores.reshape(-1)})
+    _write_frame(frame[frame["item_id"].notna()], args.out)
+    return 0
+
+
+# -- rank-new -----------------------------------------------------------------------------------
+def _rank_new_args(p: argparse.ArgumentParser) -> None:
+    _model_dir(p)
+    _store(p)
+    p.add_argument("--items", required=True, help="new SKUs (.jsonl/.csv/.parquet; canonical "
+                                                  "item columns)")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--by", choices=["user", "item"], default="user",
+                   help="per user the best new SKUs (default), or per SKU the likeliest users")
+    p.add_argument("--out", help="FILE.csv|.parquet|.jsonl (default: CSV to stdout)")
+    p.set_defaults(handler=_rank_new)
+
+
+def _rank_new(args: argparse.Namespace) -> int:
+    from kgrec.graph.readers import read_table
+
+    rec, _ = _load(args)
+    items = read_table(Path(args.items), "items").frame
+    result = rec.rank_new_items(items, k=args.k)
+    frame = result.by_user if args.by == "user" else result.by_item
+    _write_frame(frame, args.out)
+    return 0
+
+
+# -- explain ------------------------------------------------------------------------------------
+def _explain_args(p: argparse.ArgumentParser) -> None:
+    _model_dir(p)
+    _store(p)
+    p.add_argument("--user", required=True, help="raw user id")
+    p.add_argument("--item", required=True, help="item id")
+    p.add_argument("--max-paths", type=int, default=3)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=_explain)
+
+
+def _explain(args: argparse.Namespace) -> int:
+    import json
+
+    rec, _ = _load(args)
+    exp = rec.explain(args.user, args.item, max_paths=args.max_paths)
+    if args.json:
+        print(json.dumps({"user_id": exp.user_id, "item_id": exp.item_id, "score": exp.score,
+                          "paths": [p.to_dict() for p in exp.paths]}, indent=2))
+    else:
+        print(exp)
+    return 0
+
+
+# -- candidates ---------------------------------------------------------------------------------
+def _candidates_args(p: argparse.ArgumentParser) -> None:
+    _model_dir(p)
+    _store(p)
+    p.add_argument("--k", type=int, default=50)
+    p.add_argument("--to", action="append", required=True,
+                   help="parquet:PATH and/or neo4j (or store: the --store itself); repeatable")
+    p.add_argument("--explain", help="also write the top paths of every candidate to "
+                                     "FILE.jsonl|.parquet")
+    p.add_argument("--rerank-n", type=int, default=None,
+                   help="items retrieved per user before re-ranking (default: the model's)")
+    p.add_argument("--user-chunk", type=int, default=None, help="users per block/transaction")
+    p.set_defaults(handler=_candidates)
+
+
+def _candidates(args: argparse.Namespace) -> int:
+    from kgrec.errors import ConfigError
+    from kgrec.graph.open import open_store
+
+    rec, store = _load(args)
+    if args.rerank_n is not None:
+        rec.rerank_n = args.rerank_n
+    if args.user_chunk is not None:
+        rec.user_chunk = args.user_chunk
+    parquet = None
+    target = None
+    for to in args.to:
+        if to.startswith("parquet:"):
+            parquet = to.partition(":")[2]
+        elif to == "store":
+            target = store
+        elif to == "neo4j" or to.startswith("neo4j:"):
+            target = store if args.store == to else open_store(to)[0]
+        else:
+            raise ConfigError(f"unknown --to {to!r}; use parquet:PATH, neo4j or store")
+    run = rec.write_candidates(k=args.k, parquet=parquet, store=target, explain_to=args.explain,
+                               show_progress=True)
+    print(run.summary())
+    return 0
+
+
+# -- demo ---------------------------------------------------------------------------------------
+def _demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="kgrec-demo", help="output folder (default %(default)s)")
+    p.add_argument("--data", help="dataset folder (amazon/movielens layout, or canonical "
+                                  "items/users/interactions files); default: a generated shop")
+    p.add_argument("--store", default=None,
+                   help="embedded:DIR (default OUT/store) or neo4j (also writes CANDIDATE "
+                        "relationships there)")
+    p.add_argument("--encoder", choices=["bert", "hashing"], default="bert")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--users", type=int, default=None, help="generated users")
+    p.add_argument("--items", type=int, default=None, help="generated items")
+    p.add_argument("--interactions", type=int, default=None, help="generated interactions")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=_demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from kgrec.ranking.demo import DemoConfig, run_demo
+
+    cfg = DemoConfig(out=Path(args.out), data=args.data, store=args.store, encoder=args.encoder,
+                     seed=args.seed)
+    for name in ("epochs", "users", "items", "interactions"):
+        if getattr(args, name) is not None:
+            setattr(cfg, name if name == "epochs" else f"n_{name}", getattr(args, name))
+    result = run_demo(cfg, echo=print)
+    print(f"report: {result.report}")
+    return 0
+
+
+COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], str]] = {
+    "train": (_train_args, "train the cold-start model on a store and save it"),
+    "recommend": (_recommend_args, "top-k items for users (user_id,item_id,rank,score)"),
+    "rank-new": (_rank_new_args, "rank new SKUs (not in the graph) for users, no retraining"),
+    "explain": (_explain_args, "graph paths that support an item for a user"),
+    "candidates": (_candidates_args, "batch top-k candidates to Parquet and/or CANDIDATE edges"),
+    "demo": (_demo_args, "end-to-end demo on a generated shop (or --data), with a report"),
+}
