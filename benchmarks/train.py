@@ -58,7 +58,8 @@ def peak_rss_gb() -> float:
 def model_params(args: argparse.Namespace) -> dict[str, object]:
     return dict(hidden_dim=args.hidden, num_layers=2, conv=args.conv, epochs=args.epochs,
                 steps_per_epoch=args.steps, lr=args.lr, neg_ratio=4, pop_neg_share=0.5,
-                patience=args.patience, seed=args.seed, num_threads=args.threads)
+                patience=args.patience, seed=args.seed, num_threads=args.threads,
+                text_match=not args.no_text_match)
 
 
 def _index(graph: ExportedGraph, label: str, ids: pd.Series) -> np.ndarray:
@@ -227,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-warm-users", type=int, default=3000)
     ap.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "kgrec" / "text"))
     ap.add_argument("--progress", action="store_true")
+    ap.add_argument("--no-text-match", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     result = run_amazon(args) if args.part == "amazon" else run_synthetic(args)
