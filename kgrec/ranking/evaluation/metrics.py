@@ -33,6 +33,7 @@ import numpy as np
 
 DEFAULT_KS: tuple[int, ...] = (10, 20, 50)
 ECE_BINS = 15
+RELIABILITY_EDGES = np.concatenate([[0.0], np.logspace(-6, 0, 25)[1:]])
 _EPS = 1e-12
 
 
@@ -78,6 +79,8 @@ class MetricAccumulator:
     _pop_sum: dict[int, float] = field(default_factory=dict, repr=False)
     _slots: dict[int, int] = field(default_factory=dict, repr=False)
     _bins: np.ndarray = field(default_factory=lambda: np.zeros((3, ECE_BINS)), repr=False)
+    _rel: np.ndarray = field(default_factory=lambda: np.zeros((3, len(RELIABILITY_EDGES) - 1)),
+                             repr=False)
     _ll: list[float] = field(default_factory=lambda: [0.0, 0.0], repr=False)
     _has_proba: bool = field(default=False, repr=False)
 
@@ -96,8 +99,8 @@ class MetricAccumulator:
             scores: ``(b, C)``, higher is better.
             truth: ``(b, C)`` bool, held-out positives.
             valid: ``(b, C)`` bool candidates; default all.
-            columns: Item index of each column ``(C,)`` (coverage/popularity); default
-                ``arange(C)``.
+            columns: Item index of each column ``(C,)``, or of each cell ``(b, C)`` when
+                users have different candidates (coverage/popularity); default ``arange(C)``.
             n_positives: Per-user positive count ``(b,)`` when larger than ``truth.sum(1)``.
             proba: ``scores`` are probabilities: also accumulate log-loss and ECE.
 
@@ -155,12 +158,17 @@ class MetricAccumulator:
             self._bins[0] += np.bincount(b, minlength=ECE_BINS)
             self._bins[1] += np.bincount(b, weights=y, minlength=ECE_BINS)
             self._bins[2] += np.bincount(b, weights=p, minlength=ECE_BINS)
+            nb = len(RELIABILITY_EDGES) - 1
+            b = np.clip(np.searchsorted(RELIABILITY_EDGES, p, side="right") - 1, 0, nb - 1)
+            self._rel[0] += np.bincount(b, minlength=nb)
+            self._rel[1] += np.bincount(b, weights=y, minlength=nb)
+            self._rel[2] += np.bincount(b, weights=p, minlength=nb)
 
     def _coverage(self, ranks: np.ndarray, valid: np.ndarray, cols: np.ndarray, k: int) -> None:
         top = (ranks < k) & valid
         if not self.n_items:
             return
-        items = cols[np.nonzero(top)[1]]
+        items = cols[top] if cols.ndim == 2 else cols[np.nonzero(top)[1]]
         self._seen[k][items] = True
         if self.popularity is not None:
             self._pop_sum[k] += float(self.popularity[items].sum())
@@ -196,11 +204,12 @@ class MetricAccumulator:
         return res
 
     def reliability(self) -> dict[str, list[float]]:
-        """Per-bin ``count``, ``mean_label``, ``mean_proba`` (for the reliability diagram)."""
-        n, y, p = self._bins
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return {"count": n.tolist(), "mean_label": (y / n).tolist(),
-                    "mean_proba": (p / n).tolist()}
+        """Per-bin ``count``, ``sum_label``, ``sum_proba`` on log-spaced probability bins
+        (``RELIABILITY_EDGES``, 1e-6 .. 1): the data of the reliability diagram. Equal-width
+        bins (used for ECE) would put almost every pair in the first bin when positives are
+        rare."""
+        n, y, p = self._rel
+        return {"count": n.tolist(), "sum_label": y.tolist(), "sum_proba": p.tolist()}
 
 
 def evaluate_matrix(scores: np.ndarray, truth: np.ndarray, valid: np.ndarray | None = None, *,
