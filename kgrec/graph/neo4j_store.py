@@ -18,7 +18,6 @@ from typing import Any
 
 import neo4j
 import neo4j.exceptions as nex
-import numpy as np
 import pandas as pd
 
 from kgrec.errors import ConfigError, StoreError, StoreUnavailableError
@@ -66,14 +65,15 @@ def _translated(action: str) -> Iterator[None]:
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as plain Python values; NaN/NA become None (Neo4j stores no null properties)."""
-    obj = frame.astype(object).where(frame.notna(), None)
-    rows = obj.to_dict("records")
-    for row in rows:  # numpy scalars -> python (cheap: only numpy-typed cells)
-        for k, v in row.items():
-            if isinstance(v, np.generic):
-                row[k] = v.item()
-    return rows
+    """Rows as plain Python values for the driver; NaN/NA become None (Neo4j stores no null
+    properties). Columns are converted whole (``tolist`` yields Python scalars)."""
+    columns = {}
+    for name in frame.columns:
+        col = frame[name]
+        columns[name] = col.astype(object).where(col.notna(), None).tolist()
+    names = list(columns)
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns.values(),
+                                                                    strict=True)]
 
 
 def _run_checked(tx: neo4j.ManagedTransaction, query: str, batch: list[dict[str, Any]]) -> None:
