@@ -476,9 +476,36 @@ def run_evaluation(tables: CatalogTables, config: EvalConfig, *, dataset: str = 
     return res
 
 
+CANONICAL_SUFFIXES: tuple[str, ...] = (".csv", ".tsv", ".jsonl", ".ndjson", ".parquet")
+
+
+def _canonical_file(folder: Path, stem: str) -> Path | None:
+    for suffix in CANONICAL_SUFFIXES:
+        if (folder / f"{stem}{suffix}").is_file():
+            return folder / f"{stem}{suffix}"
+    return None
+
+
 def load_tables(data: str | Path) -> CatalogTables:
-    """Validated canonical tables of a named dataset (``amazon``, ``movielens``) or a folder."""
+    """Validated canonical tables of a dataset to evaluate on.
+
+    ``data`` is a named dataset (``amazon``, ``movielens``; under ``$KGREC_SHARED_DATA``), a
+    folder in one of their native formats, or a folder of canonical tables
+    (``items``/``users``/``interactions`` as ``.csv``, ``.tsv``, ``.jsonl`` or ``.parquet``;
+    ``users`` optional), read and validated like ``kgrec ingest`` does.
+
+    Raises:
+        ConfigError: an unknown name or an unrecognised folder.
+        FileFormatError, ValidationError: unreadable or invalid files.
+    """
     from kgrec.graph.adapters import load_dataset
+    from kgrec.graph.readers import read_catalog
     from kgrec.graph.validate import validate_catalog
 
+    folder = Path(data)
+    items, inter = _canonical_file(folder, "items"), _canonical_file(folder, "interactions")
+    if folder.is_dir() and items is not None and inter is not None:
+        raw = read_catalog(items=items, users=_canonical_file(folder, "users"),
+                           interactions=inter)
+        return validate_catalog(raw).tables
     return validate_catalog(load_dataset(data)).tables
