@@ -30,6 +30,7 @@ ones not installed. Hyper-parameters are fixed defaults, never tuned on test dat
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import re
@@ -237,10 +238,8 @@ def lightfm_item_features(items: pd.DataFrame, warm: np.ndarray, *, min_df: int 
             + items.get("description", pd.Series("", index=items.index)).fillna("").astype(str))
     vec = CountVectorizer(token_pattern=r"[A-Za-z0-9]+", lowercase=True, min_df=min_df,
                           max_features=max_tokens, binary=True, dtype=np.float32)
-    try:
+    with contextlib.suppress(ValueError):  # ValueError: empty vocabulary (no text at all)
         parts.append(sp.csr_matrix(vec.fit_transform(text.tolist())))
-    except ValueError:  # empty vocabulary (no text at all)
-        pass
     n = len(items)
     ident = sp.csr_matrix((np.ones(int(warm.sum())), (np.nonzero(warm)[0],
                                                       np.arange(int(warm.sum())))),

@@ -130,8 +130,8 @@ class MetricAccumulator:
         for k in self.ks:
             hit = pr < k
             out[f"recall@{k}"] = hit.sum(1) / npos
-            out[f"hit_rate@{k}"] = hit.any(1).astype(np.float64)
-            gains = np.where(hit, w[np.minimum(pr, len(w) - 1)], 0.0).sum(1)
+            out[f"hit_rate@{k}"] = np.asarray(hit.any(1), dtype=np.float64)
+            gains = np.asarray(np.where(hit, w[np.minimum(pr, len(w) - 1)], 0.0).sum(1))
             ideal = np.cumsum(w)[np.minimum(np.minimum(npos, k), len(w)) - 1]
             out[f"ndcg@{k}"] = gains / ideal
             self._coverage(ranks, valid, cols, k)

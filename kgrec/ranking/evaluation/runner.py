@@ -108,7 +108,7 @@ class EvalResults:
         return pd.DataFrame(self.records)
 
     def summary(self) -> pd.DataFrame:
-        """Mean and std over seeds per (regime, model): columns ``<metric>_mean/_std``, ``seeds``."""
+        """Mean and std over seeds per (regime, model): ``<metric>_mean/_std``, ``seeds``."""
         df = self.frame()
         if df.empty:
             return df
@@ -310,13 +310,14 @@ class _KgrecScorer:
         self.graph = graph
         self.transform_graph = transform_graph
         self._emb: dict[int, Any] = {}
+        self._fast: bool | None = None
 
     def __call__(self, regime: Regime, pos: np.ndarray, items: np.ndarray) -> np.ndarray:
         g = regime.graph if regime.graph is not None else self.graph
         if id(g) not in self._emb:
             self._emb = {id(g): self.model.transform(self.transform_graph(g))}
-            self._fast = self._fast if hasattr(self, "_fast") else self._check_fast(
-                self._emb[id(g)])
+            if self._fast is None:
+                self._fast = self._check_fast(self._emb[id(g)])
         emb = self._emb[id(g)]
         if not self._fast:
             out: np.ndarray = self.model.score_matrix(emb, regime.users[pos], items)
