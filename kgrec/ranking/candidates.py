@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -235,7 +235,7 @@ class ParquetSink:
                                  ("rank", pa.int32()), ("score", pa.float64()),
                                  ("model_version", pa.string()),
                                  ("created_at", pa.timestamp("us", tz="UTC"))])
-        self._writer: object | None = None
+        self._writer: Any = None
 
     def write(self, frame: pd.DataFrame, model_version: str, created_at: str) -> None:
         import pyarrow as pa
@@ -253,7 +253,7 @@ class ParquetSink:
             "model_version": pa.array([model_version] * n, pa.string()),
             "created_at": pa.array([ts] * n, pa.timestamp("us", tz="UTC")),
         }, schema=self.schema)
-        self._writer.write_table(table)  # type: ignore[attr-defined]
+        self._writer.write_table(table)
 
     def close(self) -> Path:
         import pyarrow.parquet as pq
@@ -261,7 +261,7 @@ class ParquetSink:
         if self._writer is None:
             pq.write_table(self.schema.empty_table(), self._tmp)
         else:
-            self._writer.close()  # type: ignore[attr-defined]
+            self._writer.close()
         self._tmp.replace(self.path)
         return self.path
 

@@ -4,9 +4,12 @@ Path kinds (node ids are graph ids, so each node can be looked up with
 ``MATCH (n:Label {id: $id})``)::
 
     brand      (:User)-[:INTERACTED]->(:Item A)-[:HAS_BRAND]->(:Brand)<-[:HAS_BRAND]-(:Item)
-    category   (:User)-[:INTERACTED]->(:Item A)-[:IN_CATEGORY]->(:Category)<-[:IN_CATEGORY]-(:Item)
-    attribute  (:User)-[:INTERACTED]->(:Item A)-[:HAS_ATTRIBUTE]->(:Attribute)<-[:HAS_ATTRIBUTE]-(:Item)
-    profile    (:User)-[:HAS_ATTRIBUTE]->(:Attribute)<-[:HAS_ATTRIBUTE]-(:User V)-[:INTERACTED]->(:Item)
+    category   (:User)-[:INTERACTED]->(:Item A)-[:IN_CATEGORY]->(:Category)
+                   <-[:IN_CATEGORY]-(:Item)
+    attribute  (:User)-[:INTERACTED]->(:Item A)-[:HAS_ATTRIBUTE]->(:Attribute)
+                   <-[:HAS_ATTRIBUTE]-(:Item)
+    profile    (:User)-[:HAS_ATTRIBUTE]->(:Attribute)<-[:HAS_ATTRIBUTE]-(:User V)
+                   -[:INTERACTED]->(:Item)
     history    (:User)-[:INTERACTED]->(:Item)          (the item itself was seen)
 
 Path weight (cheap, and faithful enough to the model): the model's calibrated click probability

@@ -667,7 +667,8 @@ def _top_users_per_item(model: ColdStartModel, emb: NodeEmbeddings, out_users: n
     rows_per = max(1, (1 << 16) // max(n_u, 1))
     for s in range(0, n_i, max(rows_per, 1)):
         items = np.arange(s, min(n_i, s + rows_per))
-        p = model.score_matrix(emb, np.arange(n_u), items, chunk_size=1 << 16).T  # (items, U)
+        p = model.score_matrix(emb, np.arange(n_u), items,  # type: ignore[arg-type]
+                               chunk_size=1 << 16).T  # (items, U)
         order = np.argsort(-p, axis=1, kind="stable")[:, :k_eff]
         parts.append(pd.DataFrame({
             "user_id": out_users[order.reshape(-1)],
