@@ -1,1 +1,41 @@
-"""Evaluation: the cold-start protocol, baselines, metrics and report (evaluation.md)."""
+"""Evaluation: the cold-start protocol, baselines, metrics and report (``evaluation.md``).
+
+Public API (imported lazily, so ``kgrec --help`` stays fast)::
+
+    from kgrec.ranking.evaluation import EvalConfig, load_tables, run_evaluation, write_report
+    results = run_evaluation(load_tables("amazon"), EvalConfig(seeds=(0, 1, 2)))
+    write_report(results, "eval/amazon")
+
+* :func:`make_split` / :class:`EvalSplit` -- item-cold, user-cold (k revealed) and warm splits;
+* :class:`MetricAccumulator` / :func:`evaluate_matrix` -- Recall/NDCG/HitRate@K, MRR, GAUC,
+  log-loss, ECE, coverage and popularity over full candidate sets;
+* baselines :class:`RandomScores`, :class:`Popularity`, :class:`ContentKNN`,
+  :class:`LightFMBaseline`, :class:`ALSBaseline` (the last two are optional extras);
+* :func:`score_ranked` / :func:`score_files` -- score a ranked file against truth (BYO split).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    "EvalSplit": "splits", "make_split": "splits", "leakage": "splits",
+    "MetricAccumulator": "metrics", "evaluate_matrix": "metrics",
+    "TrainData": "baselines", "RandomScores": "baselines", "Popularity": "baselines",
+    "ContentKNN": "baselines", "LightFMBaseline": "baselines", "ALSBaseline": "baselines",
+    "available_baselines": "baselines",
+    "EvalConfig": "runner", "EvalResults": "runner", "run_evaluation": "runner",
+    "load_tables": "runner",
+    "write_report": "report", "results_table": "report",
+    "score_ranked": "scorerun", "score_files": "scorerun",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        module = importlib.import_module(f"kgrec.ranking.evaluation.{_EXPORTS[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module 'kgrec.ranking.evaluation' has no attribute {name!r}")

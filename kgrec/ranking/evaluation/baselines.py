@@ -416,5 +416,3 @@ def available_baselines(names: Sequence[str], seed: int = 0) -> list[Baseline]:
                               "content_knn, lightfm, als")
     return out
 
-
-BASELINES: tuple[str, ...] = ("random", "popularity", "content_knn", "lightfm", "als")

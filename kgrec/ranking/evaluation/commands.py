@@ -13,9 +13,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from kgrec.ranking.evaluation.baselines import BASELINES
-from kgrec.ranking.evaluation.metrics import DEFAULT_KS
-from kgrec.ranking.evaluation.runner import SUPPORTED_ABLATIONS
+from kgrec.ranking.evaluation._names import BASELINES, DEFAULT_KS, SUPPORTED_ABLATIONS
 
 
 def _evaluate_args(p: argparse.ArgumentParser) -> None:

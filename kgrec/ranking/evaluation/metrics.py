@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-DEFAULT_KS: tuple[int, ...] = (10, 20, 50)
+from kgrec.ranking.evaluation._names import DEFAULT_KS
+
 ECE_BINS = 15
 RELIABILITY_EDGES = np.concatenate([[0.0], np.logspace(-6, 0, 25)[1:]])
 _EPS = 1e-12

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kgrec.ranking.evaluation.runner import ABLATIONS, EvalResults
+from kgrec.ranking.evaluation._names import ABLATIONS
+from kgrec.ranking.evaluation.runner import EvalResults
 
 TABLE_METRICS: tuple[tuple[str, str], ...] = (
     ("recall@10", "R@10"), ("recall@20", "R@20"), ("recall@50", "R@50"),

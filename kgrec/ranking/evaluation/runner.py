@@ -28,7 +28,8 @@ from kgrec.errors import DataError
 from kgrec.graph.build import build_graph
 from kgrec.graph.export import ExportedGraph, to_hetero_data
 from kgrec.graph.tables import CatalogTables
-from kgrec.ranking.evaluation.baselines import BASELINES, TrainData, available_baselines
+from kgrec.ranking.evaluation._names import ABLATIONS, BASELINES, SUPPORTED_ABLATIONS
+from kgrec.ranking.evaluation.baselines import TrainData, available_baselines
 from kgrec.ranking.evaluation.metrics import DEFAULT_KS, MetricAccumulator
 from kgrec.ranking.evaluation.splits import EvalSplit, leakage, make_split
 
@@ -38,13 +39,6 @@ USER, ITEM = "User", "Item"
 INTERACTED = (USER, "INTERACTED", ITEM)
 ATTRIBUTE_RELS: frozenset[str] = frozenset(
     {"HAS_BRAND", "IN_CATEGORY", "HAS_ATTRIBUTE", "RELATED", "SUBCATEGORY_OF"})
-ABLATIONS: dict[str, str] = {
-    "no_text": "text vectors replaced by zeros (graph structure and ids only)",
-    "no_attributes": "HAS_BRAND/IN_CATEGORY/HAS_ATTRIBUTE/RELATED/SUBCATEGORY_OF edges removed",
-    "no_dropout": "item_edge_dropout = user_edge_dropout = 0 (no cold-start edge dropout)",
-    "ctr_separate": "CTR head trained separately: not supported by ColdStartModel (skipped)",
-}
-SUPPORTED_ABLATIONS: tuple[str, ...] = ("no_text", "no_attributes", "no_dropout")
 
 
 @dataclass(frozen=True)
@@ -287,6 +281,8 @@ def head_logits(head: Any, hu: Any, hi: Any) -> Any:
     """
     import torch
 
+    if callable(getattr(head, "logit_matrix", None)):  # the head's own (newer ColdStartModel)
+        return head.logit_matrix(hu, hi)
     d = head.dim
     tower = head.user_vectors(hu) @ head.item_vectors(hi).T + head.tower_bias
     lin1, lin2 = head.mlp[0], head.mlp[2]

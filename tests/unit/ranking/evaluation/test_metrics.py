@@ -107,3 +107,12 @@ def test_shape_and_truth_errors() -> None:
     with pytest.raises(ValueError, match="not a valid candidate"):
         evaluate_matrix(np.zeros((1, 2)), np.array([[True, False]]),
                         np.array([[False, True]]))
+
+
+def test_public_names_resolve() -> None:
+    import kgrec.ranking.evaluation as ev
+
+    for name in ev.__all__:
+        assert getattr(ev, name) is not None
+    with pytest.raises(AttributeError, match="no attribute"):
+        _ = ev.nope

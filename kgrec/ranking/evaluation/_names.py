@@ -1,0 +1,14 @@
+"""Names shared by the CLI and the modules (import-light: no pandas, torch or scipy)."""
+
+from __future__ import annotations
+
+DEFAULT_KS: tuple[int, ...] = (10, 20, 50)
+BASELINES: tuple[str, ...] = ("random", "popularity", "content_knn", "lightfm", "als")
+ABLATIONS: dict[str, str] = {
+    "no_text": "text vectors replaced by zeros (graph structure and ids only)",
+    "no_attributes": "HAS_BRAND/IN_CATEGORY/HAS_ATTRIBUTE/RELATED/SUBCATEGORY_OF edges removed",
+    "no_dropout": "item_edge_dropout = user_edge_dropout = 0 (no cold-start edge dropout)",
+    "ctr_separate": "CTR head trained separately: not supported by ColdStartModel (skipped)",
+}
+SUPPORTED_ABLATIONS: tuple[str, ...] = ("no_text", "no_attributes", "no_dropout")
+REGIME_NAMES: tuple[str, ...] = ("item_cold", "user_cold", "warm")
