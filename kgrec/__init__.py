@@ -14,6 +14,7 @@ from kgrec._version import __version__
 _EXPORTS: dict[str, str] = {
     "BertTextEncoder": "kgrec.encoders",
     "CachedTextEncoder": "kgrec.encoders",
+    "CandidateRun": "kgrec.ranking.candidates",
     "CatalogTables": "kgrec.graph.tables",
     "ColdStartModel": "kgrec.coldstart",
     "ColdStartWarning": "kgrec.errors",
@@ -22,8 +23,10 @@ _EXPORTS: dict[str, str] = {
     "EmbeddedGraphStore": "kgrec.graph.embedded",
     "EmbeddingCache": "kgrec.encoders",
     "EncoderError": "kgrec.errors",
+    "Explanation": "kgrec.ranking.explain",
     "ExportedGraph": "kgrec.graph.export",
     "FileFormatError": "kgrec.errors",
+    "GraphPath": "kgrec.ranking.explain",
     "GraphStore": "kgrec.graph.store",
     "HashingEncoder": "kgrec.encoders",
     "IncompatibleModelError": "kgrec.errors",
@@ -34,11 +37,15 @@ _EXPORTS: dict[str, str] = {
     "Neo4jGraphStore": "kgrec.graph.neo4j_store",
     "Neo4jServer": "kgrec.graph.neo4j_server",
     "Neo4jServerError": "kgrec.errors",
+    "NewItemRanking": "kgrec.ranking.recommender",
+    "NewUserRanking": "kgrec.ranking.recommender",
     "NodeEmbeddings": "kgrec.coldstart",
     "NodeLabel": "kgrec.graph.schema",
     "NotFittedError": "kgrec.errors",
+    "PathNode": "kgrec.ranking.explain",
     "Pseudonymizer": "kgrec.graph.pseudonym",
     "RawCatalog": "kgrec.graph.readers",
+    "Recommender": "kgrec.ranking.recommender",
     "RelType": "kgrec.graph.schema",
     "StoreError": "kgrec.errors",
     "StoreUnavailableError": "kgrec.errors",
@@ -111,6 +118,14 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from kgrec.graph.tables import CatalogTables as CatalogTables
     from kgrec.graph.validate import ValidationResult as ValidationResult
     from kgrec.graph.validate import validate_catalog as validate_catalog
+    from kgrec.ranking.candidates import CandidateRun as CandidateRun
+    from kgrec.ranking.explain import Explanation as Explanation
+    from kgrec.ranking.explain import GraphPath as GraphPath
+    from kgrec.ranking.explain import PathNode as PathNode
+    from kgrec.ranking.recommender import NewItemRanking as NewItemRanking
+    from kgrec.ranking.recommender import NewUserRanking as NewUserRanking
+    from kgrec.ranking.recommender import Recommender as Recommender
+
 
 
 def __getattr__(name: str) -> Any:
@@ -131,21 +146,21 @@ def __dir__() -> list[str]:
 __all__ = [
     "BertTextEncoder",
     "CachedTextEncoder",
-    "ColdStartModel",
-    "EmbeddingCache",
-    "HashingEncoder",
-    "NodeEmbeddings",
-    "TextEncoder",
-    "compose_item_texts",
+    "CandidateRun",
     "CatalogTables",
+    "ColdStartModel",
     "ColdStartWarning",
     "ConfigError",
     "DataError",
     "EmbeddedGraphStore",
+    "EmbeddingCache",
     "EncoderError",
+    "Explanation",
     "ExportedGraph",
     "FileFormatError",
+    "GraphPath",
     "GraphStore",
+    "HashingEncoder",
     "IncompatibleModelError",
     "IngestReport",
     "KgrecError",
@@ -154,18 +169,25 @@ __all__ = [
     "Neo4jGraphStore",
     "Neo4jServer",
     "Neo4jServerError",
+    "NewItemRanking",
+    "NewUserRanking",
+    "NodeEmbeddings",
     "NodeLabel",
     "NotFittedError",
+    "PathNode",
     "Pseudonymizer",
     "RawCatalog",
+    "Recommender",
     "RelType",
     "StoreError",
     "StoreUnavailableError",
     "SyntheticCatalog",
+    "TextEncoder",
     "UnknownIdError",
     "ValidationError",
     "ValidationResult",
     "__version__",
+    "compose_item_texts",
     "driver_from_env",
     "generate_catalog",
     "graph_stats",
