@@ -188,13 +188,22 @@ def reliability_frame(results: EvalResults, model: str = "kgrec") -> pd.DataFram
 
 def plot_reliability(results: EvalResults, model: str = "kgrec", ax: Any = None, *,
                      title: str = "", floor: float = 1e-6) -> Any:
-    """Reliability diagram (log-log) of ``model``'s calibrated probabilities per regime."""
+    """Reliability diagram (log-log) of ``model``'s calibrated probabilities per regime.
+
+    Bins without any positive cannot be drawn on a log axis: they are marked with a triangle
+    at ``floor`` and left out of the line.
+    """
     ax = _axes(ax, (6.4, 5.2))
     rel = reliability_frame(results, model)
     for regime, part in rel.groupby("regime", sort=False):
-        ax.plot(part["mean_proba"], np.maximum(part["positive_rate"], floor), marker="o", ms=3,
-                label=str(regime))
+        hit = part[part["positive_rate"] > 0]
+        line = ax.plot(hit["mean_proba"], hit["positive_rate"], marker="o", ms=3,
+                       label=str(regime))[0]
+        miss = part[part["positive_rate"] <= 0]
+        ax.plot(miss["mean_proba"], np.full(len(miss), floor), ls="", marker="v", ms=5,
+                color=line.get_color())
     ax.plot([floor, 1.0], [floor, 1.0], "k--", lw=1, label="perfect calibration")
+    ax.plot([], [], ls="", marker="v", color="#555555", label="bin without positives")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(floor, 1.0)
@@ -283,8 +292,10 @@ def draw_explanation(explanation: Explanation, ax: Any = None, *, title: str = "
     nx.draw_networkx_nodes(graph, pos, ax=ax,
                            node_color=[NODE_COLOURS.get(n[0], "#999999") for n in graph.nodes],
                            node_size=[900 if n in ends else 450 for n in graph.nodes])
-    labels = {n: f"{n[0]}\n{_short(names.get(n[1], n[1]))}" for n in graph.nodes}
-    nx.draw_networkx_labels(graph, pos, labels=labels, ax=ax, font_size=7,
+    labels = {n: f"{n[0]} {_short(n[1], 18)}" + (f"\n{_short(names[n[1]], 30)}"
+                                                  if n[1] in names else "") for n in graph.nodes}
+    above = {n: p + np.array([0.0, 0.11]) for n, p in pos.items()}
+    nx.draw_networkx_labels(graph, above, labels=labels, ax=ax, font_size=7,
                             verticalalignment="bottom")
     if not explanation.paths:
         ax.text(0.5, 0.0, "no supporting path", ha="center", va="center", fontsize=9,

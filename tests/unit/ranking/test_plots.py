@@ -123,6 +123,17 @@ def test_reliability_sums_seeds_and_skips_empty_bins() -> None:
     assert plots.reliability_frame(results(), "nobody").empty
 
 
+def test_reliability_marks_bins_without_positives() -> None:
+    res = results()
+    empty = {"count": [10.0], "sum_label": [0.0], "sum_proba": [0.01]}
+    res.reliability = {"kgrec/warm": [empty]}
+    ax = plots.plot_reliability(res, floor=1e-6)
+    lines = {ln.get_label(): ln for ln in ax.get_lines()}
+    assert len(lines["warm"].get_xdata()) == 0  # no point of a zero rate on the log line
+    marks = [ln for ln in ax.get_lines() if ln.get_marker() == "v" and len(ln.get_xdata())]
+    assert marks and list(marks[0].get_ydata()) == [1e-6]
+
+
 def test_explanation_graph_nodes_edges_and_direction() -> None:
     g = plots.explanation_graph(explanation())
     assert set(g.nodes) == {("User", "u_1"), ("Item", "sku-a"), ("Brand", "Acme"),
@@ -152,7 +163,7 @@ def test_draw_explanation_draws_every_node_and_a_title() -> None:
     out = plots.draw_explanation(explanation(), ax, node_names={"sku-new": "Acme trail shoe"})
     assert out is ax
     texts = [t.get_text() for t in ax.texts]
-    assert any("Acme trail shoe" in t for t in texts)
+    assert any("Acme trail shoe" in t and "sku-new" in t for t in texts)
     assert any(t == "HAS_BRAND" for t in texts)
     assert "sku-new" in ax.get_title() and "0.0123" in ax.get_title()
     fig.canvas.draw()  # renders without error
