@@ -66,3 +66,55 @@ def test_explore_graph_neo4j(neo4j_store: Neo4jGraphStore, neo4j_server: object,
     outputs = "".join(str(o) for c in nb.cells for o in c.get("outputs", []))
     assert "runs when KGREC_STORE=neo4j" not in outputs  # the Cypher cell really ran
     neo4j_store.clear()
+
+
+def outputs_text(nb: nbformat.NotebookNode) -> str:
+    return "".join(str(o) for c in nb.cells for o in c.get("outputs", []))
+
+
+def test_train_and_evaluate_embedded(tmp_path: Path) -> None:
+    nb = run_notebook(NOTEBOOKS / "02_train_and_evaluate.ipynb",
+                      {"KGREC_NOTEBOOK_ENCODER": "hashing", "KGREC_NOTEBOOK_SEEDS": "0,1"},
+                      tmp_path)
+    assert images(nb) >= 3  # learning curves, metric per regime, user-cold curve + calibration
+    text = outputs_text(nb)
+    for regime in ("item_cold", "user_cold_k0", "user_cold_k1", "user_cold_k3", "warm"):
+        assert f"| {regime} | kgrec |" in text, regime  # the evaluation table
+
+
+# The catalogue notebook 03 generates; the Neo4j test ingests the same one beforehand so the
+# notebook runs on a store that already holds the shop (the embedded test covers the ingest).
+NB03_CATALOG = dict(n_users=800, n_items=600, n_interactions=12_000, n_new_items=40,
+                    n_new_users=20, seed=0)
+
+
+def check_rank_new_skus(nb: nbformat.NotebookNode) -> str:
+    assert images(nb) >= 4  # learning curves, reach of new SKUs, explanations, new user
+    text = outputs_text(nb)
+    assert "HAS_BRAND" in text or "IN_CATEGORY" in text  # printed explanation paths
+    assert "profile + 1 click" in text
+    return text
+
+
+def test_rank_new_skus_embedded(tmp_path: Path) -> None:
+    nb = run_notebook(NOTEBOOKS / "03_rank_new_skus.ipynb",
+                      {"KGREC_NOTEBOOK_ENCODER": "hashing"}, tmp_path)
+    text = check_rank_new_skus(nb)
+    assert "EmbeddedGraphStore" in text and "accepted:" in text  # ingested a generated shop
+
+
+def test_rank_new_skus_neo4j(neo4j_store: Neo4jGraphStore, neo4j_server: object,
+                             tmp_path: Path) -> None:
+    shop = generate_catalog(**NB03_CATALOG)  # type: ignore[arg-type]
+    ingest_tables(shop.tables, neo4j_store, Pseudonymizer(KEY.encode()))
+    env = {"KGREC_STORE": "neo4j", "KGREC_HOME": str(tmp_path),
+           "KGREC_NOTEBOOK_ENCODER": "hashing"}
+    if neo4j_server is not None:
+        env.update({"NEO4J_URI": neo4j_server.uri,  # type: ignore[attr-defined]
+                    "NEO4J_PASSWORD": neo4j_server.password()})  # type: ignore[attr-defined]
+    try:
+        nb = run_notebook(NOTEBOOKS / "03_rank_new_skus.ipynb", env, tmp_path)
+        text = check_rank_new_skus(nb)
+        assert "Neo4jGraphStore" in text and "accepted:" not in text  # used the shop in Neo4j
+    finally:
+        neo4j_store.clear()
