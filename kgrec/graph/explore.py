@@ -6,6 +6,8 @@ Why: notebooks only import kgrec; any logic they show lives here, tested, and wo
 
 from __future__ import annotations
 
+from typing import Any
+
 import networkx as nx
 import numpy as np
 import pandas as pd
@@ -114,8 +116,8 @@ NODE_COLOURS = {"User": "#4c72b0", "Item": "#dd8452", "Brand": "#55a868",
                 "Category": "#c44e52", "Attribute": "#8172b3"}
 
 
-def draw_graph(graph: nx.MultiDiGraph, ax: object = None, *, title: str = "",
-               highlight: tuple[str, str] | None = None, seed: int = 0) -> object:
+def draw_graph(graph: nx.MultiDiGraph, ax: Any = None, *, title: str = "",
+               highlight: tuple[str, str] | None = None, seed: int = 0) -> Any:
     """Draw a small ``(label, id)`` graph with matplotlib, coloured by label; returns the axes."""
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
