@@ -8,6 +8,7 @@ top-N retrieval) and ``predict_proba`` / ``score_matrix`` (calibrated CTR, for r
 from __future__ import annotations
 
 import contextlib
+import copy
 import inspect
 import logging
 import math
@@ -110,7 +111,10 @@ class ColdStartModel:
                  use_related: bool = True, val_user_share: float = 0.1,
                  calibration_negatives: int = 100, patience: int = 5, seed: int = 0,
                  device: str = "cpu", num_threads: int | None = None,
-                 show_progress: bool = False, cache_dir: str | Path | None = None) -> None:
+                 show_progress: bool = False, cache_dir: str | Path | None = None,
+                 softmax_weight: float = 0.0, softmax_max_items: int = 20_000,
+                 softmax_samples: int = 4096, cold_softmax_weight: float = 0.0,
+                 center_embeddings: bool = False, attr_match_buckets: int = 0) -> None:
         self.text_encoder = text_encoder
         self.hidden_dim = hidden_dim
         self.num_layers = num_layers
@@ -137,6 +141,12 @@ class ColdStartModel:
         self.num_threads = num_threads
         self.show_progress = show_progress
         self.cache_dir = cache_dir
+        self.softmax_weight = softmax_weight
+        self.softmax_max_items = softmax_max_items
+        self.softmax_samples = softmax_samples
+        self.cold_softmax_weight = cold_softmax_weight
+        self.center_embeddings = center_embeddings
+        self.attr_match_buckets = attr_match_buckets
 
     # -- scikit-learn plumbing ------------------------------------------------------------
     @classmethod
@@ -196,6 +206,9 @@ class ColdStartModel:
             (0 <= self.item_edge_dropout < 1, "item_edge_dropout must be in [0, 1)"),
             (0 <= self.user_edge_dropout < 1, "user_edge_dropout must be in [0, 1)"),
             (0 <= self.val_user_share < 1, "val_user_share must be in [0, 1)"),
+            (self.softmax_weight >= 0, "softmax_weight must be >= 0"),
+            (self.softmax_samples >= 1, "softmax_samples must be >= 1"),
+            (self.cold_softmax_weight >= 0, "cold_softmax_weight must be >= 0"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -212,15 +225,19 @@ class ColdStartModel:
         all_types = [et for base in edge_types for et in (base, reverse(base))]
         all_types += [("User", "INTERACTED", "Item"), ("Item", "rev_INTERACTED", "User")]
         in_item = text_dim + (PRICE_DIM if self.use_price else 0)
+        attr = [(et, min(self.attr_match_buckets, len(self.vocabs_[et[2]])))
+                for et in edge_types if et[0] == ITEM and et[2] in SHARED_TYPES
+                and self.attr_match_buckets > 0 and len(self.vocabs_[et[2]]) > 0]
         self.encoder_ = HeteroGNN(in_item=in_item,
                                   vocab_sizes={t: len(v) for t, v in self.vocabs_.items()},
                                   edge_types=all_types, hidden_dim=self.hidden_dim,
                                   num_layers=self.num_layers, conv=self.conv, heads=self.heads,
                                   dropout=self.dropout,
-                                  text_match_dim=text_dim if self.text_match else 0
-                                  ).to(self.device)
-        self.head_ = CTRHead(self.hidden_dim, text_dim=text_dim if self.text_match else 0
-                             ).to(self.device)
+                                  text_match_dim=text_dim if self.text_match else 0,
+                                  center=self.center_embeddings,
+                                  attr_match=attr).to(self.device)
+        self.head_ = CTRHead(self.hidden_dim, text_dim=text_dim if self.text_match else 0,
+                             attr_dims=tuple(n for _, n in attr)).to(self.device)
 
     # -- fitting --------------------------------------------------------------------------
     def fit(self, graph: ExportedGraph, *, callback: Callback | None = None) -> ColdStartModel:
@@ -265,6 +282,10 @@ class ColdStartModel:
                           supervision_share=self.supervision_share,
                           item_edge_dropout=self.item_edge_dropout,
                           user_edge_dropout=self.user_edge_dropout, patience=self.patience,
+                          softmax_weight=self.softmax_weight,
+                          softmax_max_items=self.softmax_max_items,
+                          softmax_samples=self.softmax_samples,
+                          cold_softmax_weight=self.cold_softmax_weight,
                           show_progress=self.show_progress)
         logger.info("Training on %d positives (%d validation), %d users, %d items",
                     len(train_idx), len(val_idx), tensors.num_nodes[USER],
@@ -414,8 +435,9 @@ class ColdStartModel:
                      chunk_size: int = 65_536) -> np.ndarray:
         """Calibrated probabilities for every (user, item) of the given rows, ``(U, I)``.
 
-        The pairwise head runs on blocks of at most ``chunk_size`` pairs, so memory stays
-        bounded (about ``chunk_size * 3 * hidden_dim`` floats) whatever U x I is; only the
+        The head runs on blocks of at most ``chunk_size`` pairs without materialising pairs
+        (:meth:`CTRHead.logit_matrix`), so memory stays bounded (about
+        ``chunk_size * hidden_dim`` floats) whatever U x I is; only the
         ``float32`` result grows with it. For large candidate sets retrieve with
         :meth:`retrieval_scores` first.
 
@@ -436,15 +458,14 @@ class ColdStartModel:
         out = np.empty((len(u), len(i)), dtype=np.float32)
         cols = max(1, min(len(i), chunk_size))
         rows = max(1, chunk_size // cols)
-        self.head_.eval()
+        # float64 copy of the (small) head: block results then do not depend on chunk shapes
+        head = copy.deepcopy(self.head_).double().eval()
         with self._threads(), torch.no_grad():
-            for r0 in range(0, len(u), rows):
-                hu = emb.user[u[r0:r0 + rows]]
-                for c0 in range(0, len(i), cols):
-                    hi = emb.item[i[c0:c0 + cols]]
-                    a = hu.repeat_interleave(len(hi), 0)
-                    b = hi.repeat(len(hu), 1)
-                    logit = self.head_(a, b)[0].double().numpy().reshape(len(hu), len(hi))
+            for c0 in range(0, len(i), cols):
+                hi = emb.item[i[c0:c0 + cols]].double()
+                for r0 in range(0, len(u), rows):
+                    hu = emb.user[u[r0:r0 + rows]].double()
+                    logit = head.logit_matrix(hu, hi).numpy()
                     out[r0:r0 + len(hu), c0:c0 + len(hi)] = self.calibrator_.predict_proba(logit)
         return out
 

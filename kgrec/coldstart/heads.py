@@ -17,15 +17,18 @@ from torch import Tensor, nn
 class CTRHead(nn.Module):
     """``logit(u, i) = scale * <norm(W_u h_u), norm(W_i h_i)> + MLP([h_u, h_i, h_u*h_i]) + b``.
 
-    With ``text_dim > 0`` the inputs end in ``text_dim`` text columns (see ``HeteroGNN``'s
+    With ``text_dim > 0`` the inputs go on with ``text_dim`` text columns (see ``HeteroGNN``'s
     ``text_match_dim``) and the tower adds ``text_scale * <t_u, t_i>`` (learned weight): a
     content-match term that is still a dot product, so retrieval stays a maximum inner product.
+    ``attr_dims`` blocks follow (``HeteroGNN``'s ``attr_match``): ``attr_scale_k * <a_u, a_i>``,
+    the learned weight times the share of the user's items with the item's brand/category.
 
     Args:
         dim: Size of the GNN representations.
         mlp_hidden: Hidden units of the MLP, default ``dim``.
         init_scale: Initial temperature of the cosine terms, default 10 (learned, log-space).
         text_dim: Trailing text columns of the inputs, default 0 (no text-match term).
+        attr_dims: Sizes of the attribute-match blocks after the text columns, default none.
 
     Shapes:
         ``forward(h_u, h_i)``: both ``(n, dim + text_dim)`` -> ``(logit, tower_logit)``, each
@@ -33,10 +36,12 @@ class CTRHead(nn.Module):
     """
 
     def __init__(self, dim: int, mlp_hidden: int | None = None, init_scale: float = 10.0,
-                 text_dim: int = 0) -> None:
+                 text_dim: int = 0, attr_dims: tuple[int, ...] = ()) -> None:
         super().__init__()
         self.dim, self.mlp_hidden, self.text_dim = dim, mlp_hidden or dim, text_dim
+        self.attr_dims = tuple(int(n) for n in attr_dims)
         self.log_text_scale = nn.Parameter(torch.empty(()))
+        self.log_attr_scale = nn.Parameter(torch.empty(len(self.attr_dims)))
         self.init_scale = init_scale
         self.user_tower = nn.Linear(dim, dim)
         self.item_tower = nn.Linear(dim, dim)
@@ -52,6 +57,7 @@ class CTRHead(nn.Module):
         self.item_tower.reset_parameters()
         nn.init.constant_(self.log_scale, math.log(self.init_scale))
         nn.init.constant_(self.log_text_scale, math.log(self.init_scale))
+        nn.init.constant_(self.log_attr_scale, math.log(self.init_scale / 2))
         nn.init.constant_(self.tower_bias, -math.log(self.init_scale))
         for m in self.mlp:
             if isinstance(m, nn.Linear):
@@ -65,10 +71,17 @@ class CTRHead(nn.Module):
 
     def _vectors(self, h: Tensor, tower: nn.Linear) -> Tensor:
         g = nn.functional.normalize(tower(h[:, :self.dim]), dim=-1) * self.log_scale.exp().sqrt()
-        if not self.text_dim:
-            return g
-        t = nn.functional.normalize(h[:, self.dim:], dim=-1) * self.log_text_scale.exp().sqrt()
-        return torch.cat([g, t], dim=-1)
+        parts = [g]
+        start = self.dim
+        if self.text_dim:
+            t = h[:, start:start + self.text_dim]
+            parts.append(nn.functional.normalize(t, dim=-1) * self.log_text_scale.exp().sqrt())
+            start += self.text_dim
+        scales = self.log_attr_scale.exp().sqrt()
+        for k, n in enumerate(self.attr_dims):
+            parts.append(h[:, start:start + n] * scales[k])
+            start += n
+        return torch.cat(parts, dim=-1) if len(parts) > 1 else g
 
     def user_vectors(self, h_u: Tensor) -> Tensor:
         """Retrieval vectors of users: ``<user_vectors(u), item_vectors(i)> + bias`` is the
@@ -78,6 +91,49 @@ class CTRHead(nn.Module):
     def item_vectors(self, h_i: Tensor) -> Tensor:
         """Retrieval vectors of items, ``(n, dim + text_dim)`` (see :meth:`user_vectors`)."""
         return self._vectors(h_i, self.item_tower)
+
+    def logit_matrix(self, h_u: Tensor, h_i: Tensor) -> Tensor:
+        """Logits of every ``(h_u[r], h_i[c])`` pair, ``(len(h_u), len(h_i))``, unmaterialised.
+
+        Same arithmetic as :meth:`forward` (up to float summation order): the tower is a matrix
+        product, and the MLP's first layer splits into a user part, an item part and the
+        bilinear ``g_u * g_i`` part, computed as one matrix product. Memory is about
+        ``len(h_u) * len(h_i) * mlp_hidden`` floats.
+        """
+        d = self.dim
+        tower = self.user_vectors(h_u) @ self.item_vectors(h_i).T + self.tower_bias
+        lin1: nn.Linear = self.mlp[0]  # type: ignore[assignment]
+        lin2: nn.Linear = self.mlp[2]  # type: ignore[assignment]
+        w = lin1.weight
+        gu, gi = h_u[:, :d], h_i[:, :d]
+        a = gu @ w[:, :d].T + lin1.bias  # (b, H)
+        b = gi @ w[:, d:2 * d].T  # (C, H)
+        n_h = w.shape[0]
+        cross = (gu[:, None, :] * w[None, :, 2 * d:]).reshape(-1, d) @ gi.T  # (b*H, C)
+        z = torch.relu(cross.reshape(len(gu), n_h, -1) + (a[:, :, None] + b.T[None, :, :]))
+        mlp = torch.einsum("bhc,h->bc", z, lin2.weight[0]) + lin2.bias[0]
+        return tower + mlp
+
+    def indexed(self, h_users: Tensor, h_items: Tensor, users: Tensor,
+                items: Tensor) -> tuple[Tensor, Tensor]:
+        """``forward(h_users[users], h_items[items])`` without per-pair copies of the inputs.
+
+        Tower vectors and the user/item parts of the MLP's first layer are computed once per
+        node and gathered; only the bilinear part is per pair. Equal to :meth:`forward` up to
+        float summation order, and much cheaper when pairs outnumber nodes (training).
+        """
+        d = self.dim
+        uv, iv = self.user_vectors(h_users), self.item_vectors(h_items)
+        tower = (uv[users] * iv[items]).sum(-1) + self.tower_bias
+        lin1: nn.Linear = self.mlp[0]  # type: ignore[assignment]
+        lin2: nn.Linear = self.mlp[2]  # type: ignore[assignment]
+        w = lin1.weight
+        gu, gi = h_users[:, :d], h_items[:, :d]
+        a = gu @ w[:, :d].T + lin1.bias
+        b = gi @ w[:, d:2 * d].T
+        cross = (gu[users] * gi[items]) @ w[:, 2 * d:].T
+        mlp = lin2(torch.relu(a[users] + b[items] + cross)).squeeze(-1)
+        return tower + mlp, tower
 
     def forward(self, h_u: Tensor, h_i: Tensor) -> tuple[Tensor, Tensor]:
         tower = (self.user_vectors(h_u) * self.item_vectors(h_i)).sum(-1) + self.tower_bias

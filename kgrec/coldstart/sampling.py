@@ -60,6 +60,14 @@ class NegativeSampler:
     def __repr__(self) -> str:
         return f"NegativeSampler(n_items={self.n_items}, pop_share={self.pop_share})"
 
+    def prob_of(self, items: Tensor) -> Tensor:
+        """Probability that one :meth:`sample` draw is each of ``items`` (for logQ)."""
+        uniform = torch.full((len(items),), 1.0 / max(self.n_items, 1), dtype=torch.float32)
+        if self.probs is None:
+            return uniform
+        return (self.pop_share * self.probs[items].float()
+                + (1 - self.pop_share) * uniform).clamp(min=1e-12)
+
     def sample(self, n: int, gen: torch.Generator) -> Tensor:
         """``n`` item indices (popular ones first, then uniform; shuffle is not needed)."""
         probs = self.probs

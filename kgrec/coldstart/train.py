@@ -52,7 +52,13 @@ class TrainConfig:
     user_edge_dropout: float = 0.3
     shared_id_dropout: float = 0.05
     tower_loss_weight: float = 0.5
+    softmax_weight: float = 0.0
+    softmax_max_items: int = 20_000
+    softmax_samples: int = 4096
+    cold_softmax_weight: float = 0.0
+    softmax_max_rows: int = 4096
     val_negatives: int = 100
+    max_val_pairs: int = 2000
     patience: int = 5
     show_progress: bool = False
 
@@ -68,6 +74,77 @@ def _drop_ids(index: dict[str, Tensor], share: float, gen: torch.Generator) -> d
             for t, v in index.items()}
 
 
+class UserItems:
+    """Training positives grouped by user (CSR), to mask a user's other positives."""
+
+    def __init__(self, pairs: Tensor, n_users: int) -> None:
+        order = torch.argsort(pairs[0], stable=True)
+        self.items = pairs[1][order]
+        self.ptr = torch.zeros(n_users + 1, dtype=torch.long)
+        self.ptr[1:] = torch.cumsum(torch.bincount(pairs[0], minlength=n_users), 0)
+
+    def rows_cols(self, users: Tensor) -> tuple[Tensor, Tensor]:
+        """``(row, item)`` of every positive of ``users[row]``."""
+        start, count = self.ptr[users], self.ptr[users + 1] - self.ptr[users]
+        rows = torch.repeat_interleave(torch.arange(len(users)), count)
+        offs = torch.arange(int(count.sum())) - torch.repeat_interleave(
+            torch.cumsum(count, 0) - count, count)
+        return rows, self.items[start[rows] + offs]
+
+
+def softmax_loss(head: CTRHead, h_u: Tensor, h_items: Tensor, pos_items: Tensor,
+                 known: UserItems, users: Tensor, sampler: NegativeSampler, cfg: TrainConfig,
+                 gen: torch.Generator) -> Tensor:
+    """Listwise loss of the retrieval tower: cross-entropy of each positive among all items.
+
+    The logits are the tower's dot products (the learned scale is the inverse temperature).
+    Up to ``softmax_max_items`` items the softmax runs over the whole catalogue, with the user's
+    other training positives masked out. Above that it is a sampled softmax over
+    ``softmax_samples`` shared items (popularity/uniform mix) with the logQ correction
+    (Yi et al. 2019) and accidental hits masked.
+    """
+    uv = head.user_vectors(h_u)
+    n_items = len(h_items)
+    if n_items <= cfg.softmax_max_items:
+        logits = uv @ head.item_vectors(h_items).T
+        rows, cols = known.rows_cols(users)
+        other = cols != pos_items[rows]
+        logits = logits.index_put((rows[other], cols[other]),
+                                  torch.tensor(-torch.inf, dtype=logits.dtype))
+        return nn.functional.cross_entropy(logits, pos_items)
+    cand = sampler.sample(cfg.softmax_samples, gen)
+    log_q = torch.log(sampler.prob_of(cand) * cfg.softmax_samples)
+    pos_log_q = torch.log(sampler.prob_of(pos_items) * cfg.softmax_samples)
+    pos_logit = (uv * head.item_vectors(h_items[pos_items])).sum(-1) - pos_log_q
+    neg = uv @ head.item_vectors(h_items[cand]).T - log_q
+    neg = neg.masked_fill(cand[None, :] == pos_items[:, None], -torch.inf)
+    logits = torch.cat([pos_logit[:, None], neg], dim=1)
+    return nn.functional.cross_entropy(logits, torch.zeros(len(uv), dtype=torch.long))
+
+
+def cold_softmax_loss(head: CTRHead, h_u: Tensor, h_items: Tensor, pos_items: Tensor,
+                      known: UserItems, users: Tensor, cold: Tensor) -> Tensor | None:
+    """The test task of item cold start, as a loss: rank an edgeless item among edgeless items.
+
+    ``cold`` marks the items with no message edge in this step (edge-dropped or never
+    interacted); for each positive on such an item, cross-entropy of the tower logit among all
+    of them (the user's other training positives masked). ``None`` when there is none.
+    """
+    rows = torch.nonzero(cold[pos_items]).squeeze(1)
+    cand = torch.nonzero(cold).squeeze(1)
+    if len(rows) == 0 or len(cand) < 2:
+        return None
+    col_of = torch.full((len(h_items),), -1, dtype=torch.long)
+    col_of[cand] = torch.arange(len(cand))
+    logits = head.user_vectors(h_u[rows]) @ head.item_vectors(h_items[cand]).T
+    target = col_of[pos_items[rows]]
+    r, c = known.rows_cols(users[rows])
+    c = col_of[c]
+    other = (c >= 0) & (c != target[r])
+    logits = logits.index_put((r[other], c[other]), torch.tensor(-torch.inf, dtype=logits.dtype))
+    return nn.functional.cross_entropy(logits, target)
+
+
 def pair_logits(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, msg_pairs: Tensor,
                 users: Tensor, items: Tensor) -> Tensor:
     """Raw head logits of ``(users[k], items[k])`` on the graph with ``msg_pairs`` (eval mode)."""
@@ -77,8 +154,8 @@ def pair_logits(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, msg_pa
         h = encoder(tensors.item_x, tensors.shared_index, tensors.num_nodes[USER],
                     with_interactions(tensors, msg_pairs))
         out = []
-        for sl in torch.arange(len(users)).split(1 << 16):
-            out.append(head(h[USER][users[sl]], h[ITEM][items[sl]])[0])
+        for sl in torch.arange(len(users)).split(1 << 18):
+            out.append(head.indexed(h[USER], h[ITEM], users[sl], items[sl])[0])
         return torch.cat(out) if out else torch.zeros(0)
 
 
@@ -114,7 +191,11 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
     train_pos = tensors.pos[:, train_idx]
     sampler = NegativeSampler(n_items, torch.bincount(train_pos[1], minlength=n_items),
                               cfg.pop_neg_share)
+    known = UserItems(train_pos, n_users)
     val_pos = tensors.pos[:, val_idx]
+    if val_pos.shape[1] > cfg.max_val_pairs:  # early stopping needs a sample, not every pair
+        pick = torch.randperm(val_pos.shape[1], generator=gen)[:cfg.max_val_pairs]
+        val_pos = val_pos[:, torch.sort(pick).values]
     val_neg = torch.randint(n_items, (val_pos.shape[1], cfg.val_negatives), generator=gen)
     imps = tensors.impressions
     params = list(encoder.parameters()) + list(head.parameters())
@@ -147,8 +228,22 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
                 items.append(imps[1, take])
                 labels.append(torch.zeros(len(take)))
             u, i, y = torch.cat(users), torch.cat(items), torch.cat(labels)
-            logit, tower = head(h[USER][u], h[ITEM][i])
+            logit, tower = head.indexed(h[USER], h[ITEM], u, i)
             loss = _bce(logit, y) + cfg.tower_loss_weight * _bce(tower, y)
+            if cfg.softmax_weight > 0 or cfg.cold_softmax_weight > 0:
+                sm = pos
+                if sm.shape[1] > cfg.softmax_max_rows:  # bound the (rows x items) logits
+                    sm = sm[:, torch.randperm(sm.shape[1], generator=gen)[:cfg.softmax_max_rows]]
+                h_u = h[USER][sm[0]]
+            if cfg.softmax_weight > 0:
+                loss = loss + cfg.softmax_weight * softmax_loss(
+                    head, h_u, h[ITEM], sm[1], known, sm[0], sampler, cfg, gen)
+            if cfg.cold_softmax_weight > 0:
+                edgeless = torch.bincount(msg_all[1, keep], minlength=n_items) == 0
+                cold_loss = cold_softmax_loss(head, h_u, h[ITEM], sm[1], known, sm[0],
+                                              edgeless)
+                if cold_loss is not None:
+                    loss = loss + cfg.cold_softmax_weight * cold_loss
             opt.zero_grad()
             loss.backward()
             opt.step()
