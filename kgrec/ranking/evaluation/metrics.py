@@ -46,7 +46,12 @@ def positive_ranks(scores: np.ndarray, valid: np.ndarray, tiebreak: np.ndarray) 
     """
     s = np.where(valid, scores.astype(np.float64), -np.inf)
     s = np.nan_to_num(s, nan=-np.inf, posinf=np.finfo(np.float64).max)
-    order = np.lexsort((tiebreak, -s), axis=-1)
+    order = np.argsort(-s, axis=-1)
+    # only rows with equal valid scores need the (slower) two-key sort; same result
+    top = np.take_along_axis(s, order, axis=1)
+    ties = ((np.diff(top, axis=1) == 0) & np.isfinite(top[:, 1:])).any(axis=1)
+    if ties.any():
+        order[ties] = np.lexsort((tiebreak[ties], -s[ties]), axis=-1)
     ranks = np.empty_like(order)
     np.put_along_axis(ranks, order, np.arange(s.shape[1])[None, :].repeat(len(s), 0), axis=1)
     return ranks
