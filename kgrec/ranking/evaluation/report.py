@@ -41,7 +41,12 @@ def _fmt(mean: float, std: float, metric: str) -> str:
 def results_table(results: EvalResults, metrics: tuple[tuple[str, str], ...] = TABLE_METRICS
                   ) -> str:
     """The one table: a row per (regime, model), ``mean ± std`` over seeds (markdown)."""
-    summary = results.summary()
+    return summary_table(results.summary(), metrics)
+
+
+def summary_table(summary: pd.DataFrame,
+                  metrics: tuple[tuple[str, str], ...] = TABLE_METRICS) -> str:
+    """Markdown table of a summary frame (``EvalResults.summary()`` or a ``results.csv``)."""
     if summary.empty:
         return "(no results)\n"
     cols = [(m, label) for m, label in metrics if f"{m}_mean" in summary.columns]
