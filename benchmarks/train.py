@@ -59,7 +59,10 @@ def model_params(args: argparse.Namespace) -> dict[str, object]:
     return dict(hidden_dim=args.hidden, num_layers=2, conv=args.conv, epochs=args.epochs,
                 steps_per_epoch=args.steps, lr=args.lr, neg_ratio=4, pop_neg_share=0.5,
                 patience=args.patience, seed=args.seed, num_threads=args.threads,
-                text_match=not args.no_text_match)
+                text_match=not args.no_text_match, attr_match_buckets=args.attr_buckets,
+                softmax_weight=args.softmax_weight,
+                cold_softmax_weight=args.cold_softmax_weight,
+                center_embeddings=args.center)
 
 
 def _index(graph: ExportedGraph, label: str, ids: pd.Series) -> np.ndarray:
@@ -229,6 +232,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "kgrec" / "text"))
     ap.add_argument("--progress", action="store_true")
     ap.add_argument("--no-text-match", action="store_true")
+    ap.add_argument("--attr-buckets", type=int, default=4096,
+                    help="attribute-match buckets (0: off)")
+    ap.add_argument("--softmax-weight", type=float, default=0.0)
+    ap.add_argument("--cold-softmax-weight", type=float, default=0.0)
+    ap.add_argument("--center", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     result = run_amazon(args) if args.part == "amazon" else run_synthetic(args)
