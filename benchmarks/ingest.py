@@ -76,14 +76,12 @@ def main() -> None:
         query = cypher.upsert_edges(RelType.INTERACTED, NodeLabel.USER, NodeLabel.ITEM)
         rows = [{"src": r.src, "dst": r.dst, "event": "view", "ts": int(r.ts) + 10**9 + i,
                  "value": None} for i, r in enumerate(edges.itertuples())]
-        with timed() as t_batch:
-            with driver.session(database="neo4j") as session:  # type: ignore[attr-defined]
-                session.execute_write(lambda tx: tx.run(query, rows=rows).consume())
+        with timed() as t_batch, driver.session(database="neo4j") as session:  # type: ignore[attr-defined]
+            session.execute_write(lambda tx: tx.run(query, rows=rows).consume())
         per_row = [{**r, "ts": r["ts"] + 10**8} for r in rows]
-        with timed() as t_row:
-            with driver.session(database="neo4j") as session:  # type: ignore[attr-defined]
-                for r in per_row:
-                    session.execute_write(lambda tx, r=r: tx.run(query, rows=[r]).consume())
+        with timed() as t_row, driver.session(database="neo4j") as session:  # type: ignore[attr-defined]
+            for r in per_row:
+                session.execute_write(lambda tx, r=r: tx.run(query, rows=[r]).consume())
         ratio = t_row[0] / t_batch[0]
         print(f"neo4j     {len(rows):,} edges: batched {t_batch[0]:.3f}s "
               f"({len(rows) / t_batch[0]:,.0f} rows/s), per-row MERGE loop {t_row[0]:.2f}s "
