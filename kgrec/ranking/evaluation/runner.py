@@ -457,6 +457,9 @@ def run_evaluation(tables: CatalogTables, config: EvalConfig, *, dataset: str = 
             fit_s = time.perf_counter() - t0
             res.timings[f"fit_seconds/{name}/seed{seed}"] = fit_s
             res.timings[f"epochs/{name}/seed{seed}"] = float(len(model.history_))
+            val = [h.get("val_auc", float("nan")) for h in model.history_]
+            res.timings[f"best_val_auc/{name}/seed{seed}"] = float(np.nanmax(val)) \
+                if np.isfinite(val).any() else float("nan")
             say(f"seed {seed}: {name} fitted in {fit_s:.0f} s ({len(model.history_)} epochs, "
                 f"held-out calibration {model.calibration_.get('ece', float('nan')):.4f} ECE)")
             accumulate(name, _KgrecScorer(model, graph, tgraph), proba=True)
