@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "kgrec" / "text"))
     ap.add_argument("--progress", action="store_true")
     ap.add_argument("--no-text-match", action="store_true")
-    ap.add_argument("--attr-buckets", type=int, default=4096,
+    ap.add_argument("--attr-buckets", type=int, default=0,
                     help="attribute-match buckets (0: off)")
     ap.add_argument("--softmax-weight", type=float, default=0.0)
     ap.add_argument("--cold-softmax-weight", type=float, default=0.0)

@@ -114,7 +114,8 @@ class ColdStartModel:
                  show_progress: bool = False, cache_dir: str | Path | None = None,
                  softmax_weight: float = 0.0, softmax_max_items: int = 20_000,
                  softmax_samples: int = 4096, cold_softmax_weight: float = 0.0,
-                 center_embeddings: bool = False, attr_match_buckets: int = 0) -> None:
+                 center_embeddings: bool = False, attr_match_buckets: int = 0,
+                 attr_match_max_floats: int = 1 << 25) -> None:
         self.text_encoder = text_encoder
         self.hidden_dim = hidden_dim
         self.num_layers = num_layers
@@ -147,6 +148,7 @@ class ColdStartModel:
         self.cold_softmax_weight = cold_softmax_weight
         self.center_embeddings = center_embeddings
         self.attr_match_buckets = attr_match_buckets
+        self.attr_match_max_floats = attr_match_max_floats
 
     # -- scikit-learn plumbing ------------------------------------------------------------
     @classmethod
@@ -225,9 +227,7 @@ class ColdStartModel:
         all_types = [et for base in edge_types for et in (base, reverse(base))]
         all_types += [("User", "INTERACTED", "Item"), ("Item", "rev_INTERACTED", "User")]
         in_item = text_dim + (PRICE_DIM if self.use_price else 0)
-        attr = [(et, min(self.attr_match_buckets, len(self.vocabs_[et[2]])))
-                for et in edge_types if et[0] == ITEM and et[2] in SHARED_TYPES
-                and self.attr_match_buckets > 0 and len(self.vocabs_[et[2]]) > 0]
+        attr = [(et, n) for et, n in self.attr_dims_]
         self.encoder_ = HeteroGNN(in_item=in_item,
                                   vocab_sizes={t: len(v) for t, v in self.vocabs_.items()},
                                   edge_types=all_types, hidden_dim=self.hidden_dim,
@@ -238,6 +238,21 @@ class ColdStartModel:
                                   attr_match=attr).to(self.device)
         self.head_ = CTRHead(self.hidden_dim, text_dim=text_dim if self.text_match else 0,
                              attr_dims=tuple(n for _, n in attr)).to(self.device)
+
+    def _attr_dims(self, edge_types: list[tuple[str, str, str]],
+                   n_users: int) -> list[tuple[tuple[str, str, str], int]]:
+        """Attribute-match blocks: ``min(attr_match_buckets, vocabulary)`` columns per
+        Item->Brand/Category/Attribute edge type, scaled down so that the user blocks hold at
+        most ``attr_match_max_floats`` numbers (memory stays bounded on big graphs)."""
+        types = [et for et in edge_types if et[0] == ITEM and et[2] in SHARED_TYPES
+                 and len(self.vocabs_[et[2]]) > 0]
+        if self.attr_match_buckets <= 0 or not types:
+            return []
+        dims = [min(self.attr_match_buckets, len(self.vocabs_[et[2]])) for et in types]
+        budget = max(1, self.attr_match_max_floats // max(n_users, 1))
+        if sum(dims) > budget:
+            dims = [max(1, d * budget // sum(dims)) for d in dims]
+        return list(zip(types, dims, strict=True))
 
     # -- fitting --------------------------------------------------------------------------
     def fit(self, graph: ExportedGraph, *, callback: Callback | None = None) -> ColdStartModel:
@@ -275,6 +290,7 @@ class ColdStartModel:
         train_idx, val_idx = carve_validation(tensors.pos, tensors.pos_time,
                                               tensors.num_nodes[USER], self.val_user_share, gen)
         self.text_dim_ = int(tensors.item_x.shape[1]) - (PRICE_DIM if self.use_price else 0)
+        self.attr_dims_ = self._attr_dims(self.edge_types_, tensors.num_nodes[USER])
         self._build_modules(self.text_dim_, self.edge_types_)
         cfg = TrainConfig(epochs=self.epochs, steps_per_epoch=self.steps_per_epoch, lr=self.lr,
                           weight_decay=self.weight_decay, neg_ratio=self.neg_ratio,
@@ -509,6 +525,7 @@ class ColdStartModel:
         config = {
             "params": params,
             "text_dim": self.text_dim_,
+            "attr_dims": [[list(et), n] for et, n in self.attr_dims_],
             "edge_types": [list(et) for et in self.edge_types_],
             "price": None if self.price_ is None else
             {"mean": self.price_.mean, "std": self.price_.std},
@@ -552,6 +569,8 @@ class ColdStartModel:
         model.price_ = PriceScaler(**config["price"]) if config["price"] else None
         model.edge_types_ = [tuple(et) for et in config["edge_types"]]
         model.text_dim_ = int(config["text_dim"])
+        model.attr_dims_ = [((et[0], et[1], et[2]), int(n))
+                            for et, n in config.get("attr_dims", [])]
         model._build_modules(model.text_dim_, model.edge_types_)  # type: ignore[arg-type]
         try:
             model.encoder_.load_state_dict(

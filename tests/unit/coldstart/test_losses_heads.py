@@ -102,3 +102,11 @@ def test_new_options_learn_the_shop_and_survive_save_load(graph: ExportedGraph,
     folded = model.transform(g, user_ids=RUNNERS[:2], item_ids=["shoe-fold"])
     torch.testing.assert_close(folded.item, full.item[rows(full.item_ids, ["shoe-fold"])])
     torch.testing.assert_close(folded.user, full.user[rows(full.user_ids, RUNNERS[:2])])
+
+
+def test_attribute_blocks_are_capped_by_the_memory_budget(graph: ExportedGraph) -> None:
+    model = small_model(attr_match_buckets=64, attr_match_max_floats=24 * 2, epochs=1)
+    model.fit(graph)  # 24 users, budget 2 columns in all
+    assert sum(n for _, n in model.attr_dims_) <= 2
+    emb = model.transform(graph)
+    assert emb.user.shape[1] == model.hidden_dim + 64 + sum(n for _, n in model.attr_dims_)
