@@ -12,7 +12,20 @@ fi
 stamp=.kgrec-installed   # per clone: the editable install must point at this checkout
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || \
    ! "$VENV/bin/python" -c "import kgrec, sys; sys.exit(0 if kgrec.__file__.startswith('$PWD/') else 1)" 2>/dev/null; then
-  "$VENV/bin/python" -m pip install -q --upgrade pip
+  "$VENV/bin/python" -m pip install -q "pip<25"   # lightfm needs --no-use-pep517 (removed later)
   "$VENV/bin/python" -m pip install -q -e ".[dev]"
   touch "$stamp"
+fi
+# Optional evaluation baselines (LightFM, implicit's ALS): KGREC_EXTRAS=eval. LightFM's PyPI
+# build needs the legacy (non-PEP 517) path. A failure only means those baselines are skipped.
+if [ "${KGREC_EXTRAS:-}" = "eval" ]; then
+  if ! "$VENV/bin/python" -c "import lightfm" 2>/dev/null; then
+    "$VENV/bin/python" -m pip install -q wheel && \
+      "$VENV/bin/python" -m pip install -q --no-use-pep517 lightfm || \
+      echo "warning: lightfm did not install; its baseline will be skipped" >&2
+  fi
+  if ! "$VENV/bin/python" -c "import implicit" 2>/dev/null; then
+    "$VENV/bin/python" -m pip install -q implicit || \
+      echo "warning: implicit did not install; the ALS baseline will be skipped" >&2
+  fi
 fi
