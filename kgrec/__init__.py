@@ -23,6 +23,8 @@ _EXPORTS: dict[str, str] = {
     "EmbeddedGraphStore": "kgrec.graph.embedded",
     "EmbeddingCache": "kgrec.encoders",
     "EncoderError": "kgrec.errors",
+    "EvalConfig": "kgrec.ranking.evaluation.runner",
+    "EvalResults": "kgrec.ranking.evaluation.runner",
     "Explanation": "kgrec.ranking.explain",
     "ExportedGraph": "kgrec.graph.export",
     "FileFormatError": "kgrec.errors",
@@ -61,12 +63,16 @@ _EXPORTS: dict[str, str] = {
     "ingest": "kgrec.graph.ingest",
     "ingest_tables": "kgrec.graph.ingest",
     "load_dataset": "kgrec.graph.adapters",
+    "make_split": "kgrec.ranking.evaluation.splits",
     "open_store": "kgrec.graph.open",
     "read_catalog": "kgrec.graph.readers",
     "read_graph": "kgrec.graph.store",
     "read_table": "kgrec.graph.readers",
+    "run_evaluation": "kgrec.ranking.evaluation.runner",
+    "score_ranked": "kgrec.ranking.evaluation.scorerun",
     "to_hetero_data": "kgrec.graph.export",
     "validate_catalog": "kgrec.graph.validate",
+    "write_report": "kgrec.ranking.evaluation.report",
 }
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
@@ -119,12 +125,19 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from kgrec.graph.validate import ValidationResult as ValidationResult
     from kgrec.graph.validate import validate_catalog as validate_catalog
     from kgrec.ranking.candidates import CandidateRun as CandidateRun
+    from kgrec.ranking.evaluation.report import write_report as write_report
+    from kgrec.ranking.evaluation.runner import EvalConfig as EvalConfig
+    from kgrec.ranking.evaluation.runner import EvalResults as EvalResults
+    from kgrec.ranking.evaluation.runner import run_evaluation as run_evaluation
+    from kgrec.ranking.evaluation.scorerun import score_ranked as score_ranked
+    from kgrec.ranking.evaluation.splits import make_split as make_split
     from kgrec.ranking.explain import Explanation as Explanation
     from kgrec.ranking.explain import GraphPath as GraphPath
     from kgrec.ranking.explain import PathNode as PathNode
     from kgrec.ranking.recommender import NewItemRanking as NewItemRanking
     from kgrec.ranking.recommender import NewUserRanking as NewUserRanking
     from kgrec.ranking.recommender import Recommender as Recommender
+
 
 
 
@@ -155,6 +168,8 @@ __all__ = [
     "EmbeddedGraphStore",
     "EmbeddingCache",
     "EncoderError",
+    "EvalConfig",
+    "EvalResults",
     "Explanation",
     "ExportedGraph",
     "FileFormatError",
@@ -194,10 +209,14 @@ __all__ = [
     "ingest",
     "ingest_tables",
     "load_dataset",
+    "make_split",
     "open_store",
     "read_catalog",
     "read_graph",
     "read_table",
+    "run_evaluation",
+    "score_ranked",
     "to_hetero_data",
     "validate_catalog",
+    "write_report",
 ]
