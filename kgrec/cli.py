@@ -10,6 +10,7 @@ import importlib
 import json
 import logging
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -165,6 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The CLI (not the library) configures logging for its own process.
     logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
                         format="%(levelname)s %(name)s: %(message)s")
+    # A notice torch prints when PyG is imported; it says nothing about the user's work.
+    warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated")
     try:
         return int(args.handler(args))
     except KgrecError as e:

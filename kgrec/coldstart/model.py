@@ -13,18 +13,28 @@ scale the CTR head sees stable.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 from torch_geometric.nn import GATConv, HeteroConv, HGTConv, SAGEConv
-from torch_geometric.utils import to_torch_csr_tensor
+from torch_geometric.utils import to_torch_csr_tensor as _pyg_csr
 
 from kgrec.coldstart.features import ITEM, NODE_TYPES, SHARED_TYPES, USER, EdgeType
 
 logger = logging.getLogger(__name__)
 
 CONVS: tuple[str, ...] = ("sage", "gat", "hgt")
+
+
+def to_torch_csr_tensor(edge_index: Tensor, size: tuple[int, int]) -> Tensor:
+    """PyG's CSR conversion without torch's once-per-process "beta"/"invariant checks" notices,
+    which would otherwise reach every CLI user's terminal."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        warnings.filterwarnings("ignore", message="Sparse invariant checks")
+        return _pyg_csr(edge_index, size=size)
 
 
 class HeteroGNN(nn.Module):
