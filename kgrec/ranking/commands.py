@@ -245,6 +245,8 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--items", type=int, default=None, help="generated items")
     p.add_argument("--interactions", type=int, default=None, help="generated interactions")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--reset-store", action="store_true",
+                   help="delete kgrec's nodes in a non-empty store first (never the default)")
     p.set_defaults(handler=_demo)
 
 
@@ -252,7 +254,7 @@ def _demo(args: argparse.Namespace) -> int:
     from kgrec.ranking.demo import DemoConfig, run_demo
 
     cfg = DemoConfig(out=Path(args.out), data=args.data, store=args.store, encoder=args.encoder,
-                     seed=args.seed)
+                     seed=args.seed, reset_store=args.reset_store)
     for name in ("epochs", "users", "items", "interactions"):
         if getattr(args, name) is not None:
             setattr(cfg, name if name == "epochs" else f"n_{name}", getattr(args, name))

@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kgrec.errors import ConfigError
+from kgrec.graph.schema import NodeLabel
 from kgrec.graph.tables import CatalogTables
 
 logger = logging.getLogger(__name__)
@@ -47,6 +49,7 @@ class DemoConfig:
     k: int = 5
     seed: int = 0
     threads: int | None = None
+    reset_store: bool = False
 
 
 @dataclass
@@ -100,11 +103,7 @@ def run_demo(cfg: DemoConfig, echo: Callable[[str], Any] = logger.info) -> DemoR
 
     matplotlib.use("Agg")
 
-    from kgrec.encoders import BertTextEncoder, CachedTextEncoder, EmbeddingCache, HashingEncoder
-    from kgrec.graph.ingest import ingest_tables
     from kgrec.graph.open import open_store
-    from kgrec.ranking.candidates import now_iso, write_to_store
-    from kgrec.ranking.recommender import Recommender
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -135,6 +134,31 @@ def run_demo(cfg: DemoConfig, echo: Callable[[str], Any] = logger.info) -> DemoR
     train, held = _holdout_last(train, 0.2, cfg.seed)
     store_spec = cfg.store or f"embedded:{out / 'store'}"
     store, pseudo = open_store(store_spec)
+    try:
+        return _run_on_store(cfg, res, out, store, pseudo, store_spec, source, train, held,
+                             new_items, truth_aff, truth_hits, new_users, new_clicks, segments,
+                             t0, echo)
+    finally:
+        driver = getattr(store, "driver", None)  # a Neo4j driver opened here: close it
+        if driver is not None:
+            driver.close()
+
+
+def _run_on_store(cfg, res, out, store, pseudo, store_spec, source, train, held,  # type: ignore[no-untyped-def]
+                  new_items, truth_aff, truth_hits, new_users, new_clicks, segments, t0, echo):
+    """The demo's steps on an opened store (split out so the caller can close the store)."""
+    from kgrec.encoders import BertTextEncoder, CachedTextEncoder, EmbeddingCache, HashingEncoder
+    from kgrec.graph.ingest import ingest_tables
+    from kgrec.ranking.candidates import now_iso, write_to_store
+    from kgrec.ranking.recommender import Recommender
+
+    # The demo's own folder (the default) is reset freely; a store the user named is not.
+    existing = len(store.nodes(NodeLabel.ITEM)) if cfg.store is not None else 0
+    if existing and not cfg.reset_store:
+        raise ConfigError(
+            f"the demo needs an empty store, but {store_spec} already holds {existing:,} items; "
+            f"use another store (e.g. NEO4J_DATABASE, or the default embedded store) or pass "
+            f"--reset-store to delete kgrec's nodes there first")
     store.clear()
     echo(f"[1/5] ingesting {source} into {store_spec} ...")
     report = ingest_tables(train, store, pseudo)

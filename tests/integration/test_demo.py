@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from kgrec.graph.schema import NodeLabel
 from kgrec.ranking.demo import DemoConfig, run_demo
 
 pytestmark = pytest.mark.integration
@@ -26,3 +27,44 @@ def test_demo_small_real_encoder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert {"user_id", "item_id", "rank", "score", "model_version"} <= set(cands.columns)
     assert res.figures["affinity_recommended"] > res.figures["affinity_random"]
     assert (tmp_path / "demo" / "text-cache").is_dir()
+
+
+def test_demo_on_neo4j_writes_candidate_relationships(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, neo4j_store: object,
+        neo4j_server: object) -> None:
+    """The same job with ``--store neo4j``: CANDIDATE edges read back from the real server."""
+    monkeypatch.setenv("KGREC_PSEUDONYM_KEY", "demo-test-key-0123456789")
+    monkeypatch.setenv("KGREC_HOME", str(tmp_path))
+    if neo4j_server is not None:
+        monkeypatch.setenv("NEO4J_URI", neo4j_server.uri)  # type: ignore[attr-defined]
+        monkeypatch.setenv("NEO4J_PASSWORD", neo4j_server.password())  # type: ignore[attr-defined]
+    res = run_demo(DemoConfig(out=tmp_path / "demo", store="neo4j", encoder="hashing",
+                              n_users=200, n_items=150, n_interactions=3_000, n_new_items=20,
+                              n_new_users=10, epochs=3, threads=1))
+    assert res.report.is_file()
+    driver = neo4j_store.driver  # type: ignore[attr-defined]
+    records, _, _ = driver.execute_query(
+        "MATCH (u:User)-[c:CANDIDATE]->(i:Item) "
+        "RETURN count(c) AS n, min(c.rank) AS best, max(c.score) AS top, "
+        "count(DISTINCT c.model) AS models", database_="neo4j")
+    row = records[0]
+    assert row["n"] > 0 and row["best"] == 1 and 0 < row["top"] <= 1 and row["models"] == 1
+    written = pd.read_parquet(res.files["new_sku_candidates"])
+    assert row["n"] >= len(written)
+    neo4j_store.clear()  # type: ignore[attr-defined]
+
+
+def test_demo_refuses_to_clear_a_named_store_that_holds_data(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kgrec.errors import ConfigError
+    from kgrec.graph.embedded import EmbeddedGraphStore
+    from kgrec.graph.ingest import ingest_tables
+    from tests.contract import pseudonymizer, tiny_catalog
+
+    monkeypatch.setenv("KGREC_PSEUDONYM_KEY", "demo-test-key-0123456789")
+    ingest_tables(tiny_catalog(), EmbeddedGraphStore(tmp_path / "mine"), pseudonymizer())
+    with pytest.raises(ConfigError, match="--reset-store"):
+        run_demo(DemoConfig(out=tmp_path / "demo", store=f"embedded:{tmp_path / 'mine'}",
+                            encoder="hashing", n_users=50, n_items=40, n_interactions=400,
+                            n_new_items=5, n_new_users=3, epochs=1, threads=1))
+    assert len(EmbeddedGraphStore(tmp_path / "mine").nodes(NodeLabel.ITEM)) == 3
