@@ -17,7 +17,7 @@ import json
 import logging
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +46,14 @@ from kgrec.ranking.candidates import (
     now_iso,
     write_to_store,
 )
-from kgrec.ranking.explain import Explanation, PathIndex, explanations, path_records, top_paths
+from kgrec.ranking.explain import (
+    Explanation,
+    PathIndex,
+    PathNode,
+    explanations,
+    path_records,
+    top_paths,
+)
 
 if TYPE_CHECKING:
     from kgrec.coldstart import ColdStartModel, NodeEmbeddings
@@ -628,15 +635,21 @@ class NewUserRanking:
     def explain(self, user_id: str, item_id: str, max_paths: int = 3) -> Explanation:
         """Graph paths supporting ``item_id`` for the new user ``user_id`` (as given).
 
-        The new user is not in the store, so it appears in the paths under a temporary id
-        ``__new_user__<n>``.
+        The new user is not in the store; the paths show it under the id the caller gave.
         """
         if self._rec is None or self._scope is None:
             raise NotFittedError("this ranking has no graph attached")
         if user_id not in self._temp:
             raise UnknownIdError("User", [user_id], hint="not one of the new users ranked")
-        return self._rec._explain_in(self._scope, [(self._temp[user_id], item_id)],
-                                     max_paths)[0]
+        temp = self._temp[user_id]
+        exp = self._rec._explain_in(self._scope, [(temp, item_id)], max_paths)[0]
+
+        def shown(node: PathNode) -> PathNode:
+            return PathNode(node.label, user_id) if node.label == "User" and node.id == temp \
+                else node
+
+        paths = tuple(replace(p, nodes=tuple(shown(n) for n in p.nodes)) for p in exp.paths)
+        return replace(exp, user_id=user_id, paths=paths)
 
 
 def model_version(model: ColdStartModel) -> str:

@@ -171,3 +171,15 @@ def test_fit_on_store_with_pseudonymizer(tmp_path) -> None:
     with pytest.raises(UnknownIdError, match="stranger"):
         rec.recommend("stranger")
     assert write_graph is not None and SHOES
+
+
+def test_new_user_explanation_names_the_caller_id(rec: Recommender) -> None:
+    users = pd.DataFrame({"user_id": ["visitor-42"], "segment": ["runner"]})
+    clicks = pd.DataFrame({"user_id": ["visitor-42"], "item_id": ["shoe-1"]})
+    ranking = rec.recommend_for_new_users(users, clicks, k=2)
+    top = ranking.by_user.iloc[0]
+    exp = ranking.explain("visitor-42", top["item_id"])
+    assert exp.user_id == "visitor-42" and exp.paths
+    user_nodes = {n.id for p in exp.paths for n in p.nodes if n.label == "User"}
+    assert "visitor-42" in user_nodes
+    assert not any(i.startswith("__new_user__") for i in user_nodes)
