@@ -26,7 +26,9 @@ import numpy as np
 import pandas as pd
 
 from kgrec.errors import ConfigError
+from kgrec.graph.pseudonym import Pseudonymizer
 from kgrec.graph.schema import NodeLabel
+from kgrec.graph.store import GraphStore
 from kgrec.graph.tables import CatalogTables
 
 logger = logging.getLogger(__name__)
@@ -144,8 +146,12 @@ def run_demo(cfg: DemoConfig, echo: Callable[[str], Any] = logger.info) -> DemoR
             driver.close()
 
 
-def _run_on_store(cfg, res, out, store, pseudo, store_spec, source, train, held,  # type: ignore[no-untyped-def]
-                  new_items, truth_aff, truth_hits, new_users, new_clicks, segments, t0, echo):
+def _run_on_store(cfg: DemoConfig, res: DemoResult, out: Path, store: GraphStore,
+                  pseudo: Pseudonymizer, store_spec: str, source: str, train: CatalogTables,
+                  held: pd.DataFrame, new_items: pd.DataFrame, truth_aff: pd.DataFrame | None,
+                  truth_hits: pd.DataFrame | None, new_users: pd.DataFrame,
+                  new_clicks: pd.DataFrame, segments: pd.Series | None, t0: float,
+                  echo: Callable[[str], Any]) -> DemoResult:
     """The demo's steps on an opened store (split out so the caller can close the store)."""
     from kgrec.encoders import BertTextEncoder, CachedTextEncoder, EmbeddingCache, HashingEncoder
     from kgrec.graph.ingest import ingest_tables
