@@ -18,6 +18,7 @@ import pandas as pd
 
 from kgrec.ranking.evaluation._names import ABLATIONS
 from kgrec.ranking.evaluation.runner import EvalResults
+from kgrec.ranking.plots import plot_regime_metric, plot_reliability, plot_user_cold_curve
 
 TABLE_METRICS: tuple[tuple[str, str], ...] = (
     ("recall@10", "R@10"), ("recall@20", "R@20"), ("recall@50", "R@50"),
@@ -72,75 +73,12 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
-def _plot_recall(results: EvalResults, path: Path, k: int) -> None:
+def _save_figure(draw: Any, path: Path, figsize: tuple[float, float]) -> None:
+    """Draw with one of :mod:`kgrec.ranking.plots`' functions on a new figure and save it."""
     import matplotlib.pyplot as plt
 
-    s = results.summary()
-    regimes = list(dict.fromkeys(s["regime"]))
-    models = list(dict.fromkeys(s["model"]))
-    width = 0.8 / max(len(models), 1)
-    fig, ax = plt.subplots(figsize=(max(8, 1.6 * len(regimes)), 4.8))
-    x = np.arange(len(regimes))
-    for j, model in enumerate(models):
-        part = s[s["model"] == model].set_index("regime").reindex(regimes)
-        ax.bar(x + (j - (len(models) - 1) / 2) * width, part[f"recall@{k}_mean"].fillna(0),
-               width, yerr=part[f"recall@{k}_std"].fillna(0), capsize=2, label=model)
-    ax.set_xticks(x, regimes)
-    ax.set_xlabel("regime")
-    ax.set_ylabel(f"Recall@{k} (mean ± std over seeds)")
-    ax.set_title(f"{results.dataset}: Recall@{k} per regime, kgrec vs baselines")
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _plot_user_cold(results: EvalResults, path: Path, k: int) -> None:
-    import matplotlib.pyplot as plt
-
-    s = results.summary()
-    s = s[s["regime"].str.startswith("user_cold_k")].copy()
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    if len(s):
-        s["k"] = s["regime"].str.removeprefix("user_cold_k").astype(int)
-        for model, part in s.groupby("model", sort=False):
-            part = part.sort_values("k")
-            ax.errorbar(part["k"], part[f"recall@{k}_mean"], yerr=part[f"recall@{k}_std"],
-                        marker="o", capsize=3, label=str(model))
-        ax.set_xticks(sorted(s["k"].unique()))
-    ax.set_xlabel("revealed interactions per cold user (k)")
-    ax.set_ylabel(f"Recall@{k}")
-    ax.set_title(f"{results.dataset}: user cold start, Recall@{k} vs k")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _plot_calibration(results: EvalResults, path: Path, model: str = "kgrec") -> None:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 5.2))
-    lo, hi = 1e-6, 1.0
-    for key, bins in results.reliability.items():
-        name, regime = key.split("/", 1)
-        if name != model:
-            continue
-        n = np.sum([b["count"] for b in bins], axis=0)
-        y = np.sum([b["sum_label"] for b in bins], axis=0)
-        p = np.sum([b["sum_proba"] for b in bins], axis=0)
-        ok = n > 0
-        mean_p, mean_y = p[ok] / n[ok], y[ok] / n[ok]
-        ax.plot(mean_p, np.maximum(mean_y, lo), marker="o", ms=3, label=regime)
-    ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="perfect calibration")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlim(lo, hi)
-    ax.set_ylim(lo, hi)
-    ax.set_xlabel("mean predicted probability (log-spaced bins)")
-    ax.set_ylabel("observed positive rate")
-    ax.set_title(f"{results.dataset}: {model} reliability diagram (all seeds)")
-    ax.legend(fontsize=7)
+    fig, ax = plt.subplots(figsize=figsize)
+    draw(ax)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -172,9 +110,17 @@ def write_report(results: EvalResults, out_dir: str | Path, *, command: str = ""
         "reliability": results.reliability,
     }
     (out / "results.json").write_text(json.dumps(_jsonable(payload), indent=1))
-    _plot_recall(results, out / "recall_by_regime.png", k)
-    _plot_user_cold(results, out / "user_cold_curve.png", k)
-    _plot_calibration(results, out / "calibration.png")
+    metric, name = f"recall@{k}", results.dataset
+    n_regimes = results.summary()["regime"].nunique()
+    _save_figure(lambda ax: plot_regime_metric(
+        results, metric, ax, title=f"{name}: Recall@{k} per regime, kgrec vs baselines"),
+        out / "recall_by_regime.png", (max(8, 1.6 * n_regimes), 4.8))
+    _save_figure(lambda ax: plot_user_cold_curve(
+        results, metric, ax, title=f"{name}: user cold start, Recall@{k} vs k"),
+        out / "user_cold_curve.png", (6.4, 4.4))
+    _save_figure(lambda ax: plot_reliability(
+        results, "kgrec", ax, title=f"{name}: kgrec reliability diagram (all seeds)"),
+        out / "calibration.png", (6.4, 5.2))
     cfg = results.config
     lines = [
         f"# kgrec evaluation: {results.dataset}", "",
