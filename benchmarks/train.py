@@ -65,7 +65,7 @@ def model_params(args: argparse.Namespace) -> dict[str, object]:
                 text_match=not args.no_text_match, attr_match_buckets=args.attr_buckets,
                 softmax_weight=args.softmax_weight,
                 cold_softmax_weight=args.cold_softmax_weight,
-                center_embeddings=args.center)
+                center_embeddings=args.center, pair_features=not args.no_pair_features)
 
 
 def _index(graph: ExportedGraph, label: str, ids: pd.Series) -> np.ndarray:
@@ -293,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--softmax-weight", type=float, default=0.0)
     ap.add_argument("--cold-softmax-weight", type=float, default=0.0)
     ap.add_argument("--center", action="store_true")
+    ap.add_argument("--no-pair-features", action="store_true",
+                    help="turn off the head's wide part (graph-path pair features)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     run = {"amazon": run_amazon, "validation": run_validation, "synthetic": run_synthetic}

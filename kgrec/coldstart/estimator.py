@@ -39,8 +39,17 @@ from kgrec.coldstart.features import (
 from kgrec.coldstart.heads import CTRHead
 from kgrec.coldstart.inference import NodeEmbeddings, induced_subgraph, khop_nodes
 from kgrec.coldstart.model import CONVS, HeteroGNN
+from kgrec.coldstart.pairs import (
+    DEFAULT_MAX_HISTORY,
+    PairInputs,
+    build_pair_inputs,
+    feature_names,
+    pair_feature_matrix,
+    pair_features,
+    stable_keys,
+)
 from kgrec.coldstart.persistence import check_encoder, load_dir, save_dir
-from kgrec.coldstart.sampling import carve_validation
+from kgrec.coldstart.sampling import carve_cold_items, carve_validation
 from kgrec.coldstart.train import Callback, TrainConfig, fit_loop, pair_logits
 from kgrec.encoders import BertTextEncoder, CachedTextEncoder, EmbeddingCache, HashingEncoder
 from kgrec.encoders.text import TextEncoder
@@ -80,10 +89,20 @@ class ColdStartModel:
         text_match: Add a learned-weight cosine between an item's text vector and the mean
             text vector of the user's interacted items to the tower (a content-match feature
             that keeps retrieval a dot product), default True.
+        pair_features: Add the "wide" part to the CTR head: a small MLP over graph-path
+            features of the pair (mean and max text cosine to the user's history items, share
+            of the history with the item's brand/category/attribute; see
+            :mod:`kgrec.coldstart.pairs`), default True. Full-head scores only; retrieval
+            by dot product is unchanged.
+        max_history: Most recent history items per user the pair features read, default 256.
         use_price: Add standardised log-price to item inputs, default True.
         use_related: Use RELATED (knowledge-graph) edges, default True.
         val_user_share: Users whose latest positive is held out for early stopping and
             calibration, default 0.1.
+        cold_val_share: Share of the items with training positives held out of training
+            entirely (all their positives), default 0.1: early stopping watches how they rank
+            among themselves (the item-cold task), and the head's gate and wide part are
+            refitted on them. 0 turns this off (tiny graphs).
         calibration_negatives: Uniform negatives per validation positive for calibration,
             default 100.
         patience: Epochs without validation gain before stopping, default 5.
@@ -107,8 +126,10 @@ class ColdStartModel:
                  weight_decay: float = 1e-5, neg_ratio: int = 4, pop_neg_share: float = 0.5,
                  supervision_share: float = 0.3, item_edge_dropout: float = 0.3,
                  user_edge_dropout: float = 0.3, text_match: bool = True,
+                 pair_features: bool = True, max_history: int = DEFAULT_MAX_HISTORY,
                  use_price: bool = True,
                  use_related: bool = True, val_user_share: float = 0.1,
+                 cold_val_share: float = 0.1,
                  calibration_negatives: int = 100, patience: int = 5, seed: int = 0,
                  device: str = "cpu", num_threads: int | None = None,
                  show_progress: bool = False, cache_dir: str | Path | None = None,
@@ -132,9 +153,12 @@ class ColdStartModel:
         self.item_edge_dropout = item_edge_dropout
         self.user_edge_dropout = user_edge_dropout
         self.text_match = text_match
+        self.pair_features = pair_features
+        self.max_history = max_history
         self.use_price = use_price
         self.use_related = use_related
         self.val_user_share = val_user_share
+        self.cold_val_share = cold_val_share
         self.calibration_negatives = calibration_negatives
         self.patience = patience
         self.seed = seed
@@ -208,9 +232,11 @@ class ColdStartModel:
             (0 <= self.item_edge_dropout < 1, "item_edge_dropout must be in [0, 1)"),
             (0 <= self.user_edge_dropout < 1, "user_edge_dropout must be in [0, 1)"),
             (0 <= self.val_user_share < 1, "val_user_share must be in [0, 1)"),
+            (0 <= self.cold_val_share < 1, "cold_val_share must be in [0, 1)"),
             (self.softmax_weight >= 0, "softmax_weight must be >= 0"),
             (self.softmax_samples >= 1, "softmax_samples must be >= 1"),
             (self.cold_softmax_weight >= 0, "cold_softmax_weight must be >= 0"),
+            (self.max_history >= 1, f"max_history must be >= 1, got {self.max_history}"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -236,8 +262,24 @@ class ColdStartModel:
                                   text_match_dim=text_dim if self.text_match else 0,
                                   center=self.center_embeddings,
                                   attr_match=attr).to(self.device)
+        self.pair_attr_types_ = [et for et in edge_types
+                                 if et[0] == ITEM and et[2] in SHARED_TYPES]
+        n_pair = len(feature_names(self.pair_attr_types_)) if self.pair_features else 0
         self.head_ = CTRHead(self.hidden_dim, text_dim=text_dim if self.text_match else 0,
-                             attr_dims=tuple(n for _, n in attr)).to(self.device)
+                             attr_dims=tuple(n for _, n in attr), n_pair=n_pair).to(self.device)
+
+    def _pair_inputs(self, graph: ExportedGraph, tensors: GraphTensors, pairs: Tensor,
+                     times: Tensor, keep: dict[str, Tensor] | None = None) -> PairInputs | None:
+        """Pair-feature inputs of ``tensors`` (optionally the subgraph on ``keep`` nodes of
+        ``graph``) with history ``pairs``; None for a model without pair features."""
+        if not self.head_.n_pair:
+            return None
+        keys = {t: stable_keys(t, np.asarray(graph.node_ids.get(t, np.empty(0)), dtype=object))
+                for t in (ITEM, *SHARED_TYPES)}
+        if keep is not None:
+            keys = {t: k[keep[t]] for t, k in keys.items()}
+        return build_pair_inputs(tensors, pairs, self.pair_attr_types_, keys, self.text_dim_,
+                                 self.max_history, times)
 
     def _attr_dims(self, edge_types: list[tuple[str, str, str]],
                    n_users: int) -> list[tuple[tuple[str, str, str], int]]:
@@ -289,6 +331,9 @@ class ColdStartModel:
                              "rating) to learn from; check the INTERACTED edges")
         train_idx, val_idx = carve_validation(tensors.pos, tensors.pos_time,
                                               tensors.num_nodes[USER], self.val_user_share, gen)
+        train_idx, val_idx, cold_idx = carve_cold_items(tensors.pos, train_idx, val_idx,
+                                                        tensors.num_nodes[ITEM],
+                                                        self.cold_val_share, gen)
         self.text_dim_ = int(tensors.item_x.shape[1]) - (PRICE_DIM if self.use_price else 0)
         self.attr_dims_ = self._attr_dims(self.edge_types_, tensors.num_nodes[USER])
         self._build_modules(self.text_dim_, self.edge_types_)
@@ -303,16 +348,24 @@ class ColdStartModel:
                           softmax_samples=self.softmax_samples,
                           cold_softmax_weight=self.cold_softmax_weight,
                           show_progress=self.show_progress)
-        logger.info("Training on %d positives (%d validation), %d users, %d items",
-                    len(train_idx), len(val_idx), tensors.num_nodes[USER],
-                    tensors.num_nodes[ITEM])
+        logger.info("Training on %d positives (%d validation, %d on held-out items), %d users, "
+                    "%d items", len(train_idx), len(val_idx), len(cold_idx),
+                    tensors.num_nodes[USER], tensors.num_nodes[ITEM])
+
+        def pair_builder(pairs: Tensor, times: Tensor) -> PairInputs:
+            inputs = self._pair_inputs(graph, tensors, pairs, times)
+            assert inputs is not None
+            return inputs
+
         self.history_ = fit_loop(self.encoder_, self.head_, tensors, train_idx, val_idx, cfg,
-                                 gen, callback)
-        self._calibrate(tensors, train_idx, val_idx, gen)
+                                 gen, callback,
+                                 pair_builder=pair_builder if self.head_.n_pair else None,
+                                 cold_pos=tensors.pos[:, cold_idx])
+        self._calibrate(graph, tensors, train_idx, val_idx, gen)
         return self
 
-    def _calibrate(self, tensors: GraphTensors, train_idx: Tensor, val_idx: Tensor,
-                   gen: torch.Generator) -> None:
+    def _calibrate(self, graph: ExportedGraph, tensors: GraphTensors, train_idx: Tensor,
+                   val_idx: Tensor, gen: torch.Generator) -> None:
         """Platt-scale on validation pairs weighted to the real base rate (see calibration)."""
         n_items = tensors.num_nodes[ITEM]
         val = tensors.pos[:, val_idx]
@@ -327,8 +380,10 @@ class ColdStartModel:
         negs = torch.randint(n_items, (n_val, m), generator=gen)
         users = torch.cat([val[0], val[0].repeat_interleave(m)])
         items = torch.cat([val[1], negs.reshape(-1)])
+        pairs = self._pair_inputs(graph, tensors, tensors.pos[:, train_idx],
+                                  tensors.pos_time[train_idx])
         logits = pair_logits(self.encoder_, self.head_, tensors, tensors.pos[:, train_idx],
-                             users, items).numpy()
+                             users, items, pairs).numpy()
         # A validation user has one held-out positive among n_items - known other candidates:
         # each of the m sampled negatives stands for (n_items - known) / m real ones.
         w_neg = ((n_items - known[val[0]]).clamp(min=1).double() / m).numpy()
@@ -385,17 +440,22 @@ class ColdStartModel:
             h = self._encode(tensors)
             return NodeEmbeddings(user=h[USER], item=h[ITEM],
                                   user_ids=np.asarray(graph.node_ids[USER], dtype=object),
-                                  item_ids=np.asarray(graph.node_ids[ITEM], dtype=object))
+                                  item_ids=np.asarray(graph.node_ids[ITEM], dtype=object),
+                                  pairs=self._pair_inputs(graph, tensors, tensors.pos,
+                                                          tensors.pos_time))
         u_idx = graph.index_of(USER, list(user_ids or []))
         i_idx = graph.index_of(ITEM, list(item_ids or []))
         targets = {USER: torch.from_numpy(u_idx), ITEM: torch.from_numpy(i_idx)}
         keep = khop_nodes(tensors, targets, self.num_layers)
-        h = self._encode(induced_subgraph(tensors, keep))
+        sub = induced_subgraph(tensors, keep)
+        h = self._encode(sub)
         pos_u = torch.searchsorted(keep[USER], targets[USER])
         pos_i = torch.searchsorted(keep[ITEM], targets[ITEM])
+        pairs = self._pair_inputs(graph, sub, sub.pos, sub.pos_time, keep)
         return NodeEmbeddings(user=h[USER][pos_u], item=h[ITEM][pos_i],
                               user_ids=np.asarray(graph.node_ids[USER], dtype=object)[u_idx],
-                              item_ids=np.asarray(graph.node_ids[ITEM], dtype=object)[i_idx])
+                              item_ids=np.asarray(graph.node_ids[ITEM], dtype=object)[i_idx],
+                              pairs=None if pairs is None else pairs.select(pos_u, pos_i))
 
     def _encode(self, tensors: GraphTensors) -> dict[str, Tensor]:
         self.encoder_.eval()
@@ -430,11 +490,23 @@ class ColdStartModel:
         i = self._rows(item_idx, len(emb.item_ids))
         if len(u) != len(i):
             raise ValueError(f"user_idx and item_idx differ in length: {len(u)} vs {len(i)}")
+        pairs = self._emb_pairs(emb)
         self.head_.eval()
         with self._threads(), torch.no_grad():
-            out = [self.head_(emb.user[u[s]], emb.item[i[s]])[0]
+            out = [self.head_(emb.user[u[s]], emb.item[i[s]],
+                              None if pairs is None else pair_features(pairs, u[s], i[s]))[0]
                    for s in torch.arange(len(u)).split(1 << 16)]
         return torch.cat(out).double().numpy() if out else np.zeros(0)
+
+    def _emb_pairs(self, emb: NodeEmbeddings) -> PairInputs | None:
+        """``emb.pairs`` when the head needs pair features (error if they are missing)."""
+        if not self.head_.n_pair:
+            return None
+        if emb.pairs is None:
+            raise ValueError("these embeddings carry no pair-feature inputs, which this model's "
+                             "head needs: make them with model.transform(graph) and combine "
+                             "them with NodeEmbeddings.with_users/with_items")
+        return emb.pairs
 
     def predict_proba(self, emb: NodeEmbeddings, user_idx: Sequence[int] | np.ndarray,
                       item_idx: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -474,6 +546,7 @@ class ColdStartModel:
         out = np.empty((len(u), len(i)), dtype=np.float32)
         cols = max(1, min(len(i), chunk_size))
         rows = max(1, chunk_size // cols)
+        pairs = self._emb_pairs(emb)
         # float64 copy of the (small) head: block results then do not depend on chunk shapes
         head = copy.deepcopy(self.head_).double().eval()
         with self._threads(), torch.no_grad():
@@ -481,7 +554,9 @@ class ColdStartModel:
                 hi = emb.item[i[c0:c0 + cols]].double()
                 for r0 in range(0, len(u), rows):
                     hu = emb.user[u[r0:r0 + rows]].double()
-                    logit = head.logit_matrix(hu, hi).numpy()
+                    feats = None if pairs is None else pair_feature_matrix(
+                        pairs, u[r0:r0 + rows], i[c0:c0 + cols]).double()
+                    logit = head.logit_matrix(hu, hi, feats).numpy()
                     out[r0:r0 + len(hu), c0:c0 + len(hi)] = self.calibrator_.predict_proba(logit)
         return out
 
@@ -561,7 +636,9 @@ class ColdStartModel:
             else:
                 text_encoder = BertTextEncoder(device=config["params"].get("device", "cpu"))
         check_encoder(saved, text_encoder.identity(), path)
-        model = cls(text_encoder=text_encoder, **config["params"])
+        params = dict(config["params"])
+        params.setdefault("pair_features", False)  # saved before the wide part existed
+        model = cls(text_encoder=text_encoder, **params)
         enc = model._resolve_encoder()
         model.text_ = TextFeaturizer(enc, show_progress=model.show_progress)
         model.encoder_identity_ = saved

@@ -4,6 +4,8 @@ Why both: the MLP over ``[h_u, h_i, h_u * h_i]`` scores a pair best, but it cann
 the tower term ``scale * <u, i>`` with L2-normalised ``u = W_u h_u``, ``i = W_i h_i`` can be
 (maximum inner product over all items). The logit is their sum, and the tower logit alone gets
 its own BCE term too, so retrieval by dot product and re-ranking by the full head agree.
+With ``n_pair > 0`` a small "wide" MLP over per-pair graph-path features
+(:mod:`kgrec.coldstart.pairs`) adds its logit to the full head (not to the tower).
 """
 
 from __future__ import annotations
@@ -29,15 +31,26 @@ class CTRHead(nn.Module):
         init_scale: Initial temperature of the cosine terms, default 10 (learned, log-space).
         text_dim: Trailing text columns of the inputs, default 0 (no text-match term).
         attr_dims: Sizes of the attribute-match blocks after the text columns, default none.
+        n_pair: Number of pair features fed to the wide MLP, default 0 (no wide part). The
+            methods take them as ``pair``; ``pair=None`` gives the deep part alone (training
+            uses it for an auxiliary loss, inference must pass the features).
+        wide_hidden: Hidden units of the wide MLP, default 16.
 
     Shapes:
-        ``forward(h_u, h_i)``: both ``(n, dim + text_dim)`` -> ``(logit, tower_logit)``, each
-        ``(n,)``.
+        ``forward(h_u, h_i, pair)``: both ``(n, dim + text_dim)``, ``pair`` ``(n, n_pair)`` or
+        None -> ``(logit, tower_logit)``, each ``(n,)``.
     """
 
     def __init__(self, dim: int, mlp_hidden: int | None = None, init_scale: float = 10.0,
-                 text_dim: int = 0, attr_dims: tuple[int, ...] = ()) -> None:
+                 text_dim: int = 0, attr_dims: tuple[int, ...] = (), n_pair: int = 0,
+                 wide_hidden: int = 16) -> None:
         super().__init__()
+        self.n_pair = int(n_pair)
+        self.wide = nn.Sequential(nn.Linear(n_pair, wide_hidden), nn.ReLU(),
+                                  nn.Linear(wide_hidden, 1)) if n_pair else None
+        # weight of the deep logit from (user has history, item has history): the GNN part
+        # can be noise for a cold item, and the model learns by how much to trust it
+        self.gate = nn.Linear(2, 1) if n_pair else None
         self.dim, self.mlp_hidden, self.text_dim = dim, mlp_hidden or dim, text_dim
         self.attr_dims = tuple(int(n) for n in attr_dims)
         self.log_text_scale = nn.Parameter(torch.empty(()))
@@ -65,6 +78,21 @@ class CTRHead(nn.Module):
         last: nn.Linear = self.mlp[-1]  # type: ignore[assignment]
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
+        if self.wide is not None and self.gate is not None:
+            self.wide[0].reset_parameters()  # type: ignore[operator]
+            nn.init.zeros_(self.wide[2].weight)  # type: ignore[arg-type]
+            nn.init.zeros_(self.wide[2].bias)  # type: ignore[arg-type]
+            nn.init.zeros_(self.gate.weight)
+            nn.init.constant_(self.gate.bias, 2.0)  # starts near 1: the deep part leads
+
+    def combine(self, deep: Tensor, pair: Tensor | None) -> Tensor:
+        """Full logit from the deep logit and ``pair`` features (``(..., n_pair)``):
+        ``sigmoid(gate(has_history, item_has_history)) * deep + wide(pair)``; the deep logit
+        itself without a wide part or without features."""
+        if self.wide is None or self.gate is None or pair is None:
+            return deep
+        gate = torch.sigmoid(self.gate(pair[..., -2:])).squeeze(-1)
+        return gate * deep + self.wide(pair).squeeze(-1)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(dim={self.dim}, mlp_hidden={self.mlp_hidden})"
@@ -92,13 +120,13 @@ class CTRHead(nn.Module):
         """Retrieval vectors of items, ``(n, dim + text_dim)`` (see :meth:`user_vectors`)."""
         return self._vectors(h_i, self.item_tower)
 
-    def logit_matrix(self, h_u: Tensor, h_i: Tensor) -> Tensor:
+    def logit_matrix(self, h_u: Tensor, h_i: Tensor, pair: Tensor | None = None) -> Tensor:
         """Logits of every ``(h_u[r], h_i[c])`` pair, ``(len(h_u), len(h_i))``, unmaterialised.
 
         Same arithmetic as :meth:`forward` (up to float summation order): the tower is a matrix
         product, and the MLP's first layer splits into a user part, an item part and the
         bilinear ``g_u * g_i`` part, computed as one matrix product. Memory is about
-        ``len(h_u) * len(h_i) * mlp_hidden`` floats.
+        ``len(h_u) * len(h_i) * mlp_hidden`` floats. ``pair``: ``(len(h_u), len(h_i), n_pair)``.
         """
         d = self.dim
         tower = self.user_vectors(h_u) @ self.item_vectors(h_i).T + self.tower_bias
@@ -112,10 +140,10 @@ class CTRHead(nn.Module):
         cross = (gu[:, None, :] * w[None, :, 2 * d:]).reshape(-1, d) @ gi.T  # (b*H, C)
         z = torch.relu(cross.reshape(len(gu), n_h, -1) + (a[:, :, None] + b.T[None, :, :]))
         mlp = torch.einsum("bhc,h->bc", z, lin2.weight[0]) + lin2.bias[0]
-        return tower + mlp
+        return self.combine(tower + mlp, pair)
 
     def indexed(self, h_users: Tensor, h_items: Tensor, users: Tensor,
-                items: Tensor) -> tuple[Tensor, Tensor]:
+                items: Tensor, pair: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``forward(h_users[users], h_items[items])`` without per-pair copies of the inputs.
 
         Tower vectors and the user/item parts of the MLP's first layer are computed once per
@@ -138,10 +166,11 @@ class CTRHead(nn.Module):
         b = gi @ w[:, d:2 * d].T
         cross = (at(gu, users) * at(gi, items)) @ w[:, 2 * d:].T
         mlp = lin2(torch.relu(at(a, users) + at(b, items) + cross)).squeeze(-1)
-        return tower + mlp, tower
+        return self.combine(tower + mlp, pair), tower
 
-    def forward(self, h_u: Tensor, h_i: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, h_u: Tensor, h_i: Tensor,
+                pair: Tensor | None = None) -> tuple[Tensor, Tensor]:
         tower = (self.user_vectors(h_u) * self.item_vectors(h_i)).sum(-1) + self.tower_bias
         gu, gi = h_u[:, :self.dim], h_i[:, :self.dim]
         mlp = self.mlp(torch.cat([gu, gi, gu * gi], dim=-1)).squeeze(-1)
-        return tower + mlp, tower
+        return self.combine(tower + mlp, pair), tower

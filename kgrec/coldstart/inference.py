@@ -8,7 +8,7 @@ same vectors (up to float summation order) as running it on the whole graph.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -21,6 +21,7 @@ from kgrec.coldstart.features import (
     GraphTensors,
     with_interactions,
 )
+from kgrec.coldstart.pairs import PairInputs
 
 
 @dataclass
@@ -30,6 +31,10 @@ class NodeEmbeddings:
     Rows line up with ``user_ids`` / ``item_ids`` (external ids). Pass row positions of this
     object (not graph indices) to ``predict_proba`` and friends.
 
+    ``pairs`` holds what the pair (graph-path) features need, row-aligned too (``None`` for a
+    model without them). Combine two transforms with :meth:`with_users` / :meth:`with_items`,
+    which keep it aligned.
+
     Shapes:
         ``user``: ``(n_users, hidden_dim)``; ``item``: ``(n_items, hidden_dim)``.
     """
@@ -38,6 +43,21 @@ class NodeEmbeddings:
     item: Tensor
     user_ids: np.ndarray
     item_ids: np.ndarray
+    pairs: PairInputs | None = None
+
+    def with_users(self, other: NodeEmbeddings) -> NodeEmbeddings:
+        """These users followed by ``other``'s; the items stay this object's."""
+        return replace(self, user=torch.cat([self.user, other.user]),
+                       user_ids=np.concatenate([self.user_ids, other.user_ids]),
+                       pairs=None if self.pairs is None or other.pairs is None
+                       else self.pairs.with_users(other.pairs))
+
+    def with_items(self, other: NodeEmbeddings) -> NodeEmbeddings:
+        """These items followed by ``other``'s; the users stay this object's."""
+        return replace(self, item=torch.cat([self.item, other.item]),
+                       item_ids=np.concatenate([self.item_ids, other.item_ids]),
+                       pairs=None if self.pairs is None or other.pairs is None
+                       else self.pairs.with_items(other.pairs))
 
     def __repr__(self) -> str:
         return (f"NodeEmbeddings(users={len(self.user_ids)}, items={len(self.item_ids)}, "

@@ -41,6 +41,27 @@ def drop_node_edges(pairs: Tensor, n_users: int, n_items: int, user_share: float
     return keep
 
 
+def match_cold_negatives(negatives: Tensor, pos_items: Tensor, edgeless: Tensor,
+                         gen: torch.Generator) -> Tensor:
+    """Negatives of positives on edgeless items, redrawn uniformly among edgeless items.
+
+    Why: a positive whose item has no message edge this step (dropped out, DropoutNet-style)
+    is the item-cold test task in miniature, where every candidate is edgeless. Against
+    ordinary negatives (mostly items with edges) it only teaches "edgeless means unpopular";
+    against edgeless negatives it teaches how to rank cold items by content.
+
+    Shapes: ``negatives`` and ``pos_items`` ``(n,)`` (the positive each negative belongs to),
+    ``edgeless`` ``(n_items,)`` bool; returns ``(n,)``.
+    """
+    pool = torch.nonzero(edgeless).squeeze(1)
+    rows = torch.nonzero(edgeless[pos_items]).squeeze(1)
+    if len(pool) < 2 or len(rows) == 0:
+        return negatives
+    out = negatives.clone()
+    out[rows] = pool[torch.randint(len(pool), (len(rows),), generator=gen)]
+    return out
+
+
 class NegativeSampler:
     """Mix of popularity-weighted and uniform negative items.
 
@@ -102,3 +123,30 @@ def carve_validation(pos: Tensor, pos_time: Tensor, n_users: int, share: float,
     mask = torch.ones(n, dtype=torch.bool)
     mask[val_idx] = False
     return torch.nonzero(mask).squeeze(1), torch.sort(val_idx).values
+
+
+MIN_HELD_OUT_ITEMS = 20
+
+
+def carve_cold_items(pos: Tensor, train_idx: Tensor, val_idx: Tensor, n_items: int,
+                     share: float, gen: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+    """``(train_idx, val_idx, cold_idx)``: every positive of a random ``share`` of the items
+    that have training positives moves to ``cold_idx``.
+
+    Why: a new SKU's text was never seen in training, while a training item's text vector can
+    be memorised by the GNN like an id. Only items held out entirely show how the model does
+    on truly new items, for early stopping and for weighing the GNN against the pair features.
+    Nothing is held out when that would be fewer than ``MIN_HELD_OUT_ITEMS`` items (a tiny
+    catalogue needs every item for training, and so few items measure nothing).
+    """
+    none = torch.zeros(0, dtype=torch.long)
+    if share <= 0 or len(train_idx) == 0:
+        return train_idx, val_idx, none
+    has = torch.zeros(n_items, dtype=torch.bool)
+    has[pos[1, train_idx]] = True
+    cold = has & (torch.rand(n_items, generator=gen) < share)
+    if int(cold.sum()) < MIN_HELD_OUT_ITEMS:
+        return train_idx, val_idx, none
+    on_train, on_val = cold[pos[1, train_idx]], cold[pos[1, val_idx]]
+    cold_idx = torch.sort(torch.cat([train_idx[on_train], val_idx[on_val]])).values
+    return train_idx[~on_train], val_idx[~on_val], cold_idx

@@ -7,10 +7,15 @@ graph goes through the GNN each step (fine up to a few million edges on CPU). Ea
 2. cut the supervision edges into ``steps_per_epoch`` batches; for each batch, hide all message
    edges of a random share of users and items (cold-start dropout), replace a few shared ids by
    "unknown" (so that embedding is learned), run the GNN, score the batch's positives, sampled
-   negatives and impression negatives, and step Adam on
-   ``BCE(logit) + tower_loss_weight * BCE(tower logit)``;
-3. score the validation pairs on the graph of all training positives (eval mode) and stop early
-   when the sampled AUC has not improved for ``patience`` epochs; the best weights are kept.
+   negatives (those of a positive on an edgeless item redrawn among edgeless items, see
+   ``match_cold_negatives``) and impression negatives, and step Adam on
+   ``BCE(logit) + tower_loss_weight * BCE(tower logit)`` (with pair features, plus
+   ``deep_loss_weight * BCE(logit without the wide part)``);
+3. score the validation pairs on the graph of all training positives (eval mode), and the
+   positives of the items held out of training entirely (``cold_pos``, ranked among those
+   items: the item-cold task); stop early when the mean of the two sampled AUCs has not
+   improved for ``patience`` epochs; the best weights are kept;
+4. with pair features, refit the head's gate and wide part on both held-out sets.
 """
 
 from __future__ import annotations
@@ -30,11 +35,19 @@ from tqdm.auto import tqdm
 from kgrec.coldstart.features import ITEM, USER, GraphTensors, with_interactions
 from kgrec.coldstart.heads import CTRHead
 from kgrec.coldstart.model import HeteroGNN
-from kgrec.coldstart.sampling import NegativeSampler, drop_node_edges, split_supervision
+from kgrec.coldstart.pairs import PairInputs, pair_features
+from kgrec.coldstart.sampling import (
+    NegativeSampler,
+    drop_node_edges,
+    match_cold_negatives,
+    split_supervision,
+)
 
 logger = logging.getLogger(__name__)
 
 Callback = Callable[[int, dict[str, float]], Any]
+# (message pairs (2, E), their times (E,)) -> the pair-feature inputs of that graph
+PairBuilder = Callable[[Tensor, Tensor], PairInputs]
 
 
 @dataclass(frozen=True)
@@ -47,11 +60,13 @@ class TrainConfig:
     weight_decay: float = 1e-5
     neg_ratio: int = 4
     pop_neg_share: float = 0.5
+    cold_matched_negatives: bool = True
     supervision_share: float = 0.3
     item_edge_dropout: float = 0.3
     user_edge_dropout: float = 0.3
     shared_id_dropout: float = 0.05
     tower_loss_weight: float = 0.5
+    deep_loss_weight: float = 0.5
     softmax_weight: float = 0.0
     softmax_max_items: int = 20_000
     softmax_samples: int = 4096
@@ -146,8 +161,11 @@ def cold_softmax_loss(head: CTRHead, h_u: Tensor, h_items: Tensor, pos_items: Te
 
 
 def pair_logits(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, msg_pairs: Tensor,
-                users: Tensor, items: Tensor) -> Tensor:
-    """Raw head logits of ``(users[k], items[k])`` on the graph with ``msg_pairs`` (eval mode)."""
+                users: Tensor, items: Tensor, pairs: PairInputs | None = None) -> Tensor:
+    """Raw head logits of ``(users[k], items[k])`` on the graph with ``msg_pairs`` (eval mode).
+
+    ``pairs``: that graph's pair-feature inputs, needed when the head has a wide part.
+    """
     encoder.eval()
     head.eval()
     with torch.no_grad():
@@ -155,7 +173,8 @@ def pair_logits(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, msg_pa
                     with_interactions(tensors, msg_pairs))
         out = []
         for sl in torch.arange(len(users)).split(1 << 18):
-            out.append(head.indexed(h[USER], h[ITEM], users[sl], items[sl])[0])
+            feats = None if pairs is None else pair_features(pairs, users[sl], items[sl])
+            out.append(head.indexed(h[USER], h[ITEM], users[sl], items[sl], feats)[0])
         return torch.cat(out) if out else torch.zeros(0)
 
 
@@ -170,9 +189,94 @@ def sampled_auc(pos_logits: Tensor, neg_logits: Tensor) -> float:
     return float(((diff > 0).float() + 0.5 * (diff == 0).float()).mean())
 
 
+@dataclass
+class HeldOutPairs:
+    """Held-out positives, each with ``m`` sampled negatives, scored on one message graph."""
+
+    users: Tensor
+    items: Tensor
+    n_pos: int
+
+    @classmethod
+    def sample(cls, pos: Tensor, candidates: Tensor | int, m: int, max_pairs: int,
+               gen: torch.Generator) -> HeldOutPairs:
+        """At most ``max_pairs`` of ``pos`` ``(2, P)``, negatives uniform over ``candidates``
+        (item indices, or ``n`` for all items)."""
+        if pos.shape[1] > max_pairs:
+            pick = torch.randperm(pos.shape[1], generator=gen)[:max_pairs]
+            pos = pos[:, torch.sort(pick).values]
+        n = pos.shape[1]
+        if isinstance(candidates, int):
+            negs = torch.randint(candidates, (n * m,), generator=gen)
+        else:
+            negs = candidates[torch.randint(len(candidates), (n * m,), generator=gen)]
+        return cls(users=torch.cat([pos[0], pos[0].repeat_interleave(m)]),
+                   items=torch.cat([pos[1], negs]), n_pos=n)
+
+    @property
+    def labels(self) -> Tensor:
+        return torch.cat([torch.ones(self.n_pos), torch.zeros(len(self.users) - self.n_pos)])
+
+    def auc(self, logits: Tensor) -> float:
+        return sampled_auc(logits[:self.n_pos], logits[self.n_pos:].reshape(self.n_pos, -1))
+
+
+def deep_logits(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, msg_pairs: Tensor,
+                users: Tensor, items: Tensor,
+                pairs: PairInputs | None) -> tuple[Tensor, Tensor | None]:
+    """Deep logits (no wide part) and pair features of ``(users[k], items[k])`` (eval mode)."""
+    encoder.eval()
+    head.eval()
+    with torch.no_grad():
+        h = encoder(tensors.item_x, tensors.shared_index, tensors.num_nodes[USER],
+                    with_interactions(tensors, msg_pairs))
+        deep, feats = [], []
+        for sl in torch.arange(len(users)).split(1 << 18):
+            deep.append(head.indexed(h[USER], h[ITEM], users[sl], items[sl])[0])
+            if pairs is not None:
+                feats.append(pair_features(pairs, users[sl], items[sl]))
+        return (torch.cat(deep) if deep else torch.zeros(0),
+                torch.cat(feats) if feats else None)
+
+
+def listwise_loss(logits: Tensor, n_pos: int) -> Tensor:
+    """Cross-entropy of each positive among its own sampled negatives.
+
+    ``logits``: the ``n_pos`` positives, then ``m`` negatives per positive (positive-major).
+    A ranking loss: a per-user offset, which BCE would reward, changes nothing here.
+    """
+    table = torch.cat([logits[:n_pos, None], logits[n_pos:].reshape(n_pos, -1)], dim=1)
+    return nn.functional.cross_entropy(table, torch.zeros(n_pos, dtype=torch.long))
+
+
+def fit_combination(head: CTRHead, parts: list[tuple[Tensor, Tensor, int]],
+                    steps: int = 300, lr: float = 0.02) -> None:
+    """Refit the head's gate and wide part on held-out pairs, everything else frozen.
+
+    Why: on training items the GNN looks informative even with their edges hidden (it can
+    memorise an item's text like an id), so only held-out items show how far to trust it for
+    a new SKU. ``parts``: ``(deep logits, pair features, n_pos)`` per held-out set (warm
+    validation, held-out items), laid out as :func:`listwise_loss` expects; each set counts
+    equally. Calibration comes after, so only the ranking matters here.
+    """
+    if head.wide is None or head.gate is None or not parts:
+        return
+    params = list(head.gate.parameters()) + list(head.wide.parameters())
+    opt = torch.optim.Adam(params, lr=lr)
+    head.train()
+    for _ in range(steps):
+        loss = sum(listwise_loss(head.combine(d, f), n) for d, f, n in parts) / len(parts)
+        opt.zero_grad()
+        loss.backward()  # type: ignore[union-attr]
+        opt.step()
+    head.eval()
+
+
 def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx: Tensor,
              val_idx: Tensor, cfg: TrainConfig, gen: torch.Generator,
-             callback: Callback | None = None) -> list[dict[str, float]]:
+             callback: Callback | None = None,
+             pair_builder: PairBuilder | None = None,
+             cold_pos: Tensor | None = None) -> list[dict[str, float]]:
     """Train ``encoder`` and ``head`` in place; returns the per-epoch history.
 
     Args:
@@ -182,21 +286,36 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
         cfg: Optimisation settings.
         gen: Random generator for every sampling step (seeded by the caller).
         callback: Called as ``callback(epoch, metrics)`` after every epoch.
+        pair_builder: Builds the pair-feature inputs of a message graph; required when the
+            head has a wide part (each step's features then come from that step's edges).
+        cold_pos: Positives ``(2, C)`` of items held out of training entirely: early stopping
+            also watches them (ranked among themselves), and the head's gate and wide part
+            are refitted on them and the validation pairs at the end (:func:`fit_combination`).
 
     Returns:
         One dict per epoch: ``epoch``, ``loss``, ``seconds``, ``val_auc`` (NaN without a
-        validation slice), ``val_loss``.
+        validation slice), ``val_loss``, ``val_auc_cold`` (when enough validation pairs fall
+        on the hidden items) and ``val_score`` (their mean, used for early stopping).
     """
     n_users, n_items = tensors.num_nodes[USER], tensors.num_nodes[ITEM]
     train_pos = tensors.pos[:, train_idx]
-    sampler = NegativeSampler(n_items, torch.bincount(train_pos[1], minlength=n_items),
-                              cfg.pop_neg_share)
+    train_time = tensors.pos_time[train_idx]
+    if head.n_pair and pair_builder is None:
+        raise ValueError("the head has a wide part: fit_loop needs a pair_builder")
+    val_pairs = pair_builder(train_pos, train_time) if pair_builder and head.n_pair else None
+    item_counts = torch.bincount(train_pos[1], minlength=n_items)
+    has_pos = item_counts > 0  # matched cold negatives come from dropped *training* items
+    sampler = NegativeSampler(n_items, item_counts, cfg.pop_neg_share)
     known = UserItems(train_pos, n_users)
     val_pos = tensors.pos[:, val_idx]
     if val_pos.shape[1] > cfg.max_val_pairs:  # early stopping needs a sample, not every pair
         pick = torch.randperm(val_pos.shape[1], generator=gen)[:cfg.max_val_pairs]
         val_pos = val_pos[:, torch.sort(pick).values]
     val_neg = torch.randint(n_items, (val_pos.shape[1], cfg.val_negatives), generator=gen)
+    cold_val = None
+    if cold_pos is not None and cold_pos.shape[1]:  # items held out entirely (new SKUs)
+        cold_val = HeldOutPairs.sample(cold_pos, torch.unique(cold_pos[1]), cfg.val_negatives,
+                                       cfg.max_val_pairs, gen)
     imps = tensors.impressions
     params = list(encoder.parameters()) + list(head.parameters())
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -208,7 +327,7 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
         encoder.train()
         head.train()
         msg_idx, sup_idx = split_supervision(train_pos.shape[1], cfg.supervision_share, gen)
-        msg_all = train_pos[:, msg_idx]
+        msg_all, msg_time = train_pos[:, msg_idx], train_time[msg_idx]
         losses = []
         for batch in sup_idx.chunk(max(1, cfg.steps_per_epoch)):
             keep = drop_node_edges(msg_all, n_users, n_items, cfg.user_edge_dropout,
@@ -219,7 +338,11 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
             pos = train_pos[:, batch]
             n_neg = pos.shape[1] * cfg.neg_ratio
             users = [pos[0], pos[0].repeat(cfg.neg_ratio)]
-            items = [pos[1], sampler.sample(n_neg, gen)]
+            negs = sampler.sample(n_neg, gen)
+            if cfg.cold_matched_negatives:
+                edgeless = has_pos & (torch.bincount(msg_all[1, keep], minlength=n_items) == 0)
+                negs = match_cold_negatives(negs, pos[1].repeat(cfg.neg_ratio), edgeless, gen)
+            items = [pos[1], negs]
             labels = [torch.ones(pos.shape[1]), torch.zeros(n_neg)]
             if imps.shape[1]:
                 take = torch.randint(imps.shape[1], (min(imps.shape[1], pos.shape[1]),),
@@ -229,7 +352,13 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
                 labels.append(torch.zeros(len(take)))
             u, i, y = torch.cat(users), torch.cat(items), torch.cat(labels)
             logit, tower = head.indexed(h[USER], h[ITEM], u, i)
-            loss = _bce(logit, y) + cfg.tower_loss_weight * _bce(tower, y)
+            loss = cfg.tower_loss_weight * _bce(tower, y)
+            if val_pairs is not None and pair_builder is not None:
+                # the deep part also has to stand alone (users without history rely on it)
+                feats = pair_features(pair_builder(msg_all[:, keep], msg_time[keep]), u, i)
+                loss = loss + cfg.deep_loss_weight * _bce(logit, y)
+                logit = head.combine(logit, feats)
+            loss = loss + _bce(logit, y)
             if cfg.softmax_weight > 0 or cfg.cold_softmax_weight > 0:
                 sm = pos
                 if sm.shape[1] > cfg.softmax_max_rows:  # bound the (rows x items) logits
@@ -254,18 +383,23 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
             n_val = val_pos.shape[1]
             users_v = torch.cat([val_pos[0], val_pos[0].repeat_interleave(cfg.val_negatives)])
             items_v = torch.cat([val_pos[1], val_neg.reshape(-1)])
-            logits = pair_logits(encoder, head, tensors, train_pos, users_v, items_v)
+            logits = pair_logits(encoder, head, tensors, train_pos, users_v, items_v, val_pairs)
             pos_l, neg_l = logits[:n_val], logits[n_val:].reshape(n_val, -1)
             metrics["val_auc"] = sampled_auc(pos_l, neg_l)
             y_v = torch.cat([torch.ones(n_val), torch.zeros(neg_l.numel())])
             metrics["val_loss"] = float(_bce(logits, y_v))
+        if cold_val is not None:
+            metrics["val_auc_cold"] = cold_val.auc(pair_logits(
+                encoder, head, tensors, train_pos, cold_val.users, cold_val.items, val_pairs))
+        aucs = [metrics[k] for k in ("val_auc", "val_auc_cold") if k in metrics]
+        metrics["val_score"] = sum(aucs) / len(aucs)
         metrics["seconds"] = time.perf_counter() - start
         history.append(metrics)
         bar.set_postfix(loss=f"{metrics['loss']:.4f}", val_auc=f"{metrics['val_auc']:.4f}")
         logger.debug("epoch %d: %s", epoch, metrics)
         if callback is not None:
             callback(epoch, dict(metrics))
-        score = metrics["val_auc"]
+        score = metrics["val_score"]
         if math.isnan(score):
             continue
         if score > best + 1e-4:
@@ -274,11 +408,24 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
         else:
             bad += 1
             if bad >= cfg.patience:
-                logger.info("Early stop at epoch %d (best val_auc %.4f)", epoch, best)
+                logger.info("Early stop at epoch %d (best val_score %.4f)", epoch, best)
                 break
     if best_state is not None:
         encoder.load_state_dict(best_state[0])
         head.load_state_dict(best_state[1])
+    if cold_val is not None and val_pairs is not None:
+        sets = [cold_val]
+        if val_pos.shape[1]:
+            sets.append(HeldOutPairs(
+                users=torch.cat([val_pos[0], val_pos[0].repeat_interleave(cfg.val_negatives)]),
+                items=torch.cat([val_pos[1], val_neg.reshape(-1)]), n_pos=val_pos.shape[1]))
+        parts = []
+        for held in sets:
+            d, f = deep_logits(encoder, head, tensors, train_pos, held.users, held.items,
+                               val_pairs)
+            assert f is not None
+            parts.append((d, f, held.n_pos))
+        fit_combination(head, parts)
     encoder.eval()
     head.eval()
     return history

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from kgrec._version import __version__
 from kgrec.errors import (
@@ -350,12 +349,7 @@ class Recommender:
             or [_empty_result()], ignore_index=True)
         by_item = _top_users_per_item(self.model_, emb, out_users, k, self.user_chunk)
         # explanations need the old items too: base embeddings plus the new SKUs
-        from kgrec.coldstart import NodeEmbeddings
-
-        combined = NodeEmbeddings(user=self.emb_.user,
-                                  item=torch.cat([self.emb_.item, emb.item]),
-                                  user_ids=self.emb_.user_ids,
-                                  item_ids=np.concatenate([self.emb_.item_ids, emb.item_ids]))
+        combined = self.emb_.with_items(emb)
         scope = _Scope(frames, combined)
         return NewItemRanking(by_user=by_user, by_item=by_item, cold_items=cold, _rec=self,
                               _scope=scope)
@@ -456,15 +450,11 @@ class Recommender:
                 stacklevel=2)
         extra = _build(CatalogTables(users=users, interactions=inter))
         frames = merge_frames(self.frames_, extra)
-        from kgrec.coldstart import NodeEmbeddings
         from kgrec.graph.export import to_hetero_data
 
         folded = to_hetero_data(frames)
         new = self.model_.transform(folded, user_ids=list(temp))
-        combined = NodeEmbeddings(user=torch.cat([self.emb_.user, new.user]),
-                                  item=self.emb_.item,
-                                  user_ids=np.concatenate([self.emb_.user_ids, new.user_ids]),
-                                  item_ids=self.emb_.item_ids)
+        combined = self.emb_.with_users(new)
         base = len(self.emb_.user_ids)
         rows = base + np.arange(len(temp))
         seen = None

@@ -337,6 +337,8 @@ class _KgrecScorer:
         import torch
 
         head = self.model.head_
+        if getattr(emb, "pairs", None) is not None:  # the wide part needs the model's own path
+            return False
         try:
             n_u, n_i = min(len(emb.user), 7), min(len(emb.item), 11)
             head.eval()

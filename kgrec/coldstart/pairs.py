@@ -1,0 +1,273 @@
+"""Graph-path match features of a (user, item) pair, for the CTR head's "wide" part.
+
+Why: a cold item has no interaction edge, so everything the model knows about it is its text
+and its Brand/Category/Attribute links, and the user's side is the items they interacted with.
+Mean aggregation in the GNN blurs a user's history into one vector; these features keep the
+sharp signals the paths ``User -> Item ~text~ candidate`` and ``User -> Item -> Brand <- candidate``
+carry, computed exactly from the graph (no learned parts, no gradients):
+
+* ``text_mean``: mean cosine between the candidate's text vector and the user's history items;
+* ``text_max``: the largest such cosine (the closest item the user already took);
+* ``share_<REL>``: for each Item->Brand/Category/Attribute relation, the share of the user's
+  history items linked to the candidate's brand (category, ...), averaged over the candidate's
+  links of that relation;
+* ``has_history``: 1 when the user has any history item, else 0 (all other features are 0);
+* ``item_has_history``: 1 when the candidate has interactions itself (a warm item), so the
+  part can weigh the content match differently for cold items.
+
+History = the user's interaction (message) edges in the graph being scored, at most
+``max_history`` most recent per user, minus the candidate item itself: the features describe
+the user's *other* items, so a sampled training negative that the user did take is not
+"a perfect match labelled 0", and a warm candidate is not its own best match. Attribute
+nodes are compared by a stable hash of their
+external id, so rows of different graphs (a new SKU folded in later) compare correctly.
+Everything is row-aligned with :class:`~kgrec.coldstart.inference.NodeEmbeddings`, so the
+recommender can concatenate users or items of two transforms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from kgrec.coldstart.features import ITEM, USER, EdgeType, GraphTensors
+
+MAX_ATTR_SLOTS = 8
+DEFAULT_MAX_HISTORY = 256
+_EXPANDED_BUDGET = 1 << 22  # most (history entry x candidate x slot) cells held at once
+
+
+def feature_names(attr_types: Sequence[EdgeType]) -> list[str]:
+    """Column names of the features for a model with these Item->attribute relations."""
+    return ["text_mean", "text_max", *[f"share_{et[1]}" for et in attr_types], "has_history",
+            "item_has_history"]
+
+
+def stable_keys(label: str, ids: np.ndarray) -> Tensor:
+    """Non-zero int64 hashes of ``label:id`` (0 marks an empty attribute slot)."""
+    if len(ids) == 0:
+        return torch.zeros(0, dtype=torch.long)
+    keys = pd.util.hash_array(np.asarray(ids).astype(str).astype(object))
+    salt = pd.util.hash_array(np.asarray([label], dtype=object))[0]
+    return torch.from_numpy(((keys ^ salt) | np.uint64(1)).view(np.int64))
+
+
+def attr_slots(edges: Tensor, n_items: int, node_keys: Tensor) -> Tensor:
+    """``(n_items, k)`` padded keys of each item's linked nodes (first ``MAX_ATTR_SLOTS``)."""
+    if edges.shape[1] == 0:
+        return torch.zeros((n_items, 1), dtype=torch.long)
+    order = torch.argsort(edges[0], stable=True)
+    item, node = edges[0][order], edges[1][order]
+    count = torch.bincount(item, minlength=n_items)
+    start = torch.cumsum(count, 0) - count
+    slot = torch.arange(len(item)) - start[item]
+    k = int(min(int(count.max()), MAX_ATTR_SLOTS))
+    ok = slot < k
+    out = torch.zeros((n_items, k), dtype=torch.long)
+    out[item[ok], slot[ok]] = node_keys[node[ok]]
+    return out
+
+
+def _pad(blocks: Sequence[Tensor]) -> list[Tensor]:
+    k = max(b.shape[1] for b in blocks)
+    return [torch.nn.functional.pad(b, (0, k - b.shape[1])) for b in blocks]
+
+
+@dataclass
+class PairInputs:
+    """Per-node inputs of the pair features, row-aligned with a ``NodeEmbeddings``.
+
+    Shapes:
+        ``item_keys`` ``(n_items,)`` stable id hashes, ``item_text`` ``(n_items, d)`` unit text
+        vectors and ``item_attrs[r]`` ``(n_items, k_r)`` attribute keys of the embedding's
+        items; ``hist_ptr`` ``(n_users + 1,)`` and ``hist_idx`` ``(nnz,)``: user ``u``'s
+        history is ``pool_*[hist_idx[ptr[u]:ptr[u+1]]]``; ``pool_keys`` ``(n_pool,)``,
+        ``pool_text`` ``(n_pool, d)``, ``pool_attrs[r]`` ``(n_pool, k_r)``.
+    """
+
+    item_keys: Tensor
+    item_text: Tensor
+    item_attrs: list[Tensor]
+    item_warm: Tensor
+    hist_ptr: Tensor
+    hist_idx: Tensor
+    pool_keys: Tensor
+    pool_text: Tensor
+    pool_attrs: list[Tensor]
+
+    @property
+    def n_features(self) -> int:
+        return 4 + len(self.item_attrs)
+
+    def with_users(self, other: PairInputs) -> PairInputs:
+        """These users followed by ``other``'s (items stay this object's)."""
+        same_pool = other.pool_text is self.pool_text
+        offset = 0 if same_pool else len(self.pool_text)
+        pool_keys = self.pool_keys if same_pool else torch.cat([self.pool_keys, other.pool_keys])
+        pool_text = self.pool_text if same_pool else torch.cat([self.pool_text, other.pool_text])
+        pool_attrs = self.pool_attrs if same_pool else [
+            torch.cat(_pad([a, b])) for a, b in zip(self.pool_attrs, other.pool_attrs,
+                                                    strict=True)]
+        return PairInputs(self.item_keys, self.item_text, self.item_attrs, self.item_warm,
+                          torch.cat([self.hist_ptr, other.hist_ptr[1:] + self.hist_ptr[-1]]),
+                          torch.cat([self.hist_idx, other.hist_idx + offset]),
+                          pool_keys, pool_text, pool_attrs)
+
+    def with_items(self, other: PairInputs) -> PairInputs:
+        """These items followed by ``other``'s (users stay this object's)."""
+        return PairInputs(torch.cat([self.item_keys, other.item_keys]),
+                          torch.cat([self.item_text, other.item_text]),
+                          [torch.cat(_pad([a, b])) for a, b in zip(self.item_attrs,
+                                                                   other.item_attrs,
+                                                                   strict=True)],
+                          torch.cat([self.item_warm, other.item_warm]),
+                          self.hist_ptr, self.hist_idx, self.pool_keys, self.pool_text,
+                          self.pool_attrs)
+
+    def select(self, users: Tensor | None = None, items: Tensor | None = None) -> PairInputs:
+        """The rows ``users`` / ``items`` (``None``: all), sharing the pool."""
+        item_keys, item_text, item_attrs = self.item_keys, self.item_text, self.item_attrs
+        item_warm = self.item_warm
+        if items is not None:
+            item_keys, item_text, item_warm = item_keys[items], item_text[items], item_warm[items]
+            item_attrs = [a[items] for a in item_attrs]
+        ptr, idx = self.hist_ptr, self.hist_idx
+        if users is not None:
+            rows, flat = _expand(ptr, users)
+            count = ptr[users + 1] - ptr[users]
+            ptr = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(count, 0)])
+            idx = idx[flat]
+        return PairInputs(item_keys, item_text, item_attrs, item_warm, ptr, idx, self.pool_keys,
+                          self.pool_text, self.pool_attrs)
+
+
+def build_pair_inputs(tensors: GraphTensors, msg_pairs: Tensor, attr_types: Sequence[EdgeType],
+                      node_keys: dict[str, Tensor], text_dim: int,
+                      max_history: int = DEFAULT_MAX_HISTORY,
+                      pair_time: Tensor | None = None) -> PairInputs:
+    """Pair inputs of every user and item of ``tensors``; history = ``msg_pairs`` ``(2, E)``.
+
+    ``node_keys``: stable keys (:func:`stable_keys`) of the Item nodes and of the attribute
+    node types of ``attr_types``.
+
+    With ``pair_time`` ``(E,)`` the ``max_history`` most recent pairs of each user are kept,
+    else the first ones in ``msg_pairs`` order.
+    """
+    n_users, n_items = tensors.num_nodes[USER], tensors.num_nodes[ITEM]
+    text = torch.nn.functional.normalize(tensors.item_x[:, :text_dim], dim=-1)
+    attrs = [attr_slots(tensors.edges.get(et, torch.zeros((2, 0), dtype=torch.long)), n_items,
+                        node_keys[et[2]]) for et in attr_types]
+    users, items = msg_pairs[0], msg_pairs[1]
+    if pair_time is not None and len(pair_time):
+        order = torch.argsort(-pair_time, stable=True)
+        users, items = users[order], items[order]
+    order = torch.argsort(users, stable=True)
+    users, items = users[order], items[order]
+    count = torch.bincount(users, minlength=n_users)
+    start = torch.cumsum(count, 0) - count
+    keep = (torch.arange(len(users)) - start[users]) < max_history
+    users, items = users[keep], items[keep]
+    ptr = torch.zeros(n_users + 1, dtype=torch.long)
+    ptr[1:] = torch.cumsum(torch.bincount(users, minlength=n_users), 0)
+    keys = node_keys[ITEM]
+    warm = (torch.bincount(msg_pairs[1], minlength=n_items) > 0).to(torch.float32)
+    return PairInputs(keys, text, attrs, warm, ptr, items, keys, text, attrs)
+
+
+def _expand(ptr: Tensor, users: Tensor) -> tuple[Tensor, Tensor]:
+    """For each history entry of ``users``: its row in ``users`` and its position in ``idx``."""
+    count = ptr[users + 1] - ptr[users]
+    rows = torch.repeat_interleave(torch.arange(len(users)), count)
+    offs = torch.arange(len(rows)) - torch.repeat_interleave(torch.cumsum(count, 0) - count, count)
+    return rows, ptr[users][rows] + offs
+
+
+def _overlap(hist_keys: Tensor, cand_keys: Tensor) -> Tensor:
+    """Share of each candidate's keys found among the history item's keys.
+
+    Shapes: ``hist_keys`` ``(..., k_h)``, ``cand_keys`` ``(..., k_c)`` (broadcast) -> ``(...)``.
+    """
+    valid = cand_keys != 0
+    hit = (hist_keys.unsqueeze(-1) == cand_keys.unsqueeze(-2)).any(-2) & valid
+    return hit.sum(-1).to(torch.float32) / valid.sum(-1).clamp(min=1).to(torch.float32)
+
+
+def _finish(sums: Tensor, top: Tensor, deg: Tensor, warm: Tensor) -> Tensor:
+    """Feature columns from per-pair sums ``(..., 1 + n_attr)``, max cosine, history size and
+    the candidate's warm flag."""
+    has = deg > 0
+    mean = sums / deg.clamp(min=1).unsqueeze(-1)
+    zero = torch.zeros(())
+    return torch.cat([mean[..., :1], torch.where(has, top, zero).unsqueeze(-1), mean[..., 1:],
+                      has.to(torch.float32).unsqueeze(-1),
+                      warm.expand_as(deg).unsqueeze(-1)], dim=-1)
+
+
+def pair_features(inp: PairInputs, users: Tensor, items: Tensor) -> Tensor:
+    """Features of the pairs ``(users[k], items[k])`` (rows of ``inp``), ``(n, n_features)``."""
+    n = len(users)
+    rows, flat = _expand(inp.hist_ptr, users)
+    pool = inp.hist_idx[flat]
+    width = inp.pool_text.shape[1] + sum(a.shape[1] ** 2 for a in inp.item_attrs)
+    step = max(1, _EXPANDED_BUDGET // max(width, 1))
+    sums = torch.zeros((n, 1 + len(inp.item_attrs)))
+    top = torch.full((n,), -torch.inf)
+    deg = torch.zeros(n)
+    for s in range(0, len(rows), step):
+        r, p = rows[s:s + step], pool[s:s + step]
+        c = items[r]
+        other = inp.pool_keys[p] != inp.item_keys[c]  # leave the candidate itself out
+        r, p, c = r[other], p[other], c[other]
+        sim = (inp.pool_text[p] * inp.item_text[c]).sum(-1)
+        top.scatter_reduce_(0, r, sim, "amax")
+        deg.index_add_(0, r, torch.ones(len(r)))
+        parts = [sim] + [_overlap(pa[p], ia[c]) for pa, ia in zip(inp.pool_attrs,
+                                                                  inp.item_attrs, strict=True)]
+        sums.index_add_(0, r, torch.stack(parts, dim=1))
+    return _finish(sums, top, deg, inp.item_warm[items])
+
+
+def pair_feature_matrix(inp: PairInputs, users: Tensor, items: Tensor) -> Tensor:
+    """Features of every ``(users[r], items[c])`` pair, ``(len(users), len(items), n_feat)``.
+
+    Same values as :func:`pair_features` on the flattened pairs (up to float summation
+    order); history entries are processed a block of users at a time so memory stays about
+    ``len(items) * block`` cells.
+    """
+    n_u, n_c = len(users), len(items)
+    out = torch.zeros((n_u, n_c, inp.n_features))
+    if n_u == 0 or n_c == 0:
+        return out
+    cand_keys, cand_text = inp.item_keys[items], inp.item_text[items]
+    cand_attrs = [a[items] for a in inp.item_attrs]
+    slots = max([1] + [a.shape[1] * b.shape[1] for a, b in zip(inp.pool_attrs, inp.item_attrs,
+                                                                strict=True)])
+    count = inp.hist_ptr[users + 1] - inp.hist_ptr[users]
+    budget = max(1, _EXPANDED_BUDGET // (n_c * slots))
+    r0 = 0
+    while r0 < n_u:  # blocks of users whose history fits the budget (at least one user)
+        cum = torch.cumsum(count[r0:], 0)
+        r1 = r0 + max(1, int(torch.searchsorted(cum, torch.tensor(budget), right=True)))
+        rows, flat = _expand(inp.hist_ptr, users[r0:r1])
+        if len(rows):
+            pool = inp.hist_idx[flat]
+            other = inp.pool_keys[pool][:, None] != cand_keys[None, :]  # (E, C)
+            sim = inp.pool_text[pool] @ cand_text.T
+            shape = (r1 - r0, n_c)
+            top = torch.full(shape, -torch.inf).scatter_reduce_(
+                0, rows[:, None].expand(-1, n_c), sim.masked_fill(~other, -torch.inf), "amax")
+            deg = torch.zeros(shape).index_add_(0, rows, other.to(torch.float32))
+            sums = [torch.zeros(shape).index_add_(0, rows, sim * other)]
+            for pa, ca in zip(inp.pool_attrs, cand_attrs, strict=True):
+                ov = _overlap(pa[pool][:, None, :], ca[None, :, :]) * other
+                sums.append(torch.zeros(shape).index_add_(0, rows, ov))
+            out[r0:r1] = _finish(torch.stack(sums, dim=-1), top, deg, inp.item_warm[items])
+        else:
+            out[r0:r1, :, -1] = inp.item_warm[items]
+        r0 = r1
+    return out

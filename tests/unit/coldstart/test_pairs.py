@@ -1,0 +1,141 @@
+"""Pair (graph-path) features, matched cold negatives, held-out items and the gated head.
+
+Hand-built inputs with answers worked out by hand: 3 items with 2-d unit texts and one brand
+each, 2 users with known histories.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from kgrec.coldstart.features import GraphTensors
+from kgrec.coldstart.heads import CTRHead
+from kgrec.coldstart.pairs import (
+    attr_slots,
+    build_pair_inputs,
+    feature_names,
+    pair_feature_matrix,
+    pair_features,
+    stable_keys,
+)
+from kgrec.coldstart.sampling import carve_cold_items, match_cold_negatives
+from kgrec.coldstart.train import fit_combination
+
+BRAND = ("Item", "HAS_BRAND", "Brand")
+
+
+def tiny_tensors() -> GraphTensors:
+    # item 0 = (1, 0) brand A; item 1 = (0.6, 0.8) brand A; item 2 = (0, 1) brand B
+    text = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
+    brand = torch.tensor([[0, 1, 2], [0, 0, 1]])
+    return GraphTensors(num_nodes={"User": 2, "Item": 3, "Brand": 2, "Category": 0,
+                                   "Attribute": 0},
+                        item_x=text, shared_index={}, edges={BRAND: brand},
+                        pos=torch.zeros((2, 0), dtype=torch.long),
+                        pos_time=torch.zeros(0, dtype=torch.long),
+                        impressions=torch.zeros((2, 0), dtype=torch.long))
+
+
+def tiny_inputs(history: torch.Tensor, times: torch.Tensor | None = None,
+                max_history: int = 256):  # type: ignore[no-untyped-def]
+    keys = {"Item": stable_keys("Item", np.array(["i0", "i1", "i2"])),
+            "Brand": stable_keys("Brand", np.array(["A", "B"]))}
+    return build_pair_inputs(tiny_tensors(), history, [BRAND], keys, text_dim=2,
+                             max_history=max_history, pair_time=times)
+
+
+def test_features_have_the_hand_computed_values() -> None:
+    # user 0 took items 0 and 2; user 1 took nothing
+    inp = tiny_inputs(torch.tensor([[0, 0], [0, 2]]))
+    f = pair_features(inp, torch.tensor([0, 1]), torch.tensor([1, 1]))
+    assert feature_names([BRAND]) == ["text_mean", "text_max", "share_HAS_BRAND",
+                                      "has_history", "item_has_history"]
+    # cos(item1, item0) = 0.6, cos(item1, item2) = 0.8; one of two history items is brand A
+    torch.testing.assert_close(f[0], torch.tensor([0.7, 0.8, 0.5, 1.0, 0.0]))
+    torch.testing.assert_close(f[1], torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0]))
+
+
+def test_the_candidate_is_left_out_of_its_own_history() -> None:
+    inp = tiny_inputs(torch.tensor([[0, 0], [0, 2]]))
+    f = pair_features(inp, torch.tensor([0]), torch.tensor([0]))
+    # only item 2 remains: cos 0, other brand; item 0 itself is warm
+    torch.testing.assert_close(f[0], torch.tensor([0.0, 0.0, 0.0, 1.0, 1.0]))
+
+
+def test_matrix_equals_pairs_and_concatenation_keeps_rows() -> None:
+    inp = tiny_inputs(torch.tensor([[0, 0, 1], [0, 2, 1]]))
+    users, items = torch.tensor([1, 0]), torch.tensor([2, 0, 1])
+    mat = pair_feature_matrix(inp, users, items)
+    flat = pair_features(inp, users.repeat_interleave(3), items.repeat(2)).reshape(2, 3, -1)
+    torch.testing.assert_close(mat, flat)
+    other = tiny_inputs(torch.tensor([[1], [1]]))  # a second transform: user 1 took item 1
+    both = inp.with_users(other)  # rows 2, 3 = other's users; items (and warm flags) inp's
+    torch.testing.assert_close(pair_features(both, torch.tensor([3]), torch.tensor([0]))[:, :-1],
+                               pair_features(other, torch.tensor([1]), torch.tensor([0]))[:, :-1])
+    more = inp.with_items(other)
+    torch.testing.assert_close(pair_features(more, torch.tensor([0]), torch.tensor([4])),
+                               pair_features(inp, torch.tensor([0]), torch.tensor([1])))
+    sub = inp.select(torch.tensor([0]), torch.tensor([1]))
+    torch.testing.assert_close(pair_features(sub, torch.tensor([0]), torch.tensor([0])),
+                               pair_features(inp, torch.tensor([0]), torch.tensor([1])))
+
+
+def test_max_history_keeps_the_most_recent() -> None:
+    inp = tiny_inputs(torch.tensor([[0, 0], [0, 2]]), times=torch.tensor([5, 9]), max_history=1)
+    f = pair_features(inp, torch.tensor([0]), torch.tensor([1]))
+    assert float(f[0, 1]) == pytest.approx(0.8)  # only item 2 (newest) is left
+
+
+def test_attr_slots_pad_and_stable_keys_are_nonzero() -> None:
+    keys = stable_keys("Brand", np.array(["A", "B", "C"]))
+    assert (keys != 0).all() and len(set(keys.tolist())) == 3
+    assert not torch.equal(keys, stable_keys("Category", np.array(["A", "B", "C"])))
+    slots = attr_slots(torch.tensor([[0, 0, 2], [0, 2, 1]]), 3, keys)
+    assert slots.shape == (3, 2) and (slots[1] == 0).all()
+    assert set(slots[0].tolist()) == {int(keys[0]), int(keys[2])}
+
+
+def test_matched_cold_negatives_come_from_edgeless_items() -> None:
+    gen = torch.Generator().manual_seed(0)
+    edgeless = torch.tensor([False, True, True, False, True])
+    negs = torch.zeros(1000, dtype=torch.long)
+    pos_items = torch.tensor([1, 0]).repeat(500)
+    out = match_cold_negatives(negs, pos_items, edgeless, gen)
+    assert edgeless[out[pos_items == 1]].all()
+    assert (out[pos_items == 0] == 0).all()  # warm positives keep their negatives
+
+
+def test_carve_cold_items_moves_every_positive_of_the_chosen_items() -> None:
+    gen = torch.Generator().manual_seed(0)
+    pos = torch.stack([torch.arange(2000) % 7, torch.arange(2000) % 200])
+    train, val, cold = carve_cold_items(pos, torch.arange(1500), torch.arange(1500, 2000), 200,
+                                        0.3, gen)
+    held = set(pos[1, cold].tolist())
+    assert held and not held & (set(pos[1, train].tolist()) | set(pos[1, val].tolist()))
+    assert sorted(torch.cat([train, val, cold]).tolist()) == list(range(2000))
+    assert len(carve_cold_items(pos, torch.arange(1500), torch.arange(1500, 2000), 200, 0.0,
+                                gen)[2]) == 0
+    tiny = pos[:, :40] % 20  # 20 items: 30% would be 6 (< MIN_HELD_OUT_ITEMS), so none
+    assert len(carve_cold_items(tiny, torch.arange(40), torch.zeros(0, dtype=torch.long), 20,
+                                0.3, gen)[2]) == 0
+
+
+def test_fit_combination_learns_to_distrust_noise_on_cold_items() -> None:
+    gen = torch.Generator().manual_seed(0)
+    head = CTRHead(4, n_pair=5)
+    n_pos, m = 400, 9  # each positive, then 9 negatives per positive
+    n = n_pos * (1 + m)
+    y = torch.cat([torch.ones(n_pos), torch.zeros(n_pos * m)])
+    feats = torch.zeros(n, 5)
+    feats[:, 1] = y * 0.5 + torch.rand(n, generator=gen) * 0.6  # text_max carries signal
+    feats[:, 3] = 1.0  # users have history; items are cold (last column 0)
+    deep = torch.randn(n, generator=gen) * 3  # the GNN part is noise here
+    before = torch.sigmoid(head.gate(torch.tensor([[1.0, 0.0]]))).item()
+    fit_combination(head, [(deep, feats, n_pos)])
+    after = torch.sigmoid(head.gate(torch.tensor([[1.0, 0.0]]))).item()
+    assert after < before / 2
+    logit = head.combine(deep, feats).detach()
+    auc = float(((logit[y == 1][:, None] > logit[y == 0][None, :]).float()).mean())
+    assert auc > 0.8
