@@ -248,6 +248,7 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
             loss.backward()
             opt.step()
             losses.append(float(loss.detach()))
+            del h, logit, tower, loss, u, i, y  # freed before the next step allocates (RSS)
         metrics = {"epoch": float(epoch), "loss": sum(losses) / len(losses),
                    "val_auc": math.nan, "val_loss": math.nan}
         if val_pos.shape[1]:
