@@ -38,6 +38,7 @@ from kgrec.coldstart.features import (
 )
 from kgrec.coldstart.heads import CTRHead
 from kgrec.coldstart.inference import NodeEmbeddings, induced_subgraph, khop_nodes
+from kgrec.coldstart.memory import release_free_memory
 from kgrec.coldstart.model import CONVS, HeteroGNN
 from kgrec.coldstart.pairs import (
     DEFAULT_MAX_HISTORY,
@@ -337,6 +338,7 @@ class ColdStartModel:
         self.text_dim_ = int(tensors.item_x.shape[1]) - (PRICE_DIM if self.use_price else 0)
         self.attr_dims_ = self._attr_dims(self.edge_types_, tensors.num_nodes[USER])
         self._build_modules(self.text_dim_, self.edge_types_)
+        release_free_memory()  # what building the graph left cached, before training's peak
         cfg = TrainConfig(epochs=self.epochs, steps_per_epoch=self.steps_per_epoch, lr=self.lr,
                           weight_decay=self.weight_decay, neg_ratio=self.neg_ratio,
                           pop_neg_share=self.pop_neg_share,

@@ -11,9 +11,76 @@ With ``n_pair > 0`` a small "wide" MLP over per-pair graph-path features
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+PAIR_CHUNK = 1 << 16  # pairs per block of the per-pair terms in training (CTRHead.indexed)
+
+
+def _pair_block(uv: Tensor, iv: Tensor, gu: Tensor, gi: Tensor, a: Tensor, b: Tensor,
+                w3: Tensor, w2: Tensor, b2: Tensor, tb: Tensor, u: Tensor,
+                i: Tensor) -> tuple[Tensor, Tensor]:
+    """Tower and MLP logits of the pairs ``(u[k], i[k])`` from per-node parts (see indexed)."""
+    # index_select, not x[idx]: its backward is a fast index_add (advanced indexing's
+    # gather and accumulate-put were the largest costs of a 1M-interaction epoch)
+    tower = (uv.index_select(0, u) * iv.index_select(0, i)).sum(-1) + tb
+    cross = (gu.index_select(0, u) * gi.index_select(0, i)) @ w3.T
+    z = a.index_select(0, u) + b.index_select(0, i) + cross
+    return tower, nn.functional.linear(torch.relu(z), w2, b2).squeeze(-1)
+
+
+class _PairTerms(torch.autograd.Function):
+    """:func:`_pair_block` over blocks of ``chunk`` pairs, keeping no per-pair activation.
+
+    Why: autograd would keep about ten ``(pairs, dim)`` tensors until backward (about 1 GB for
+    the ~330k pairs of a 1M-interaction training step), and a checkpoint per block would still
+    allocate a zeroed gradient of every per-node input per block. Here backward recomputes
+    each block and accumulates into one gradient buffer per input (``index_add_``).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, uv: Tensor, iv: Tensor, gu: Tensor, gi: Tensor, a: Tensor,
+                b: Tensor, w3: Tensor, w2: Tensor, b2: Tensor, tb: Tensor, users: Tensor,
+                items: Tensor, chunk: int) -> tuple[Tensor, Tensor]:
+        tower = uv.new_empty(len(users))
+        mlp = uv.new_empty(len(users))
+        for s in range(0, len(users), chunk):
+            tower[s:s + chunk], mlp[s:s + chunk] = _pair_block(
+                uv, iv, gu, gi, a, b, w3, w2, b2, tb, users[s:s + chunk], items[s:s + chunk])
+        ctx.save_for_backward(uv, iv, gu, gi, a, b, w3, w2, users, items)
+        ctx.chunk, ctx.b2_shape, ctx.tb_shape = chunk, b2.shape, tb.shape
+        return tower, mlp
+
+    @staticmethod
+    def backward(ctx: Any, g_tower: Tensor | None,  # type: ignore[override]
+                 g_mlp: Tensor | None) -> tuple[Tensor | None, ...]:
+        uv, iv, gu, gi, a, b, w3, w2, users, items = ctx.saved_tensors
+        d_uv, d_iv, d_gu, d_gi = (torch.zeros_like(x) for x in (uv, iv, gu, gi))
+        d_a, d_b, d_w3, d_w2 = (torch.zeros_like(x) for x in (a, b, w3, w2))
+        for s in range(0, len(users), ctx.chunk):
+            u, i = users[s:s + ctx.chunk], items[s:s + ctx.chunk]
+            if g_tower is not None:
+                gt = g_tower[s:s + ctx.chunk, None]
+                d_uv.index_add_(0, u, gt * iv.index_select(0, i))
+                d_iv.index_add_(0, i, gt * uv.index_select(0, u))
+            if g_mlp is not None:
+                gu_u, gi_i = gu.index_select(0, u), gi.index_select(0, i)
+                p = gu_u * gi_i
+                z = a.index_select(0, u) + b.index_select(0, i) + p @ w3.T
+                gm = g_mlp[s:s + ctx.chunk, None]
+                d_w2 += gm.T @ torch.relu(z)
+                d_z = (gm * w2) * (z > 0)
+                d_a.index_add_(0, u, d_z)
+                d_b.index_add_(0, i, d_z)
+                d_w3 += d_z.T @ p
+                d_p = d_z @ w3
+                d_gu.index_add_(0, u, d_p * gi_i)
+                d_gi.index_add_(0, i, d_p * gu_u)
+        d_b2 = g_mlp.sum().reshape(ctx.b2_shape) if g_mlp is not None else None
+        d_tb = g_tower.sum().reshape(ctx.tb_shape) if g_tower is not None else None
+        return d_uv, d_iv, d_gu, d_gi, d_a, d_b, d_w3, d_w2, d_b2, d_tb, None, None, None
 
 
 class CTRHead(nn.Module):
@@ -149,23 +216,20 @@ class CTRHead(nn.Module):
         Tower vectors and the user/item parts of the MLP's first layer are computed once per
         node and gathered; only the bilinear part is per pair. Equal to :meth:`forward` up to
         float summation order, and much cheaper when pairs outnumber nodes (training).
+        With autograd on, no per-pair activation is kept for backward (see ``_PairTerms``).
         """
         d = self.dim
-        # index_select, not x[idx]: its backward is a fast index_add (advanced indexing's
-        # gather and accumulate-put were the largest costs of a 1M-interaction epoch)
-        def at(x: Tensor, idx: Tensor) -> Tensor:
-            return x.index_select(0, idx)
-
         uv, iv = self.user_vectors(h_users), self.item_vectors(h_items)
-        tower = (at(uv, users) * at(iv, items)).sum(-1) + self.tower_bias
         lin1: nn.Linear = self.mlp[0]  # type: ignore[assignment]
         lin2: nn.Linear = self.mlp[2]  # type: ignore[assignment]
         w = lin1.weight
         gu, gi = h_users[:, :d], h_items[:, :d]
         a = gu @ w[:, :d].T + lin1.bias
         b = gi @ w[:, d:2 * d].T
-        cross = (at(gu, users) * at(gi, items)) @ w[:, 2 * d:].T
-        mlp = lin2(torch.relu(at(a, users) + at(b, items) + cross)).squeeze(-1)
+        # per-pair part: with autograd, in blocks recomputed in backward (memory, see _PairTerms)
+        args = (uv, iv, gu, gi, a, b, w[:, 2 * d:], lin2.weight, lin2.bias, self.tower_bias)
+        tower, mlp = (_PairTerms.apply(*args, users, items, PAIR_CHUNK)
+                      if torch.is_grad_enabled() else _pair_block(*args, users, items))
         return self.combine(tower + mlp, pair), tower
 
     def forward(self, h_u: Tensor, h_i: Tensor,

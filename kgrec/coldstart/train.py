@@ -353,6 +353,7 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
             u, i, y = torch.cat(users), torch.cat(items), torch.cat(labels)
             logit, tower = head.indexed(h[USER], h[ITEM], u, i)
             loss = cfg.tower_loss_weight * _bce(tower, y)
+            feats = None
             if val_pairs is not None and pair_builder is not None:
                 # the deep part also has to stand alone (users without history rely on it)
                 feats = pair_features(pair_builder(msg_all[:, keep], msg_time[keep]), u, i)
@@ -377,6 +378,7 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
             loss.backward()
             opt.step()
             losses.append(float(loss.detach()))
+            del h, logit, tower, loss, u, i, y, feats  # freed before the next step allocates (RSS)
         metrics = {"epoch": float(epoch), "loss": sum(losses) / len(losses),
                    "val_auc": math.nan, "val_loss": math.nan}
         if val_pos.shape[1]:
