@@ -265,22 +265,23 @@ class ColdStartModel:
                                   attr_match=attr).to(self.device)
         self.pair_attr_types_ = [et for et in edge_types
                                  if et[0] == ITEM and et[2] in SHARED_TYPES]
-        n_pair = len(feature_names(self.pair_attr_types_)) if self.pair_features else 0
+        self.pair_profile_types_ = [et for et in edge_types
+                                    if et[0] == USER and et[2] in SHARED_TYPES]
+        n_pair = len(feature_names(self.pair_attr_types_, bool(self.pair_profile_types_))) \
+            if self.pair_features else 0
         self.head_ = CTRHead(self.hidden_dim, text_dim=text_dim if self.text_match else 0,
                              attr_dims=tuple(n for _, n in attr), n_pair=n_pair).to(self.device)
 
     def _pair_inputs(self, graph: ExportedGraph, tensors: GraphTensors, pairs: Tensor,
-                     times: Tensor, keep: dict[str, Tensor] | None = None) -> PairInputs | None:
-        """Pair-feature inputs of ``tensors`` (optionally the subgraph on ``keep`` nodes of
-        ``graph``) with history ``pairs``; None for a model without pair features."""
+                     times: Tensor) -> PairInputs | None:
+        """Pair-feature inputs of ``tensors`` (built from ``graph``) with history ``pairs``;
+        None for a model without pair features."""
         if not self.head_.n_pair:
             return None
         keys = {t: stable_keys(t, np.asarray(graph.node_ids.get(t, np.empty(0)), dtype=object))
                 for t in (ITEM, *SHARED_TYPES)}
-        if keep is not None:
-            keys = {t: k[keep[t]] for t, k in keys.items()}
         return build_pair_inputs(tensors, pairs, self.pair_attr_types_, keys, self.text_dim_,
-                                 self.max_history, times)
+                                 self.max_history, times, self.pair_profile_types_)
 
     def _attr_dims(self, edge_types: list[tuple[str, str, str]],
                    n_users: int) -> list[tuple[tuple[str, str, str], int]]:
@@ -453,11 +454,13 @@ class ColdStartModel:
         h = self._encode(sub)
         pos_u = torch.searchsorted(keep[USER], targets[USER])
         pos_i = torch.searchsorted(keep[ITEM], targets[ITEM])
-        pairs = self._pair_inputs(graph, sub, sub.pos, sub.pos_time, keep)
+        # pair inputs from the whole graph: peer shares read users beyond the k-hop subgraph
+        pairs = self._pair_inputs(graph, tensors, tensors.pos, tensors.pos_time)
         return NodeEmbeddings(user=h[USER][pos_u], item=h[ITEM][pos_i],
                               user_ids=np.asarray(graph.node_ids[USER], dtype=object)[u_idx],
                               item_ids=np.asarray(graph.node_ids[ITEM], dtype=object)[i_idx],
-                              pairs=None if pairs is None else pairs.select(pos_u, pos_i))
+                              pairs=None if pairs is None else pairs.select(targets[USER],
+                                                                            targets[ITEM]))
 
     def _encode(self, tensors: GraphTensors) -> dict[str, Tensor]:
         self.encoder_.eval()

@@ -115,6 +115,8 @@ class CTRHead(nn.Module):
         self.n_pair = int(n_pair)
         self.wide = nn.Sequential(nn.Linear(n_pair, wide_hidden), nn.ReLU(),
                                   nn.Linear(wide_hidden, 1)) if n_pair else None
+        # plus a linear term: each feature's own weight, learned from every pair
+        self.wide_linear = nn.Linear(n_pair, 1, bias=False) if n_pair else None
         # weight of the deep logit from (user has history, item has history): the GNN part
         # can be noise for a cold item, and the model learns by how much to trust it
         self.gate = nn.Linear(2, 1) if n_pair else None
@@ -149,17 +151,23 @@ class CTRHead(nn.Module):
             self.wide[0].reset_parameters()  # type: ignore[operator]
             nn.init.zeros_(self.wide[2].weight)  # type: ignore[arg-type]
             nn.init.zeros_(self.wide[2].bias)  # type: ignore[arg-type]
+            nn.init.zeros_(self.wide_linear.weight)  # type: ignore[union-attr]
             nn.init.zeros_(self.gate.weight)
             nn.init.constant_(self.gate.bias, 2.0)  # starts near 1: the deep part leads
 
     def combine(self, deep: Tensor, pair: Tensor | None) -> Tensor:
         """Full logit from the deep logit and ``pair`` features (``(..., n_pair)``):
-        ``sigmoid(gate(has_history, item_has_history)) * deep + wide(pair)``; the deep logit
+        ``sigmoid(gate(has_history, item_has_history)) * deep + wide_logit(pair)``; the deep logit
         itself without a wide part or without features."""
         if self.wide is None or self.gate is None or pair is None:
             return deep
         gate = torch.sigmoid(self.gate(pair[..., -2:])).squeeze(-1)
-        return gate * deep + self.wide(pair).squeeze(-1)
+        return gate * deep + self.wide_logit(pair)
+
+    def wide_logit(self, pair: Tensor) -> Tensor:
+        """The wide part alone: ``linear(pair) + MLP(pair)``, ``(..., n_pair)`` -> ``(...)``."""
+        assert self.wide is not None and self.wide_linear is not None
+        return (self.wide_linear(pair) + self.wide(pair)).squeeze(-1)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(dim={self.dim}, mlp_hidden={self.mlp_hidden})"

@@ -11,7 +11,12 @@ carry, computed exactly from the graph (no learned parts, no gradients):
 * ``share_<REL>``: for each Item->Brand/Category/Attribute relation, the share of the user's
   history items linked to the candidate's brand (category, ...), averaged over the candidate's
   links of that relation;
-* ``has_history``: 1 when the user has any history item, else 0 (all other features are 0);
+* ``peer_share`` (when users have profile attributes): for each of the user's profile values
+  (``User -> Attribute``), the share of the users with that value who took the candidate,
+  averaged over the values: the path ``User -> Attribute <- User -> Item``, which is all a
+  new user with a profile and no clicks has;
+* ``has_history``: 1 when the user has any history item, else 0 (the text and share
+  features are then 0);
 * ``item_has_history``: 1 when the candidate has interactions itself (a warm item), so the
   part can weigh the content match differently for cold items.
 
@@ -42,10 +47,19 @@ DEFAULT_MAX_HISTORY = 256
 _EXPANDED_BUDGET = 1 << 22  # most (history entry x candidate x slot) cells held at once
 
 
-def feature_names(attr_types: Sequence[EdgeType]) -> list[str]:
-    """Column names of the features for a model with these Item->attribute relations."""
-    return ["text_mean", "text_max", *[f"share_{et[1]}" for et in attr_types], "has_history",
-            "item_has_history"]
+def feature_names(attr_types: Sequence[EdgeType], profile: bool = False) -> list[str]:
+    """Column names of the features for a model with these Item->attribute relations (and
+    User->attribute relations when ``profile``)."""
+    return ["text_mean", "text_max", *[f"share_{et[1]}" for et in attr_types],
+            *(["peer_share"] if profile else []), "has_history", "item_has_history"]
+
+
+_MIX = -7046029254386353131  # 0x9E3779B97F4A7C15 as int64 (golden-ratio hashing)
+
+
+def _pair_key(a: Tensor, b: Tensor) -> Tensor:
+    """One int64 key per (profile value, item) key pair (wrapping arithmetic)."""
+    return a * _MIX ^ b
 
 
 def stable_keys(label: str, ids: np.ndarray) -> Tensor:
@@ -99,10 +113,29 @@ class PairInputs:
     pool_keys: Tensor
     pool_text: Tensor
     pool_attrs: list[Tensor]
+    profile: Tensor | None = None
+    peer_keys: Tensor | None = None
+    peer_vals: Tensor | None = None
 
     @property
     def n_features(self) -> int:
-        return 4 + len(self.item_attrs)
+        return 4 + len(self.item_attrs) + (self.profile is not None)
+
+    def _users_part(self, other: PairInputs) -> dict[str, Tensor | None]:
+        """Profile rows and the merged peer table of these users followed by ``other``'s."""
+        if self.profile is None or other.profile is None:
+            return {}
+        assert self.peer_keys is not None and self.peer_vals is not None
+        assert other.peer_keys is not None and other.peer_vals is not None
+        keys, vals = self.peer_keys, self.peer_vals
+        if other.peer_keys is not self.peer_keys:  # union; this table wins on a shared key
+            new = ~torch.isin(other.peer_keys, keys)
+            keys = torch.cat([keys, other.peer_keys[new]])
+            vals = torch.cat([vals, other.peer_vals[new]])
+            order = torch.argsort(keys)
+            keys, vals = keys[order], vals[order]
+        return {"profile": torch.cat(_pad([self.profile, other.profile])),
+                "peer_keys": keys, "peer_vals": vals}
 
     def with_users(self, other: PairInputs) -> PairInputs:
         """These users followed by ``other``'s (items stay this object's)."""
@@ -116,7 +149,7 @@ class PairInputs:
         return PairInputs(self.item_keys, self.item_text, self.item_attrs, self.item_warm,
                           torch.cat([self.hist_ptr, other.hist_ptr[1:] + self.hist_ptr[-1]]),
                           torch.cat([self.hist_idx, other.hist_idx + offset]),
-                          pool_keys, pool_text, pool_attrs)
+                          pool_keys, pool_text, pool_attrs, **self._users_part(other))
 
     def with_items(self, other: PairInputs) -> PairInputs:
         """These items followed by ``other``'s (users stay this object's)."""
@@ -127,7 +160,7 @@ class PairInputs:
                                                                    strict=True)],
                           torch.cat([self.item_warm, other.item_warm]),
                           self.hist_ptr, self.hist_idx, self.pool_keys, self.pool_text,
-                          self.pool_attrs)
+                          self.pool_attrs, self.profile, self.peer_keys, self.peer_vals)
 
     def select(self, users: Tensor | None = None, items: Tensor | None = None) -> PairInputs:
         """The rows ``users`` / ``items`` (``None``: all), sharing the pool."""
@@ -136,24 +169,28 @@ class PairInputs:
         if items is not None:
             item_keys, item_text, item_warm = item_keys[items], item_text[items], item_warm[items]
             item_attrs = [a[items] for a in item_attrs]
-        ptr, idx = self.hist_ptr, self.hist_idx
+        ptr, idx, profile = self.hist_ptr, self.hist_idx, self.profile
         if users is not None:
+            profile = None if profile is None else profile[users]
             rows, flat = _expand(ptr, users)
             count = ptr[users + 1] - ptr[users]
             ptr = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(count, 0)])
             idx = idx[flat]
         return PairInputs(item_keys, item_text, item_attrs, item_warm, ptr, idx, self.pool_keys,
-                          self.pool_text, self.pool_attrs)
+                          self.pool_text, self.pool_attrs, profile, self.peer_keys,
+                          self.peer_vals)
 
 
 def build_pair_inputs(tensors: GraphTensors, msg_pairs: Tensor, attr_types: Sequence[EdgeType],
                       node_keys: dict[str, Tensor], text_dim: int,
                       max_history: int = DEFAULT_MAX_HISTORY,
-                      pair_time: Tensor | None = None) -> PairInputs:
+                      pair_time: Tensor | None = None,
+                      profile_types: Sequence[EdgeType] = ()) -> PairInputs:
     """Pair inputs of every user and item of ``tensors``; history = ``msg_pairs`` ``(2, E)``.
 
     ``node_keys``: stable keys (:func:`stable_keys`) of the Item nodes and of the attribute
-    node types of ``attr_types``.
+    node types of ``attr_types`` and ``profile_types`` (User->attribute relations: with any,
+    the ``peer_share`` feature is on).
 
     With ``pair_time`` ``(E,)`` the ``max_history`` most recent pairs of each user are kept,
     else the first ones in ``msg_pairs`` order.
@@ -176,7 +213,46 @@ def build_pair_inputs(tensors: GraphTensors, msg_pairs: Tensor, attr_types: Sequ
     ptr[1:] = torch.cumsum(torch.bincount(users, minlength=n_users), 0)
     keys = node_keys[ITEM]
     warm = (torch.bincount(msg_pairs[1], minlength=n_items) > 0).to(torch.float32)
-    return PairInputs(keys, text, attrs, warm, ptr, items, keys, text, attrs)
+    peer: dict[str, Tensor | None] = {}
+    if profile_types:
+        peer = _peer_table(tensors, profile_types, node_keys, ptr, items, keys)
+    return PairInputs(keys, text, attrs, warm, ptr, items, keys, text, attrs, **peer)
+
+
+def _peer_table(tensors: GraphTensors, profile_types: Sequence[EdgeType],
+                node_keys: dict[str, Tensor], ptr: Tensor, items: Tensor,
+                item_keys: Tensor) -> dict[str, Tensor | None]:
+    """Profile key slots per user and the sorted ``(value, item) -> share of the value's users
+    who took the item`` table, from the users' histories (``ptr``, ``items``)."""
+    n_users = tensors.num_nodes[USER]
+    empty = torch.zeros((2, 0), dtype=torch.long)
+    edges = [tensors.edges.get(et, empty) for et in profile_types]
+    profile = torch.cat([attr_slots(e, n_users, node_keys[et[2]])
+                         for e, et in zip(edges, profile_types, strict=True)], dim=1)
+    user = torch.cat([e[0] for e in edges])
+    value = torch.cat([node_keys[et[2]][e[1]] for e, et in zip(edges, profile_types,
+                                                                strict=True)])
+    _, inv, n_with = torch.unique(value, return_inverse=True, return_counts=True)
+    weight = 1.0 / n_with[inv].to(torch.float32)  # each user of a value counts 1 / its users
+    rows, flat = _expand(ptr, user)
+    pair = _pair_key(value[rows], item_keys[items[flat]])
+    peer_keys, where = torch.unique(pair, return_inverse=True)
+    peer_vals = torch.zeros(len(peer_keys)).index_add_(0, where, weight[rows])
+    return {"profile": profile, "peer_keys": peer_keys, "peer_vals": peer_vals}
+
+
+def _peer_share(inp: PairInputs, profile: Tensor, cand_keys: Tensor) -> Tensor:
+    """Mean peer share over each user's profile values; ``profile`` ``(..., k)`` and
+    ``cand_keys`` broadcastable to ``(...)`` -> ``(...)``."""
+    assert inp.peer_keys is not None and inp.peer_vals is not None
+    key = _pair_key(profile, cand_keys.unsqueeze(-1))
+    if len(inp.peer_keys) == 0:
+        return torch.zeros(key.shape[:-1])
+    pos = torch.searchsorted(inp.peer_keys, key).clamp(max=len(inp.peer_keys) - 1)
+    valid = profile != 0
+    hit = (inp.peer_keys[pos] == key) & valid
+    val = torch.where(hit, inp.peer_vals[pos], torch.zeros(()))
+    return val.sum(-1) / valid.sum(-1).clamp(min=1).to(torch.float32)
 
 
 def _expand(ptr: Tensor, users: Tensor) -> tuple[Tensor, Tensor]:
@@ -197,15 +273,18 @@ def _overlap(hist_keys: Tensor, cand_keys: Tensor) -> Tensor:
     return hit.sum(-1).to(torch.float32) / valid.sum(-1).clamp(min=1).to(torch.float32)
 
 
-def _finish(sums: Tensor, top: Tensor, deg: Tensor, warm: Tensor) -> Tensor:
-    """Feature columns from per-pair sums ``(..., 1 + n_attr)``, max cosine, history size and
-    the candidate's warm flag."""
+def _finish(sums: Tensor, top: Tensor, deg: Tensor, warm: Tensor,
+            peer: Tensor | None) -> Tensor:
+    """Feature columns from per-pair sums ``(..., 1 + n_attr)``, max cosine, history size,
+    peer share and the candidate's warm flag."""
     has = deg > 0
     mean = sums / deg.clamp(min=1).unsqueeze(-1)
     zero = torch.zeros(())
-    return torch.cat([mean[..., :1], torch.where(has, top, zero).unsqueeze(-1), mean[..., 1:],
-                      has.to(torch.float32).unsqueeze(-1),
-                      warm.expand_as(deg).unsqueeze(-1)], dim=-1)
+    cols = [mean[..., :1], torch.where(has, top, zero).unsqueeze(-1), mean[..., 1:]]
+    if peer is not None:
+        cols.append(peer.expand_as(deg).unsqueeze(-1))
+    cols += [has.to(torch.float32).unsqueeze(-1), warm.expand_as(deg).unsqueeze(-1)]
+    return torch.cat(cols, dim=-1)
 
 
 def pair_features(inp: PairInputs, users: Tensor, items: Tensor) -> Tensor:
@@ -229,7 +308,9 @@ def pair_features(inp: PairInputs, users: Tensor, items: Tensor) -> Tensor:
         parts = [sim] + [_overlap(pa[p], ia[c]) for pa, ia in zip(inp.pool_attrs,
                                                                   inp.item_attrs, strict=True)]
         sums.index_add_(0, r, torch.stack(parts, dim=1))
-    return _finish(sums, top, deg, inp.item_warm[items])
+    peer = None if inp.profile is None else _peer_share(inp, inp.profile[users],
+                                                         inp.item_keys[items])
+    return _finish(sums, top, deg, inp.item_warm[items], peer)
 
 
 def pair_feature_matrix(inp: PairInputs, users: Tensor, items: Tensor) -> Tensor:
@@ -249,11 +330,16 @@ def pair_feature_matrix(inp: PairInputs, users: Tensor, items: Tensor) -> Tensor
                                                                 strict=True)])
     count = inp.hist_ptr[users + 1] - inp.hist_ptr[users]
     budget = max(1, _EXPANDED_BUDGET // (n_c * slots))
+    k_profile = 1 if inp.profile is None else inp.profile.shape[1]
+    max_users = max(1, _EXPANDED_BUDGET // (n_c * k_profile))
     r0 = 0
     while r0 < n_u:  # blocks of users whose history fits the budget (at least one user)
         cum = torch.cumsum(count[r0:], 0)
         r1 = r0 + max(1, int(torch.searchsorted(cum, torch.tensor(budget), right=True)))
+        r1 = min(r1, r0 + max_users)
         rows, flat = _expand(inp.hist_ptr, users[r0:r1])
+        peer = None if inp.profile is None else _peer_share(
+            inp, inp.profile[users[r0:r1]][:, None, :], cand_keys[None, :])
         if len(rows):
             pool = inp.hist_idx[flat]
             other = inp.pool_keys[pool][:, None] != cand_keys[None, :]  # (E, C)
@@ -266,8 +352,11 @@ def pair_feature_matrix(inp: PairInputs, users: Tensor, items: Tensor) -> Tensor
             for pa, ca in zip(inp.pool_attrs, cand_attrs, strict=True):
                 ov = _overlap(pa[pool][:, None, :], ca[None, :, :]) * other
                 sums.append(torch.zeros(shape).index_add_(0, rows, ov))
-            out[r0:r1] = _finish(torch.stack(sums, dim=-1), top, deg, inp.item_warm[items])
+            out[r0:r1] = _finish(torch.stack(sums, dim=-1), top, deg, inp.item_warm[items], peer)
         else:
-            out[r0:r1, :, -1] = inp.item_warm[items]
+            shape = (r1 - r0, n_c)
+            out[r0:r1] = _finish(torch.zeros((*shape, 1 + len(inp.item_attrs))),
+                                 torch.zeros(shape), torch.zeros(shape),
+                                 inp.item_warm[items], peer)
         r0 = r1
     return out

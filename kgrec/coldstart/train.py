@@ -67,6 +67,7 @@ class TrainConfig:
     shared_id_dropout: float = 0.05
     tower_loss_weight: float = 0.5
     deep_loss_weight: float = 0.5
+    wide_lr_scale: float = 10.0
     softmax_weight: float = 0.0
     softmax_max_items: int = 20_000
     softmax_samples: int = 4096
@@ -261,7 +262,8 @@ def fit_combination(head: CTRHead, parts: list[tuple[Tensor, Tensor, int]],
     """
     if head.wide is None or head.gate is None or not parts:
         return
-    params = list(head.gate.parameters()) + list(head.wide.parameters())
+    params = [p for m in (head.gate, head.wide, head.wide_linear) if m is not None
+              for p in m.parameters()]
     opt = torch.optim.Adam(params, lr=lr)
     head.train()
     for _ in range(steps):
@@ -317,8 +319,18 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
         cold_val = HeldOutPairs.sample(cold_pos, torch.unique(cold_pos[1]), cfg.val_negatives,
                                        cfg.max_val_pairs, gen)
     imps = tensors.impressions
-    params = list(encoder.parameters()) + list(head.parameters())
-    opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # the wide part and its gate (a few hundred weights over fixed features) learn at
+    # wide_lr_scale x lr, as Wide & Deep trains its wide part with its own optimiser: at the
+    # deep part's rate they stay near their zero start while the GNN fits everything
+    wide = {id(p) for m in (head.wide, head.wide_linear, head.gate) if m is not None
+            for p in m.parameters()}
+    groups: list[dict[str, Any]] = [
+        {"params": [p for p in list(encoder.parameters()) + list(head.parameters())
+                    if id(p) not in wide]}]
+    if wide:
+        groups.append({"params": [p for p in head.parameters() if id(p) in wide],
+                       "lr": cfg.lr * cfg.wide_lr_scale})
+    opt = torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     history: list[dict[str, float]] = []
     best, best_state, bad = -math.inf, None, 0
     bar = tqdm(range(cfg.epochs), disable=not cfg.show_progress, desc="coldstart fit")

@@ -139,3 +139,24 @@ def test_fit_combination_learns_to_distrust_noise_on_cold_items() -> None:
     logit = head.combine(deep, feats).detach()
     auc = float(((logit[y == 1][:, None] > logit[y == 0][None, :]).float()).mean())
     assert auc > 0.8
+
+
+def test_peer_share_is_the_share_of_same_profile_users_who_took_the_item() -> None:
+    # users 0, 1, 2 have segment s (attribute 0), user 3 has segment t (attribute 1);
+    # users 0 and 1 took item 0, user 3 took item 2; user 2 took nothing
+    t = tiny_tensors()
+    profile_et = ("User", "HAS_ATTRIBUTE", "Attribute")
+    t.num_nodes.update({"User": 4, "Attribute": 2})
+    t.edges[profile_et] = torch.tensor([[0, 1, 2, 3], [0, 0, 0, 1]])
+    keys = {"Item": stable_keys("Item", np.array(["i0", "i1", "i2"])),
+            "Brand": stable_keys("Brand", np.array(["A", "B"])),
+            "Attribute": stable_keys("Attribute", np.array(["segment=s", "segment=t"]))}
+    inp = build_pair_inputs(t, torch.tensor([[0, 1, 3], [0, 0, 2]]), [BRAND], keys, text_dim=2,
+                            profile_types=[profile_et])
+    assert inp.n_features == len(feature_names([BRAND], profile=True)) == 6
+    f = pair_features(inp, torch.tensor([2, 2, 3]), torch.tensor([0, 2, 0]))
+    peer = feature_names([BRAND], profile=True).index("peer_share")
+    torch.testing.assert_close(f[:, peer], torch.tensor([2 / 3, 0.0, 0.0]))
+    assert float(f[0, -2]) == 0.0  # user 2 has no history: a profile-only user
+    mat = pair_feature_matrix(inp, torch.tensor([2, 3]), torch.arange(3))
+    torch.testing.assert_close(mat[:, :, peer], torch.tensor([[2 / 3, 0, 0], [0, 0, 1.0]]))
