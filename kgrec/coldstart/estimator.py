@@ -42,9 +42,11 @@ from kgrec.coldstart.memory import release_free_memory
 from kgrec.coldstart.model import CONVS, HeteroGNN
 from kgrec.coldstart.pairs import (
     DEFAULT_MAX_HISTORY,
+    ItemTables,
     PairInputs,
     build_pair_inputs,
     feature_names,
+    item_tables,
     pair_feature_matrix,
     pair_features,
     stable_keys,
@@ -272,16 +274,28 @@ class ColdStartModel:
         self.head_ = CTRHead(self.hidden_dim, text_dim=text_dim if self.text_match else 0,
                              attr_dims=tuple(n for _, n in attr), n_pair=n_pair).to(self.device)
 
-    def _pair_inputs(self, graph: ExportedGraph, tensors: GraphTensors, pairs: Tensor,
-                     times: Tensor) -> PairInputs | None:
-        """Pair-feature inputs of ``tensors`` (built from ``graph``) with history ``pairs``;
-        None for a model without pair features."""
+    @staticmethod
+    def _pair_keys(graph: ExportedGraph) -> dict[str, Tensor]:
+        return {t: stable_keys(t, np.asarray(graph.node_ids.get(t, np.empty(0)), dtype=object))
+                for t in (ITEM, *SHARED_TYPES)}
+
+    def _item_tables(self, graph: ExportedGraph, tensors: GraphTensors) -> ItemTables | None:
+        """Item x item tables for fitting (many pairs per step), when the catalogue is small."""
         if not self.head_.n_pair:
             return None
-        keys = {t: stable_keys(t, np.asarray(graph.node_ids.get(t, np.empty(0)), dtype=object))
-                for t in (ITEM, *SHARED_TYPES)}
+        return item_tables(tensors, self.pair_attr_types_, self._pair_keys(graph),
+                           self.text_dim_)
+
+    def _pair_inputs(self, graph: ExportedGraph, tensors: GraphTensors, pairs: Tensor,
+                     times: Tensor, tables: ItemTables | None = None) -> PairInputs | None:
+        """Pair-feature inputs of ``tensors`` (built from ``graph``) with history ``pairs``;
+        None for a model without pair features. ``tables``: :meth:`_item_tables` of the same
+        graph (faster features for many pairs)."""
+        if not self.head_.n_pair:
+            return None
+        keys = self._pair_keys(graph)
         return build_pair_inputs(tensors, pairs, self.pair_attr_types_, keys, self.text_dim_,
-                                 self.max_history, times, self.pair_profile_types_)
+                                 self.max_history, times, self.pair_profile_types_, tables)
 
     def _attr_dims(self, edge_types: list[tuple[str, str, str]],
                    n_users: int) -> list[tuple[tuple[str, str, str], int]]:
@@ -354,9 +368,10 @@ class ColdStartModel:
         logger.info("Training on %d positives (%d validation, %d on held-out items), %d users, "
                     "%d items", len(train_idx), len(val_idx), len(cold_idx),
                     tensors.num_nodes[USER], tensors.num_nodes[ITEM])
+        tables = self._item_tables(graph, tensors)
 
         def pair_builder(pairs: Tensor, times: Tensor) -> PairInputs:
-            inputs = self._pair_inputs(graph, tensors, pairs, times)
+            inputs = self._pair_inputs(graph, tensors, pairs, times, tables=tables)
             assert inputs is not None
             return inputs
 
@@ -364,11 +379,12 @@ class ColdStartModel:
                                  gen, callback,
                                  pair_builder=pair_builder if self.head_.n_pair else None,
                                  cold_pos=tensors.pos[:, cold_idx])
-        self._calibrate(graph, tensors, train_idx, val_idx, gen)
+        self._calibrate(graph, tensors, train_idx, val_idx, gen, tables)
         return self
 
     def _calibrate(self, graph: ExportedGraph, tensors: GraphTensors, train_idx: Tensor,
-                   val_idx: Tensor, gen: torch.Generator) -> None:
+                   val_idx: Tensor, gen: torch.Generator,
+                   tables: ItemTables | None = None) -> None:
         """Platt-scale on validation pairs weighted to the real base rate (see calibration)."""
         n_items = tensors.num_nodes[ITEM]
         val = tensors.pos[:, val_idx]
@@ -384,7 +400,7 @@ class ColdStartModel:
         users = torch.cat([val[0], val[0].repeat_interleave(m)])
         items = torch.cat([val[1], negs.reshape(-1)])
         pairs = self._pair_inputs(graph, tensors, tensors.pos[:, train_idx],
-                                  tensors.pos_time[train_idx])
+                                  tensors.pos_time[train_idx], tables)
         logits = pair_logits(self.encoder_, self.head_, tensors, tensors.pos[:, train_idx],
                              users, items, pairs).numpy()
         # A validation user has one held-out positive among n_items - known other candidates:

@@ -45,6 +45,7 @@ from kgrec.coldstart.features import ITEM, USER, EdgeType, GraphTensors
 MAX_ATTR_SLOTS = 8
 DEFAULT_MAX_HISTORY = 256
 _EXPANDED_BUDGET = 1 << 22  # most (history entry x candidate x slot) cells held at once
+_TABLE_BUDGET = 1 << 26  # most item x item cells precomputed (256 MB of float32)
 
 
 def feature_names(attr_types: Sequence[EdgeType], profile: bool = False) -> list[str]:
@@ -87,6 +88,42 @@ def attr_slots(edges: Tensor, n_items: int, node_keys: Tensor) -> Tensor:
     return out
 
 
+@dataclass
+class ItemTables:
+    """Item x item text cosines and attribute overlaps, precomputed for a small catalogue.
+
+    Why: training scores tens of thousands of pairs per step against each user's history, and
+    gathering two text vectors per (history entry, candidate) dominated a MovieLens epoch; a
+    lookup in a precomputed table is far cheaper. ``overlaps[r][h, c]`` is the share of item
+    ``c``'s relation-``r`` keys that item ``h`` also has (as :func:`_overlap`).
+    """
+
+    sim: Tensor
+    overlaps: list[Tensor]
+
+
+def item_tables(tensors: GraphTensors, attr_types: Sequence[EdgeType],
+                node_keys: dict[str, Tensor], text_dim: int) -> ItemTables | None:
+    """:class:`ItemTables` of ``tensors``' items, or None when they would exceed
+    ``_TABLE_BUDGET`` cells (then features are computed per pair)."""
+    n = tensors.num_nodes[ITEM]
+    if n == 0 or n * n * (1 + len(attr_types)) > _TABLE_BUDGET:
+        return None
+    text = torch.nn.functional.normalize(tensors.item_x[:, :text_dim], dim=-1)
+    overlaps = []
+    for et in attr_types:
+        slots = attr_slots(tensors.edges.get(et, torch.zeros((2, 0), dtype=torch.long)), n,
+                           node_keys[et[2]])
+        _, col = torch.unique(slots, return_inverse=True)
+        valid = slots != 0
+        rows = torch.arange(n)[:, None].expand_as(slots)
+        onehot = torch.zeros((n, int(col.max()) + 1))
+        onehot[rows[valid], col[valid]] = 1.0
+        shared = onehot @ onehot.T  # (h, c): keys the two items share
+        overlaps.append(shared / valid.sum(1).clamp(min=1).to(torch.float32)[None, :])
+    return ItemTables(sim=text @ text.T, overlaps=overlaps)
+
+
 def _pad(blocks: Sequence[Tensor]) -> list[Tensor]:
     k = max(b.shape[1] for b in blocks)
     return [torch.nn.functional.pad(b, (0, k - b.shape[1])) for b in blocks]
@@ -116,15 +153,17 @@ class PairInputs:
     profile: Tensor | None = None
     peer_keys: Tensor | None = None
     peer_vals: Tensor | None = None
+    tables: ItemTables | None = None  # only while pool rows == item rows (build_pair_inputs)
 
     @property
     def n_features(self) -> int:
         return 4 + len(self.item_attrs) + (self.profile is not None)
 
-    def _users_part(self, other: PairInputs) -> dict[str, Tensor | None]:
+    def _users_part(self, other: PairInputs
+                    ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
         """Profile rows and the merged peer table of these users followed by ``other``'s."""
         if self.profile is None or other.profile is None:
-            return {}
+            return None, None, None
         assert self.peer_keys is not None and self.peer_vals is not None
         assert other.peer_keys is not None and other.peer_vals is not None
         keys, vals = self.peer_keys, self.peer_vals
@@ -134,8 +173,7 @@ class PairInputs:
             vals = torch.cat([vals, other.peer_vals[new]])
             order = torch.argsort(keys)
             keys, vals = keys[order], vals[order]
-        return {"profile": torch.cat(_pad([self.profile, other.profile])),
-                "peer_keys": keys, "peer_vals": vals}
+        return torch.cat(_pad([self.profile, other.profile])), keys, vals
 
     def with_users(self, other: PairInputs) -> PairInputs:
         """These users followed by ``other``'s (items stay this object's)."""
@@ -149,7 +187,7 @@ class PairInputs:
         return PairInputs(self.item_keys, self.item_text, self.item_attrs, self.item_warm,
                           torch.cat([self.hist_ptr, other.hist_ptr[1:] + self.hist_ptr[-1]]),
                           torch.cat([self.hist_idx, other.hist_idx + offset]),
-                          pool_keys, pool_text, pool_attrs, **self._users_part(other))
+                          pool_keys, pool_text, pool_attrs, *self._users_part(other))
 
     def with_items(self, other: PairInputs) -> PairInputs:
         """These items followed by ``other``'s (users stay this object's)."""
@@ -185,7 +223,8 @@ def build_pair_inputs(tensors: GraphTensors, msg_pairs: Tensor, attr_types: Sequ
                       node_keys: dict[str, Tensor], text_dim: int,
                       max_history: int = DEFAULT_MAX_HISTORY,
                       pair_time: Tensor | None = None,
-                      profile_types: Sequence[EdgeType] = ()) -> PairInputs:
+                      profile_types: Sequence[EdgeType] = (),
+                      tables: ItemTables | None = None) -> PairInputs:
     """Pair inputs of every user and item of ``tensors``; history = ``msg_pairs`` ``(2, E)``.
 
     ``node_keys``: stable keys (:func:`stable_keys`) of the Item nodes and of the attribute
@@ -193,7 +232,8 @@ def build_pair_inputs(tensors: GraphTensors, msg_pairs: Tensor, attr_types: Sequ
     the ``peer_share`` feature is on).
 
     With ``pair_time`` ``(E,)`` the ``max_history`` most recent pairs of each user are kept,
-    else the first ones in ``msg_pairs`` order.
+    else the first ones in ``msg_pairs`` order. ``tables``: :func:`item_tables` of the same
+    ``tensors`` (computed once per graph, reused by every call).
     """
     n_users, n_items = tensors.num_nodes[USER], tensors.num_nodes[ITEM]
     text = torch.nn.functional.normalize(tensors.item_x[:, :text_dim], dim=-1)
@@ -216,7 +256,8 @@ def build_pair_inputs(tensors: GraphTensors, msg_pairs: Tensor, attr_types: Sequ
     peer: dict[str, Tensor | None] = {}
     if profile_types:
         peer = _peer_table(tensors, profile_types, node_keys, ptr, items, keys)
-    return PairInputs(keys, text, attrs, warm, ptr, items, keys, text, attrs, **peer)
+    return PairInputs(keys, text, attrs, warm, ptr, items, keys, text, attrs,
+                      peer.get("profile"), peer.get("peer_keys"), peer.get("peer_vals"), tables)
 
 
 def _peer_table(tensors: GraphTensors, profile_types: Sequence[EdgeType],
@@ -302,11 +343,16 @@ def pair_features(inp: PairInputs, users: Tensor, items: Tensor) -> Tensor:
         c = items[r]
         other = inp.pool_keys[p] != inp.item_keys[c]  # leave the candidate itself out
         r, p, c = r[other], p[other], c[other]
-        sim = (inp.pool_text[p] * inp.item_text[c]).sum(-1)
+        if inp.tables is not None:
+            sim = inp.tables.sim[p, c]
+            parts = [sim] + [o[p, c] for o in inp.tables.overlaps]
+        else:
+            sim = (inp.pool_text[p] * inp.item_text[c]).sum(-1)
+            parts = [sim] + [_overlap(pa[p], ia[c]) for pa, ia in zip(inp.pool_attrs,
+                                                                      inp.item_attrs,
+                                                                      strict=True)]
         top.scatter_reduce_(0, r, sim, "amax")
         deg.index_add_(0, r, torch.ones(len(r)))
-        parts = [sim] + [_overlap(pa[p], ia[c]) for pa, ia in zip(inp.pool_attrs,
-                                                                  inp.item_attrs, strict=True)]
         sums.index_add_(0, r, torch.stack(parts, dim=1))
     peer = None if inp.profile is None else _peer_share(inp, inp.profile[users],
                                                          inp.item_keys[items])

@@ -160,3 +160,18 @@ def test_peer_share_is_the_share_of_same_profile_users_who_took_the_item() -> No
     assert float(f[0, -2]) == 0.0  # user 2 has no history: a profile-only user
     mat = pair_feature_matrix(inp, torch.tensor([2, 3]), torch.arange(3))
     torch.testing.assert_close(mat[:, :, peer], torch.tensor([[2 / 3, 0, 0], [0, 0, 1.0]]))
+
+
+def test_item_tables_give_the_same_features_as_per_pair_arithmetic() -> None:
+    from kgrec.coldstart.pairs import item_tables
+
+    history = torch.tensor([[0, 0, 1], [0, 2, 1]])
+    plain = tiny_inputs(history)
+    keys = {"Item": stable_keys("Item", np.array(["i0", "i1", "i2"])),
+            "Brand": stable_keys("Brand", np.array(["A", "B"]))}
+    tables = item_tables(tiny_tensors(), [BRAND], keys, text_dim=2)
+    assert tables is not None
+    fast = build_pair_inputs(tiny_tensors(), history, [BRAND], keys, text_dim=2, tables=tables)
+    users, items = torch.tensor([0, 0, 1, 1, 0]), torch.tensor([1, 0, 2, 1, 2])
+    torch.testing.assert_close(pair_features(fast, users, items),
+                               pair_features(plain, users, items))
