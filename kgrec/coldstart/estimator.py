@@ -437,8 +437,10 @@ class ColdStartModel:
         Args:
             graph: The graph to embed (training graph, or it plus new nodes).
             user_ids, item_ids: When either is given, only these nodes are computed, on their
-                ``num_layers``-hop subgraph (cheap fold-in of new nodes; same result as the
-                whole graph); the other type then holds only the ids given (possibly none).
+                ``num_layers``-hop subgraph (fold-in of new nodes without running the GNN on
+                the whole graph; same result as the whole graph; the pair-feature inputs are
+                still built from the whole graph, a linear pass over its edges); the other
+                type then holds only the ids given (possibly none).
 
         Returns:
             :class:`NodeEmbeddings` whose rows follow ``graph.node_ids`` (or the ids given).

@@ -15,8 +15,8 @@ carry, computed exactly from the graph (no learned parts, no gradients):
   (``User -> Attribute``), the share of the users with that value who took the candidate,
   averaged over the values: the path ``User -> Attribute <- User -> Item``, which is all a
   new user with a profile and no clicks has;
-* ``has_history``: 1 when the user has any history item, else 0 (the text and share
-  features are then 0);
+* ``has_history``: 1 when the user has any history item other than the candidate, else 0
+  (the text and share features are then 0);
 * ``item_has_history``: 1 when the candidate has interactions itself (a warm item), so the
   part can weigh the content match differently for cold items.
 
@@ -161,22 +161,19 @@ class PairInputs:
 
     def _users_part(self, other: PairInputs
                     ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
-        """Profile rows and the merged peer table of these users followed by ``other``'s."""
+        """Profile rows of these users followed by ``other``'s, and ``other``'s peer table."""
         if self.profile is None or other.profile is None:
             return None, None, None
         assert self.peer_keys is not None and self.peer_vals is not None
         assert other.peer_keys is not None and other.peer_vals is not None
-        keys, vals = self.peer_keys, self.peer_vals
-        if other.peer_keys is not self.peer_keys:  # union; this table wins on a shared key
-            new = ~torch.isin(other.peer_keys, keys)
-            keys = torch.cat([keys, other.peer_keys[new]])
-            vals = torch.cat([vals, other.peer_vals[new]])
-            order = torch.argsort(keys)
-            keys, vals = keys[order], vals[order]
-        return torch.cat(_pad([self.profile, other.profile])), keys, vals
+        # ``other`` comes from the later graph (a fold-in of new users into this one), so its
+        # table is used for everyone: the same shares as recomputing on that graph
+        return torch.cat(_pad([self.profile, other.profile])), other.peer_keys, other.peer_vals
 
     def with_users(self, other: PairInputs) -> PairInputs:
-        """These users followed by ``other``'s (items stay this object's)."""
+        """These users followed by ``other``'s (items stay this object's). ``other`` is
+        expected to come from a graph that contains this one (new users folded in): its
+        peer-share table then serves all users."""
         same_pool = other.pool_text is self.pool_text
         offset = 0 if same_pool else len(self.pool_text)
         pool_keys = self.pool_keys if same_pool else torch.cat([self.pool_keys, other.pool_keys])
@@ -363,13 +360,27 @@ def pair_feature_matrix(inp: PairInputs, users: Tensor, items: Tensor) -> Tensor
     """Features of every ``(users[r], items[c])`` pair, ``(len(users), len(items), n_feat)``.
 
     Same values as :func:`pair_features` on the flattened pairs (up to float summation
-    order); history entries are processed a block of users at a time so memory stays about
-    ``len(items) * block`` cells.
+    order). Work runs in blocks of candidates and of users, so the temporaries stay within
+    about ``_EXPANDED_BUDGET`` cells (history entries x candidates x attribute slots) beside
+    the result.
     """
     n_u, n_c = len(users), len(items)
     out = torch.zeros((n_u, n_c, inp.n_features))
     if n_u == 0 or n_c == 0:
         return out
+    slots = max([1] + [a.shape[1] * b.shape[1] for a, b in zip(inp.pool_attrs, inp.item_attrs,
+                                                                strict=True)])
+    longest = int((inp.hist_ptr[users + 1] - inp.hist_ptr[users]).max())
+    step = max(1, _EXPANDED_BUDGET // (slots * max(longest, 1)))
+    for c0 in range(0, n_c, step):
+        out[:, c0:c0 + step] = _feature_block(inp, users, items[c0:c0 + step])
+    return out
+
+
+def _feature_block(inp: PairInputs, users: Tensor, items: Tensor) -> Tensor:
+    """:func:`pair_feature_matrix` for one block of candidates, in blocks of users."""
+    n_u, n_c = len(users), len(items)
+    out = torch.zeros((n_u, n_c, inp.n_features))
     cand_keys, cand_text = inp.item_keys[items], inp.item_text[items]
     cand_attrs = [a[items] for a in inp.item_attrs]
     slots = max([1] + [a.shape[1] * b.shape[1] for a, b in zip(inp.pool_attrs, inp.item_attrs,

@@ -296,8 +296,8 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
 
     Returns:
         One dict per epoch: ``epoch``, ``loss``, ``seconds``, ``val_auc`` (NaN without a
-        validation slice), ``val_loss``, ``val_auc_cold`` (when enough validation pairs fall
-        on the hidden items) and ``val_score`` (their mean, used for early stopping).
+        validation slice), ``val_loss``, ``val_auc_cold`` (with held-out items, ``cold_pos``)
+        and ``val_score`` (the mean of the two that exist, used for early stopping).
     """
     n_users, n_items = tensors.num_nodes[USER], tensors.num_nodes[ITEM]
     train_pos = tensors.pos[:, train_idx]
@@ -405,8 +405,9 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
         if cold_val is not None:
             metrics["val_auc_cold"] = cold_val.auc(pair_logits(
                 encoder, head, tensors, train_pos, cold_val.users, cold_val.items, val_pairs))
-        aucs = [metrics[k] for k in ("val_auc", "val_auc_cold") if k in metrics]
-        metrics["val_score"] = sum(aucs) / len(aucs)
+        aucs = [metrics[k] for k in ("val_auc", "val_auc_cold")
+                if k in metrics and not math.isnan(metrics[k])]
+        metrics["val_score"] = sum(aucs) / len(aucs) if aucs else math.nan
         metrics["seconds"] = time.perf_counter() - start
         history.append(metrics)
         bar.set_postfix(loss=f"{metrics['loss']:.4f}", val_auc=f"{metrics['val_auc']:.4f}")

@@ -175,3 +175,13 @@ def test_item_tables_give_the_same_features_as_per_pair_arithmetic() -> None:
     users, items = torch.tensor([0, 0, 1, 1, 0]), torch.tensor([1, 0, 2, 1, 2])
     torch.testing.assert_close(pair_features(fast, users, items),
                                pair_features(plain, users, items))
+
+
+def test_matrix_in_many_blocks_equals_one_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    import kgrec.coldstart.pairs as pairs
+
+    inp = tiny_inputs(torch.tensor([[0, 0, 1], [0, 2, 1]]))
+    users, items = torch.tensor([0, 1, 0, 1]), torch.tensor([2, 0, 1])
+    whole = pair_feature_matrix(inp, users, items)
+    monkeypatch.setattr(pairs, "_EXPANDED_BUDGET", 1)  # one user and one candidate per block
+    torch.testing.assert_close(pair_feature_matrix(inp, users, items), whole)
