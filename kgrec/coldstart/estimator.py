@@ -279,21 +279,22 @@ class ColdStartModel:
         return {t: stable_keys(t, np.asarray(graph.node_ids.get(t, np.empty(0)), dtype=object))
                 for t in (ITEM, *SHARED_TYPES)}
 
-    def _item_tables(self, graph: ExportedGraph, tensors: GraphTensors) -> ItemTables | None:
+    def _item_tables(self, tensors: GraphTensors,
+                     keys: dict[str, Tensor]) -> ItemTables | None:
         """Item x item tables for fitting (many pairs per step), when the catalogue is small."""
         if not self.head_.n_pair:
             return None
-        return item_tables(tensors, self.pair_attr_types_, self._pair_keys(graph),
-                           self.text_dim_)
+        return item_tables(tensors, self.pair_attr_types_, keys, self.text_dim_)
 
     def _pair_inputs(self, graph: ExportedGraph, tensors: GraphTensors, pairs: Tensor,
-                     times: Tensor, tables: ItemTables | None = None) -> PairInputs | None:
+                     times: Tensor, tables: ItemTables | None = None,
+                     keys: dict[str, Tensor] | None = None) -> PairInputs | None:
         """Pair-feature inputs of ``tensors`` (built from ``graph``) with history ``pairs``;
-        None for a model without pair features. ``tables``: :meth:`_item_tables` of the same
-        graph (faster features for many pairs)."""
+        None for a model without pair features. ``tables``/``keys``: :meth:`_item_tables` and
+        :meth:`_pair_keys` of the same graph, when the caller already has them."""
         if not self.head_.n_pair:
             return None
-        keys = self._pair_keys(graph)
+        keys = keys if keys is not None else self._pair_keys(graph)
         return build_pair_inputs(tensors, pairs, self.pair_attr_types_, keys, self.text_dim_,
                                  self.max_history, times, self.pair_profile_types_, tables)
 
@@ -368,10 +369,11 @@ class ColdStartModel:
         logger.info("Training on %d positives (%d validation, %d on held-out items), %d users, "
                     "%d items", len(train_idx), len(val_idx), len(cold_idx),
                     tensors.num_nodes[USER], tensors.num_nodes[ITEM])
-        tables = self._item_tables(graph, tensors)
+        keys = self._pair_keys(graph)  # once per fit: hashing ids every step is not free
+        tables = self._item_tables(tensors, keys)
 
         def pair_builder(pairs: Tensor, times: Tensor) -> PairInputs:
-            inputs = self._pair_inputs(graph, tensors, pairs, times, tables=tables)
+            inputs = self._pair_inputs(graph, tensors, pairs, times, tables=tables, keys=keys)
             assert inputs is not None
             return inputs
 

@@ -393,18 +393,24 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
             del h, logit, tower, loss, u, i, y, feats  # freed before the next step allocates (RSS)
         metrics = {"epoch": float(epoch), "loss": sum(losses) / len(losses),
                    "val_auc": math.nan, "val_loss": math.nan}
-        if val_pos.shape[1]:
-            n_val = val_pos.shape[1]
-            users_v = torch.cat([val_pos[0], val_pos[0].repeat_interleave(cfg.val_negatives)])
-            items_v = torch.cat([val_pos[1], val_neg.reshape(-1)])
-            logits = pair_logits(encoder, head, tensors, train_pos, users_v, items_v, val_pairs)
+        # both held-out sets are scored on the same graph: one GNN pass
+        n_val = val_pos.shape[1]
+        users_v = torch.cat([val_pos[0], val_pos[0].repeat_interleave(cfg.val_negatives)])
+        items_v = torch.cat([val_pos[1], val_neg.reshape(-1)])
+        if cold_val is not None:
+            users_v, items_v = torch.cat([users_v, cold_val.users]), \
+                torch.cat([items_v, cold_val.items])
+        all_logits = pair_logits(encoder, head, tensors, train_pos, users_v, items_v,
+                                 val_pairs) if len(users_v) else torch.zeros(0)
+        n_warm = n_val * (1 + cfg.val_negatives)
+        if n_val:
+            logits = all_logits[:n_warm]
             pos_l, neg_l = logits[:n_val], logits[n_val:].reshape(n_val, -1)
             metrics["val_auc"] = sampled_auc(pos_l, neg_l)
             y_v = torch.cat([torch.ones(n_val), torch.zeros(neg_l.numel())])
             metrics["val_loss"] = float(_bce(logits, y_v))
         if cold_val is not None:
-            metrics["val_auc_cold"] = cold_val.auc(pair_logits(
-                encoder, head, tensors, train_pos, cold_val.users, cold_val.items, val_pairs))
+            metrics["val_auc_cold"] = cold_val.auc(all_logits[n_warm:])
         aucs = [metrics[k] for k in ("val_auc", "val_auc_cold")
                 if k in metrics and not math.isnan(metrics[k])]
         metrics["val_score"] = sum(aucs) / len(aucs) if aucs else math.nan
