@@ -7,11 +7,9 @@ text vectors and brand/category popularity on Recall@20, and its calibrated prob
 have ECE <= 0.02 on those held-out pairs. Takes a few minutes on 2 CPU cores (BERT encoding is
 cached under ``~/.cache/kgrec/text`` after the first run).
 
-Known finding (issue "Cold-start model", left open): with the default model kgrec only ties
-content kNN on cold items (0.221-0.224 vs 0.224-0.230 across runs); the brand/category-match
-option (``attr_match_buckets``) gives a 2% edge at 5x the training time, which is not a clear
-win either. The kNN comparison is therefore an expected failure that reports itself as soon as
-it passes (XPASS in the test summary); the popularity and calibration checks must pass.
+Until round 3 of the cold-start work kgrec only tied content kNN here; the gated wide part over
+graph-path pair features (``kgrec/coldstart/pairs.py``, benchmarks/TRAIN.md round 3) is what
+makes it win, so this comparison is a plain assertion again.
 """
 
 from __future__ import annotations
@@ -88,8 +86,6 @@ def test_cold_recall_beats_popularity(result: dict[str, float]) -> None:
     assert result["kgrec"] > 2 * result["popularity"]
 
 
-@pytest.mark.xfail(strict=False, reason="known finding: kgrec ties content kNN on cold items "
-                   "(benchmarks/TRAIN.md, benchmarks/EVALUATION.md); target not met yet")
 def test_cold_recall_beats_content_knn(result: dict[str, float]) -> None:
     print("cold Recall@20:", result)
     assert result["kgrec"] > result["knn"]
