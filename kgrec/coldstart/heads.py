@@ -117,9 +117,10 @@ class CTRHead(nn.Module):
                                   nn.Linear(wide_hidden, 1)) if n_pair else None
         # plus a linear term: each feature's own weight, learned from every pair
         self.wide_linear = nn.Linear(n_pair, 1, bias=False) if n_pair else None
-        # weight of the deep logit from (user has history, item has history): the GNN part
-        # can be noise for a cold item, and the model learns by how much to trust it
-        self.gate = nn.Linear(2, 1) if n_pair else None
+        # weight of the deep logit per (user has history, item has history), one learned logit
+        # each: the GNN part can be noise for a cold item, and the model learns how far to
+        # trust it; a combination missing from the refit data keeps its jointly trained value
+        self.gate = nn.Embedding(4, 1) if n_pair else None
         self.dim, self.mlp_hidden, self.text_dim = dim, mlp_hidden or dim, text_dim
         self.attr_dims = tuple(int(n) for n in attr_dims)
         self.log_text_scale = nn.Parameter(torch.empty(()))
@@ -152,8 +153,7 @@ class CTRHead(nn.Module):
             nn.init.zeros_(self.wide[2].weight)  # type: ignore[arg-type]
             nn.init.zeros_(self.wide[2].bias)  # type: ignore[arg-type]
             nn.init.zeros_(self.wide_linear.weight)  # type: ignore[union-attr]
-            nn.init.zeros_(self.gate.weight)
-            nn.init.constant_(self.gate.bias, 2.0)  # starts near 1: the deep part leads
+            nn.init.constant_(self.gate.weight, 2.0)  # starts near 1: the deep part leads
 
     def combine(self, deep: Tensor, pair: Tensor | None) -> Tensor:
         """Full logit from the deep logit and ``pair`` features (``(..., n_pair)``):
@@ -161,7 +161,8 @@ class CTRHead(nn.Module):
         itself without a wide part or without features."""
         if self.wide is None or self.gate is None or pair is None:
             return deep
-        gate = torch.sigmoid(self.gate(pair[..., -2:])).squeeze(-1)
+        flags = pair[..., -2:].round().long()
+        gate = torch.sigmoid(self.gate(2 * flags[..., 0] + flags[..., 1])).squeeze(-1)
         return gate * deep + self.wide_logit(pair)
 
     def wide_logit(self, pair: Tensor) -> Tensor:

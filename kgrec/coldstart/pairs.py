@@ -17,6 +17,8 @@ carry, computed exactly from the graph (no learned parts, no gradients):
   new user with a profile and no clicks has;
 * ``has_history``: 1 when the user has any history item other than the candidate, else 0
   (the text and share features are then 0);
+* ``item_log_degree``: ``log1p`` of the candidate's interactions / 10 (a popularity prior, the
+  only signal for a user nothing is known about);
 * ``item_has_history``: 1 when the candidate has interactions itself (a warm item), so the
   part can weigh the content match differently for cold items.
 
@@ -52,9 +54,11 @@ def feature_names(attr_types: Sequence[EdgeType], profile: bool = False) -> list
     """Column names of the features for a model with these Item->attribute relations (and
     User->attribute relations when ``profile``)."""
     return ["text_mean", "text_max", *[f"share_{et[1]}" for et in attr_types],
-            *(["peer_share"] if profile else []), "has_history", "item_has_history"]
+            *(["peer_share"] if profile else []), "item_log_degree", "has_history",
+            "item_has_history"]
 
 
+LOG_DEGREE_SCALE = 10.0  # item_log_degree = log1p(interactions) / 10: about 0..1
 _MIX = -7046029254386353131  # 0x9E3779B97F4A7C15 as int64 (golden-ratio hashing)
 
 
@@ -157,7 +161,7 @@ class PairInputs:
 
     @property
     def n_features(self) -> int:
-        return 4 + len(self.item_attrs) + (self.profile is not None)
+        return 5 + len(self.item_attrs) + (self.profile is not None)
 
     def _users_part(self, other: PairInputs
                     ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
@@ -249,7 +253,7 @@ def build_pair_inputs(tensors: GraphTensors, msg_pairs: Tensor, attr_types: Sequ
     ptr = torch.zeros(n_users + 1, dtype=torch.long)
     ptr[1:] = torch.cumsum(torch.bincount(users, minlength=n_users), 0)
     keys = node_keys[ITEM]
-    warm = (torch.bincount(msg_pairs[1], minlength=n_items) > 0).to(torch.float32)
+    warm = torch.log1p(torch.bincount(msg_pairs[1], minlength=n_items).to(torch.float32))
     peer: dict[str, Tensor | None] = {}
     if profile_types:
         peer = _peer_table(tensors, profile_types, node_keys, ptr, items, keys)
@@ -270,8 +274,12 @@ def _peer_table(tensors: GraphTensors, profile_types: Sequence[EdgeType],
     user = torch.cat([e[0] for e in edges])
     value = torch.cat([node_keys[et[2]][e[1]] for e, et in zip(edges, profile_types,
                                                                 strict=True)])
-    _, inv, n_with = torch.unique(value, return_inverse=True, return_counts=True)
-    weight = 1.0 / n_with[inv].to(torch.float32)  # each user of a value counts 1 / its users
+    # each user with history counts 1 / (users of the value with history): the same scale in a
+    # training step (message edges only) as on the whole graph
+    active = (ptr[user + 1] > ptr[user]).to(torch.float32)
+    _, inv = torch.unique(value, return_inverse=True)
+    n_with = torch.zeros(int(inv.max()) + 1 if len(inv) else 0).index_add_(0, inv, active)
+    weight = 1.0 / n_with[inv].clamp(min=1)
     rows, flat = _expand(ptr, user)
     pair = _pair_key(value[rows], item_keys[items[flat]])
     peer_keys, where = torch.unique(pair, return_inverse=True)
@@ -321,7 +329,9 @@ def _finish(sums: Tensor, top: Tensor, deg: Tensor, warm: Tensor,
     cols = [mean[..., :1], torch.where(has, top, zero).unsqueeze(-1), mean[..., 1:]]
     if peer is not None:
         cols.append(peer.expand_as(deg).unsqueeze(-1))
-    cols += [has.to(torch.float32).unsqueeze(-1), warm.expand_as(deg).unsqueeze(-1)]
+    warm = warm.expand_as(deg).unsqueeze(-1)  # log1p(the candidate's interactions)
+    cols += [warm / LOG_DEGREE_SCALE, has.to(torch.float32).unsqueeze(-1),
+             (warm > 0).to(torch.float32)]
     return torch.cat(cols, dim=-1)
 
 

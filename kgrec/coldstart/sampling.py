@@ -58,7 +58,11 @@ def match_cold_negatives(negatives: Tensor, pos_items: Tensor, edgeless: Tensor,
     if len(pool) < 2 or len(rows) == 0:
         return negatives
     out = negatives.clone()
-    out[rows] = pool[torch.randint(len(pool), (len(rows),), generator=gen)]
+    pick = torch.randint(len(pool), (len(rows),), generator=gen)
+    # never the positive itself: take the next pool item instead
+    same = pool[pick] == pos_items[rows]
+    pick = torch.where(same, (pick + 1) % len(pool), pick)
+    out[rows] = pool[pick]
     return out
 
 

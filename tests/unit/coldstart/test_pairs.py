@@ -51,17 +51,19 @@ def test_features_have_the_hand_computed_values() -> None:
     inp = tiny_inputs(torch.tensor([[0, 0], [0, 2]]))
     f = pair_features(inp, torch.tensor([0, 1]), torch.tensor([1, 1]))
     assert feature_names([BRAND]) == ["text_mean", "text_max", "share_HAS_BRAND",
-                                      "has_history", "item_has_history"]
-    # cos(item1, item0) = 0.6, cos(item1, item2) = 0.8; one of two history items is brand A
-    torch.testing.assert_close(f[0], torch.tensor([0.7, 0.8, 0.5, 1.0, 0.0]))
-    torch.testing.assert_close(f[1], torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0]))
+                                      "item_log_degree", "has_history", "item_has_history"]
+    # cos(item1, item0) = 0.6, cos(item1, item2) = 0.8; one of two history items is brand A;
+    # nobody took item 1
+    torch.testing.assert_close(f[0], torch.tensor([0.7, 0.8, 0.5, 0.0, 1.0, 0.0]))
+    torch.testing.assert_close(f[1], torch.zeros(6))
 
 
 def test_the_candidate_is_left_out_of_its_own_history() -> None:
     inp = tiny_inputs(torch.tensor([[0, 0], [0, 2]]))
     f = pair_features(inp, torch.tensor([0]), torch.tensor([0]))
-    # only item 2 remains: cos 0, other brand; item 0 itself is warm
-    torch.testing.assert_close(f[0], torch.tensor([0.0, 0.0, 0.0, 1.0, 1.0]))
+    # only item 2 remains: cos 0, other brand; item 0 itself is warm (1 interaction)
+    log_degree = float(np.log1p(1.0)) / 10
+    torch.testing.assert_close(f[0], torch.tensor([0.0, 0.0, 0.0, log_degree, 1.0, 1.0]))
 
 
 def test_matrix_equals_pairs_and_concatenation_keeps_rows() -> None:
@@ -71,9 +73,11 @@ def test_matrix_equals_pairs_and_concatenation_keeps_rows() -> None:
     flat = pair_features(inp, users.repeat_interleave(3), items.repeat(2)).reshape(2, 3, -1)
     torch.testing.assert_close(mat, flat)
     other = tiny_inputs(torch.tensor([[1], [1]]))  # a second transform: user 1 took item 1
-    both = inp.with_users(other)  # rows 2, 3 = other's users; items (and warm flags) inp's
-    torch.testing.assert_close(pair_features(both, torch.tensor([3]), torch.tensor([0]))[:, :-1],
-                               pair_features(other, torch.tensor([1]), torch.tensor([0]))[:, :-1])
+    both = inp.with_users(other)  # rows 2, 3 = other's users; the items are inp's
+    user_side = [0, 1, 2, 4]  # item_log_degree and item_has_history are inp's items'
+    torch.testing.assert_close(
+        pair_features(both, torch.tensor([3]), torch.tensor([0]))[:, user_side],
+        pair_features(other, torch.tensor([1]), torch.tensor([0]))[:, user_side])
     more = inp.with_items(other)
     torch.testing.assert_close(pair_features(more, torch.tensor([0]), torch.tensor([4])),
                                pair_features(inp, torch.tensor([0]), torch.tensor([1])))
@@ -132,9 +136,12 @@ def test_fit_combination_learns_to_distrust_noise_on_cold_items() -> None:
     feats[:, 1] = y * 0.5 + torch.rand(n, generator=gen) * 0.6  # text_max carries signal
     feats[:, 3] = 1.0  # users have history; items are cold (last column 0)
     deep = torch.randn(n, generator=gen) * 3  # the GNN part is noise here
-    before = torch.sigmoid(head.gate(torch.tensor([[1.0, 0.0]]))).item()
+    cold_item = torch.tensor([2])  # gate row of (user has history, item has none)
+    before = torch.sigmoid(head.gate(cold_item)).item()
     fit_combination(head, [(deep, feats, n_pos)])
-    after = torch.sigmoid(head.gate(torch.tensor([[1.0, 0.0]]))).item()
+    after = torch.sigmoid(head.gate(cold_item)).item()
+    # combinations absent from the data keep their value
+    assert torch.sigmoid(head.gate(torch.tensor([0]))).item() == pytest.approx(before)
     assert after < before / 2
     logit = head.combine(deep, feats).detach()
     auc = float(((logit[y == 1][:, None] > logit[y == 0][None, :]).float()).mean())
@@ -142,24 +149,25 @@ def test_fit_combination_learns_to_distrust_noise_on_cold_items() -> None:
 
 
 def test_peer_share_is_the_share_of_same_profile_users_who_took_the_item() -> None:
-    # users 0, 1, 2 have segment s (attribute 0), user 3 has segment t (attribute 1);
-    # users 0 and 1 took item 0, user 3 took item 2; user 2 took nothing
+    # users 0, 1, 2, 4 have segment s (attribute 0), user 3 has segment t (attribute 1);
+    # users 0 and 1 took item 0, user 2 item 1, user 3 item 2; user 4 took nothing, so the
+    # shares of segment s are over its 3 users with history
     t = tiny_tensors()
     profile_et = ("User", "HAS_ATTRIBUTE", "Attribute")
-    t.num_nodes.update({"User": 4, "Attribute": 2})
-    t.edges[profile_et] = torch.tensor([[0, 1, 2, 3], [0, 0, 0, 1]])
+    t.num_nodes.update({"User": 5, "Attribute": 2})
+    t.edges[profile_et] = torch.tensor([[0, 1, 2, 3, 4], [0, 0, 0, 1, 0]])
     keys = {"Item": stable_keys("Item", np.array(["i0", "i1", "i2"])),
             "Brand": stable_keys("Brand", np.array(["A", "B"])),
             "Attribute": stable_keys("Attribute", np.array(["segment=s", "segment=t"]))}
-    inp = build_pair_inputs(t, torch.tensor([[0, 1, 3], [0, 0, 2]]), [BRAND], keys, text_dim=2,
-                            profile_types=[profile_et])
-    assert inp.n_features == len(feature_names([BRAND], profile=True)) == 6
-    f = pair_features(inp, torch.tensor([2, 2, 3]), torch.tensor([0, 2, 0]))
+    inp = build_pair_inputs(t, torch.tensor([[0, 1, 2, 3], [0, 0, 1, 2]]), [BRAND], keys,
+                            text_dim=2, profile_types=[profile_et])
+    assert inp.n_features == len(feature_names([BRAND], profile=True)) == 7
+    f = pair_features(inp, torch.tensor([4, 4, 3]), torch.tensor([0, 2, 0]))
     peer = feature_names([BRAND], profile=True).index("peer_share")
     torch.testing.assert_close(f[:, peer], torch.tensor([2 / 3, 0.0, 0.0]))
-    assert float(f[0, -2]) == 0.0  # user 2 has no history: a profile-only user
-    mat = pair_feature_matrix(inp, torch.tensor([2, 3]), torch.arange(3))
-    torch.testing.assert_close(mat[:, :, peer], torch.tensor([[2 / 3, 0, 0], [0, 0, 1.0]]))
+    assert float(f[0, -2]) == 0.0  # user 4 has no history: a profile-only user
+    mat = pair_feature_matrix(inp, torch.tensor([4, 3]), torch.arange(3))
+    torch.testing.assert_close(mat[:, :, peer], torch.tensor([[2 / 3, 1 / 3, 0], [0, 0, 1.0]]))
 
 
 def test_item_tables_give_the_same_features_as_per_pair_arithmetic() -> None:
