@@ -165,6 +165,11 @@ class CTRHead(nn.Module):
         gate = torch.sigmoid(self.gate(2 * flags[..., 0] + flags[..., 1])).squeeze(-1)
         return gate * deep + self.wide_logit(pair)
 
+    def wide_parameters(self) -> list[nn.Parameter]:
+        """The parameters of the wide part and its gate (empty without a wide part)."""
+        return [p for m in (self.wide, self.wide_linear, self.gate) if m is not None
+                for p in m.parameters()]
+
     def wide_logit(self, pair: Tensor) -> Tensor:
         """The wide part alone: ``linear(pair) + MLP(pair)``, ``(..., n_pair)`` -> ``(...)``."""
         assert self.wide is not None and self.wide_linear is not None

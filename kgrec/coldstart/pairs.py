@@ -148,7 +148,7 @@ class PairInputs:
     item_keys: Tensor
     item_text: Tensor
     item_attrs: list[Tensor]
-    item_warm: Tensor
+    item_degree: Tensor  # log1p(interactions) of each item in this graph
     hist_ptr: Tensor
     hist_idx: Tensor
     pool_keys: Tensor
@@ -185,7 +185,7 @@ class PairInputs:
         pool_attrs = self.pool_attrs if same_pool else [
             torch.cat(_pad([a, b])) for a, b in zip(self.pool_attrs, other.pool_attrs,
                                                     strict=True)]
-        return PairInputs(self.item_keys, self.item_text, self.item_attrs, self.item_warm,
+        return PairInputs(self.item_keys, self.item_text, self.item_attrs, self.item_degree,
                           torch.cat([self.hist_ptr, other.hist_ptr[1:] + self.hist_ptr[-1]]),
                           torch.cat([self.hist_idx, other.hist_idx + offset]),
                           pool_keys, pool_text, pool_attrs, *self._users_part(other))
@@ -197,25 +197,26 @@ class PairInputs:
                           [torch.cat(_pad([a, b])) for a, b in zip(self.item_attrs,
                                                                    other.item_attrs,
                                                                    strict=True)],
-                          torch.cat([self.item_warm, other.item_warm]),
+                          torch.cat([self.item_degree, other.item_degree]),
                           self.hist_ptr, self.hist_idx, self.pool_keys, self.pool_text,
                           self.pool_attrs, self.profile, self.peer_keys, self.peer_vals)
 
     def select(self, users: Tensor | None = None, items: Tensor | None = None) -> PairInputs:
         """The rows ``users`` / ``items`` (``None``: all), sharing the pool."""
         item_keys, item_text, item_attrs = self.item_keys, self.item_text, self.item_attrs
-        item_warm = self.item_warm
+        item_degree = self.item_degree
         if items is not None:
-            item_keys, item_text, item_warm = item_keys[items], item_text[items], item_warm[items]
+            item_keys, item_text = item_keys[items], item_text[items]
+            item_degree = item_degree[items]
             item_attrs = [a[items] for a in item_attrs]
         ptr, idx, profile = self.hist_ptr, self.hist_idx, self.profile
         if users is not None:
             profile = None if profile is None else profile[users]
-            rows, flat = _expand(ptr, users)
+            _, flat = csr_expand(ptr, users)
             count = ptr[users + 1] - ptr[users]
             ptr = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(count, 0)])
             idx = idx[flat]
-        return PairInputs(item_keys, item_text, item_attrs, item_warm, ptr, idx, self.pool_keys,
+        return PairInputs(item_keys, item_text, item_attrs, item_degree, ptr, idx, self.pool_keys,
                           self.pool_text, self.pool_attrs, profile, self.peer_keys,
                           self.peer_vals)
 
@@ -253,17 +254,17 @@ def build_pair_inputs(tensors: GraphTensors, msg_pairs: Tensor, attr_types: Sequ
     ptr = torch.zeros(n_users + 1, dtype=torch.long)
     ptr[1:] = torch.cumsum(torch.bincount(users, minlength=n_users), 0)
     keys = node_keys[ITEM]
-    warm = torch.log1p(torch.bincount(msg_pairs[1], minlength=n_items).to(torch.float32))
-    peer: dict[str, Tensor | None] = {}
-    if profile_types:
-        peer = _peer_table(tensors, profile_types, node_keys, ptr, items, keys)
-    return PairInputs(keys, text, attrs, warm, ptr, items, keys, text, attrs,
-                      peer.get("profile"), peer.get("peer_keys"), peer.get("peer_vals"), tables)
+    degree = torch.log1p(torch.bincount(msg_pairs[1], minlength=n_items).to(torch.float32))
+    profile, peer_keys, peer_vals = (
+        _peer_table(tensors, profile_types, node_keys, ptr, items, keys) if profile_types
+        else (None, None, None))
+    return PairInputs(keys, text, attrs, degree, ptr, items, keys, text, attrs, profile,
+                      peer_keys, peer_vals, tables)
 
 
 def _peer_table(tensors: GraphTensors, profile_types: Sequence[EdgeType],
                 node_keys: dict[str, Tensor], ptr: Tensor, items: Tensor,
-                item_keys: Tensor) -> dict[str, Tensor | None]:
+                item_keys: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Profile key slots per user and the sorted ``(value, item) -> share of the value's users
     who took the item`` table, from the users' histories (``ptr``, ``items``)."""
     n_users = tensors.num_nodes[USER]
@@ -280,11 +281,11 @@ def _peer_table(tensors: GraphTensors, profile_types: Sequence[EdgeType],
     _, inv = torch.unique(value, return_inverse=True)
     n_with = torch.zeros(int(inv.max()) + 1 if len(inv) else 0).index_add_(0, inv, active)
     weight = 1.0 / n_with[inv].clamp(min=1)
-    rows, flat = _expand(ptr, user)
+    rows, flat = csr_expand(ptr, user)
     pair = _pair_key(value[rows], item_keys[items[flat]])
     peer_keys, where = torch.unique(pair, return_inverse=True)
     peer_vals = torch.zeros(len(peer_keys)).index_add_(0, where, weight[rows])
-    return {"profile": profile, "peer_keys": peer_keys, "peer_vals": peer_vals}
+    return profile, peer_keys, peer_vals
 
 
 def _peer_share(inp: PairInputs, profile: Tensor, cand_keys: Tensor) -> Tensor:
@@ -301,8 +302,9 @@ def _peer_share(inp: PairInputs, profile: Tensor, cand_keys: Tensor) -> Tensor:
     return val.sum(-1) / valid.sum(-1).clamp(min=1).to(torch.float32)
 
 
-def _expand(ptr: Tensor, users: Tensor) -> tuple[Tensor, Tensor]:
-    """For each history entry of ``users``: its row in ``users`` and its position in ``idx``."""
+def csr_expand(ptr: Tensor, users: Tensor) -> tuple[Tensor, Tensor]:
+    """For each entry of the CSR rows ``users``: its row in ``users`` and its position in the
+    CSR's value array (``ptr`` ``(n_rows + 1,)`` offsets)."""
     count = ptr[users + 1] - ptr[users]
     rows = torch.repeat_interleave(torch.arange(len(users)), count)
     offs = torch.arange(len(rows)) - torch.repeat_interleave(torch.cumsum(count, 0) - count, count)
@@ -319,26 +321,26 @@ def _overlap(hist_keys: Tensor, cand_keys: Tensor) -> Tensor:
     return hit.sum(-1).to(torch.float32) / valid.sum(-1).clamp(min=1).to(torch.float32)
 
 
-def _finish(sums: Tensor, top: Tensor, deg: Tensor, warm: Tensor,
+def _finish(sums: Tensor, top: Tensor, deg: Tensor, degree: Tensor,
             peer: Tensor | None) -> Tensor:
     """Feature columns from per-pair sums ``(..., 1 + n_attr)``, max cosine, history size,
-    peer share and the candidate's warm flag."""
+    peer share and the candidate's log1p(interactions)."""
     has = deg > 0
     mean = sums / deg.clamp(min=1).unsqueeze(-1)
     zero = torch.zeros(())
     cols = [mean[..., :1], torch.where(has, top, zero).unsqueeze(-1), mean[..., 1:]]
     if peer is not None:
         cols.append(peer.expand_as(deg).unsqueeze(-1))
-    warm = warm.expand_as(deg).unsqueeze(-1)  # log1p(the candidate's interactions)
-    cols += [warm / LOG_DEGREE_SCALE, has.to(torch.float32).unsqueeze(-1),
-             (warm > 0).to(torch.float32)]
+    degree = degree.expand_as(deg).unsqueeze(-1)
+    cols += [degree / LOG_DEGREE_SCALE, has.to(torch.float32).unsqueeze(-1),
+             (degree > 0).to(torch.float32)]
     return torch.cat(cols, dim=-1)
 
 
 def pair_features(inp: PairInputs, users: Tensor, items: Tensor) -> Tensor:
     """Features of the pairs ``(users[k], items[k])`` (rows of ``inp``), ``(n, n_features)``."""
     n = len(users)
-    rows, flat = _expand(inp.hist_ptr, users)
+    rows, flat = csr_expand(inp.hist_ptr, users)
     pool = inp.hist_idx[flat]
     width = inp.pool_text.shape[1] + sum(a.shape[1] ** 2 for a in inp.item_attrs)
     step = max(1, _EXPANDED_BUDGET // max(width, 1))
@@ -363,7 +365,7 @@ def pair_features(inp: PairInputs, users: Tensor, items: Tensor) -> Tensor:
         sums.index_add_(0, r, torch.stack(parts, dim=1))
     peer = None if inp.profile is None else _peer_share(inp, inp.profile[users],
                                                          inp.item_keys[items])
-    return _finish(sums, top, deg, inp.item_warm[items], peer)
+    return _finish(sums, top, deg, inp.item_degree[items], peer)
 
 
 def pair_feature_matrix(inp: PairInputs, users: Tensor, items: Tensor) -> Tensor:
@@ -383,18 +385,17 @@ def pair_feature_matrix(inp: PairInputs, users: Tensor, items: Tensor) -> Tensor
     longest = int((inp.hist_ptr[users + 1] - inp.hist_ptr[users]).max())
     step = max(1, _EXPANDED_BUDGET // (slots * max(longest, 1)))
     for c0 in range(0, n_c, step):
-        out[:, c0:c0 + step] = _feature_block(inp, users, items[c0:c0 + step])
+        out[:, c0:c0 + step] = _feature_block(inp, users, items[c0:c0 + step], slots)
     return out
 
 
-def _feature_block(inp: PairInputs, users: Tensor, items: Tensor) -> Tensor:
-    """:func:`pair_feature_matrix` for one block of candidates, in blocks of users."""
+def _feature_block(inp: PairInputs, users: Tensor, items: Tensor, slots: int) -> Tensor:
+    """:func:`pair_feature_matrix` for one block of candidates, in blocks of users
+    (``slots``: the most attribute-key comparisons per history entry and candidate)."""
     n_u, n_c = len(users), len(items)
     out = torch.zeros((n_u, n_c, inp.n_features))
     cand_keys, cand_text = inp.item_keys[items], inp.item_text[items]
     cand_attrs = [a[items] for a in inp.item_attrs]
-    slots = max([1] + [a.shape[1] * b.shape[1] for a, b in zip(inp.pool_attrs, inp.item_attrs,
-                                                                strict=True)])
     count = inp.hist_ptr[users + 1] - inp.hist_ptr[users]
     budget = max(1, _EXPANDED_BUDGET // (n_c * slots))
     k_profile = 1 if inp.profile is None else inp.profile.shape[1]
@@ -404,14 +405,14 @@ def _feature_block(inp: PairInputs, users: Tensor, items: Tensor) -> Tensor:
         cum = torch.cumsum(count[r0:], 0)
         r1 = r0 + max(1, int(torch.searchsorted(cum, torch.tensor(budget), right=True)))
         r1 = min(r1, r0 + max_users)
-        rows, flat = _expand(inp.hist_ptr, users[r0:r1])
+        rows, flat = csr_expand(inp.hist_ptr, users[r0:r1])
         peer = None if inp.profile is None else _peer_share(
             inp, inp.profile[users[r0:r1]][:, None, :], cand_keys[None, :])
+        shape = (r1 - r0, n_c)
         if len(rows):
             pool = inp.hist_idx[flat]
             other = inp.pool_keys[pool][:, None] != cand_keys[None, :]  # (E, C)
             sim = inp.pool_text[pool] @ cand_text.T
-            shape = (r1 - r0, n_c)
             top = torch.full(shape, -torch.inf).scatter_reduce_(
                 0, rows[:, None].expand(-1, n_c), sim.masked_fill(~other, -torch.inf), "amax")
             deg = torch.zeros(shape).index_add_(0, rows, other.to(torch.float32))
@@ -419,11 +420,11 @@ def _feature_block(inp: PairInputs, users: Tensor, items: Tensor) -> Tensor:
             for pa, ca in zip(inp.pool_attrs, cand_attrs, strict=True):
                 ov = _overlap(pa[pool][:, None, :], ca[None, :, :]) * other
                 sums.append(torch.zeros(shape).index_add_(0, rows, ov))
-            out[r0:r1] = _finish(torch.stack(sums, dim=-1), top, deg, inp.item_warm[items], peer)
+            out[r0:r1] = _finish(torch.stack(sums, dim=-1), top, deg, inp.item_degree[items],
+                                 peer)
         else:
-            shape = (r1 - r0, n_c)
             out[r0:r1] = _finish(torch.zeros((*shape, 1 + len(inp.item_attrs))),
                                  torch.zeros(shape), torch.zeros(shape),
-                                 inp.item_warm[items], peer)
+                                 inp.item_degree[items], peer)
         r0 = r1
     return out

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from kgrec.coldstart.features import ITEM, USER, GraphTensors, with_interactions
 from kgrec.coldstart.heads import CTRHead
 from kgrec.coldstart.model import HeteroGNN
-from kgrec.coldstart.pairs import PairInputs, pair_features
+from kgrec.coldstart.pairs import PairInputs, csr_expand, pair_features
 from kgrec.coldstart.sampling import (
     NegativeSampler,
     drop_node_edges,
@@ -101,11 +101,8 @@ class UserItems:
 
     def rows_cols(self, users: Tensor) -> tuple[Tensor, Tensor]:
         """``(row, item)`` of every positive of ``users[row]``."""
-        start, count = self.ptr[users], self.ptr[users + 1] - self.ptr[users]
-        rows = torch.repeat_interleave(torch.arange(len(users)), count)
-        offs = torch.arange(int(count.sum())) - torch.repeat_interleave(
-            torch.cumsum(count, 0) - count, count)
-        return rows, self.items[start[rows] + offs]
+        rows, flat = csr_expand(self.ptr, users)
+        return rows, self.items[flat]
 
 
 def softmax_loss(head: CTRHead, h_u: Tensor, h_items: Tensor, pos_items: Tensor,
@@ -167,16 +164,9 @@ def pair_logits(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, msg_pa
 
     ``pairs``: that graph's pair-feature inputs, needed when the head has a wide part.
     """
-    encoder.eval()
-    head.eval()
+    deep, feats = deep_logits(encoder, head, tensors, msg_pairs, users, items, pairs)
     with torch.no_grad():
-        h = encoder(tensors.item_x, tensors.shared_index, tensors.num_nodes[USER],
-                    with_interactions(tensors, msg_pairs))
-        out = []
-        for sl in torch.arange(len(users)).split(1 << 18):
-            feats = None if pairs is None else pair_features(pairs, users[sl], items[sl])
-            out.append(head.indexed(h[USER], h[ITEM], users[sl], items[sl], feats)[0])
-        return torch.cat(out) if out else torch.zeros(0)
+        return head.combine(deep, feats)
 
 
 def sampled_auc(pos_logits: Tensor, neg_logits: Tensor) -> float:
@@ -240,6 +230,20 @@ def deep_logits(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, msg_pa
                 torch.cat(feats) if feats else None)
 
 
+def _score_held_out(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors,
+                    msg_pairs: Tensor, sets: list[HeldOutPairs],
+                    pairs: PairInputs | None) -> list[tuple[Tensor, Tensor | None]]:
+    """:func:`deep_logits` of several held-out sets on one graph, in one GNN pass."""
+    sizes = [len(s.users) for s in sets]
+    if sum(sizes) == 0:  # no validation at all: no GNN pass
+        return [(torch.zeros(0), None) for _ in sets]
+    deep, feats = deep_logits(encoder, head, tensors, msg_pairs,
+                              torch.cat([s.users for s in sets]),
+                              torch.cat([s.items for s in sets]), pairs)
+    return list(zip(deep.split(sizes), feats.split(sizes) if feats is not None
+                    else [None] * len(sets), strict=True))
+
+
 def listwise_loss(logits: Tensor, n_pos: int) -> Tensor:
     """Cross-entropy of each positive among its own sampled negatives.
 
@@ -260,10 +264,9 @@ def fit_combination(head: CTRHead, parts: list[tuple[Tensor, Tensor, int]],
     validation, held-out items), laid out as :func:`listwise_loss` expects; each set counts
     equally. Calibration comes after, so only the ranking matters here.
     """
-    if head.wide is None or head.gate is None or not parts:
+    params = head.wide_parameters()
+    if not params or not parts:
         return
-    params = [p for m in (head.gate, head.wide, head.wide_linear) if m is not None
-              for p in m.parameters()]
     opt = torch.optim.Adam(params, lr=lr)
     head.train()
     for _ in range(steps):
@@ -309,21 +312,18 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
     has_pos = item_counts > 0  # matched cold negatives come from dropped *training* items
     sampler = NegativeSampler(n_items, item_counts, cfg.pop_neg_share)
     known = UserItems(train_pos, n_users)
-    val_pos = tensors.pos[:, val_idx]
-    if val_pos.shape[1] > cfg.max_val_pairs:  # early stopping needs a sample, not every pair
-        pick = torch.randperm(val_pos.shape[1], generator=gen)[:cfg.max_val_pairs]
-        val_pos = val_pos[:, torch.sort(pick).values]
-    val_neg = torch.randint(n_items, (val_pos.shape[1], cfg.val_negatives), generator=gen)
-    cold_val = None
+    # early stopping needs a sample, not every pair: at most max_val_pairs positives per set
+    warm_val = HeldOutPairs.sample(tensors.pos[:, val_idx], n_items, cfg.val_negatives,
+                                   cfg.max_val_pairs, gen)
+    held = [warm_val]
     if cold_pos is not None and cold_pos.shape[1]:  # items held out entirely (new SKUs)
-        cold_val = HeldOutPairs.sample(cold_pos, torch.unique(cold_pos[1]), cfg.val_negatives,
-                                       cfg.max_val_pairs, gen)
+        held.append(HeldOutPairs.sample(cold_pos, torch.unique(cold_pos[1]),
+                                        cfg.val_negatives, cfg.max_val_pairs, gen))
     imps = tensors.impressions
     # the wide part and its gate (a few hundred weights over fixed features) learn at
     # wide_lr_scale x lr, as Wide & Deep trains its wide part with its own optimiser: at the
     # deep part's rate they stay near their zero start while the GNN fits everything
-    wide = {id(p) for m in (head.wide, head.wide_linear, head.gate) if m is not None
-            for p in m.parameters()}
+    wide = {id(p) for p in head.wide_parameters()}
     groups: list[dict[str, Any]] = [
         {"params": [p for p in list(encoder.parameters()) + list(head.parameters())
                     if id(p) not in wide]}]
@@ -351,8 +351,9 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
             n_neg = pos.shape[1] * cfg.neg_ratio
             users = [pos[0], pos[0].repeat(cfg.neg_ratio)]
             negs = sampler.sample(n_neg, gen)
+            msg_count = torch.bincount(msg_all[1, keep], minlength=n_items)
             if cfg.cold_matched_negatives:
-                edgeless = has_pos & (torch.bincount(msg_all[1, keep], minlength=n_items) == 0)
+                edgeless = has_pos & (msg_count == 0)
                 negs = match_cold_negatives(negs, pos[1].repeat(cfg.neg_ratio), edgeless, gen)
             items = [pos[1], negs]
             labels = [torch.ones(pos.shape[1]), torch.zeros(n_neg)]
@@ -381,9 +382,8 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
                 loss = loss + cfg.softmax_weight * softmax_loss(
                     head, h_u, h[ITEM], sm[1], known, sm[0], sampler, cfg, gen)
             if cfg.cold_softmax_weight > 0:
-                edgeless = torch.bincount(msg_all[1, keep], minlength=n_items) == 0
                 cold_loss = cold_softmax_loss(head, h_u, h[ITEM], sm[1], known, sm[0],
-                                              edgeless)
+                                              msg_count == 0)
                 if cold_loss is not None:
                     loss = loss + cfg.cold_softmax_weight * cold_loss
             opt.zero_grad()
@@ -393,24 +393,14 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
             del h, logit, tower, loss, u, i, y, feats  # freed before the next step allocates (RSS)
         metrics = {"epoch": float(epoch), "loss": sum(losses) / len(losses),
                    "val_auc": math.nan, "val_loss": math.nan}
-        # both held-out sets are scored on the same graph: one GNN pass
-        n_val = val_pos.shape[1]
-        users_v = torch.cat([val_pos[0], val_pos[0].repeat_interleave(cfg.val_negatives)])
-        items_v = torch.cat([val_pos[1], val_neg.reshape(-1)])
-        if cold_val is not None:
-            users_v, items_v = torch.cat([users_v, cold_val.users]), \
-                torch.cat([items_v, cold_val.items])
-        all_logits = pair_logits(encoder, head, tensors, train_pos, users_v, items_v,
-                                 val_pairs) if len(users_v) else torch.zeros(0)
-        n_warm = n_val * (1 + cfg.val_negatives)
-        if n_val:
-            logits = all_logits[:n_warm]
-            pos_l, neg_l = logits[:n_val], logits[n_val:].reshape(n_val, -1)
-            metrics["val_auc"] = sampled_auc(pos_l, neg_l)
-            y_v = torch.cat([torch.ones(n_val), torch.zeros(neg_l.numel())])
-            metrics["val_loss"] = float(_bce(logits, y_v))
-        if cold_val is not None:
-            metrics["val_auc_cold"] = cold_val.auc(all_logits[n_warm:])
+        scored = _score_held_out(encoder, head, tensors, train_pos, held, val_pairs)
+        with torch.no_grad():
+            logits = [head.combine(d, f) for d, f in scored]
+        if warm_val.n_pos:
+            metrics["val_auc"] = warm_val.auc(logits[0])
+            metrics["val_loss"] = float(_bce(logits[0], warm_val.labels))
+        if len(held) > 1:
+            metrics["val_auc_cold"] = held[1].auc(logits[1])
         aucs = [metrics[k] for k in ("val_auc", "val_auc_cold")
                 if k in metrics and not math.isnan(metrics[k])]
         metrics["val_score"] = sum(aucs) / len(aucs) if aucs else math.nan
@@ -434,19 +424,11 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
     if best_state is not None:
         encoder.load_state_dict(best_state[0])
         head.load_state_dict(best_state[1])
-    if cold_val is not None and val_pairs is not None:
-        sets = [cold_val]
-        if val_pos.shape[1]:
-            sets.append(HeldOutPairs(
-                users=torch.cat([val_pos[0], val_pos[0].repeat_interleave(cfg.val_negatives)]),
-                items=torch.cat([val_pos[1], val_neg.reshape(-1)]), n_pos=val_pos.shape[1]))
-        parts = []
-        for held in sets:
-            d, f = deep_logits(encoder, head, tensors, train_pos, held.users, held.items,
-                               val_pairs)
-            assert f is not None
-            parts.append((d, f, held.n_pos))
-        fit_combination(head, parts)
+    if len(held) > 1 and val_pairs is not None:
+        sets = [held[1]] + ([warm_val] if warm_val.n_pos else [])
+        scored = _score_held_out(encoder, head, tensors, train_pos, sets, val_pairs)
+        fit_combination(head, [(d, f, s.n_pos) for (d, f), s in zip(scored, sets, strict=True)
+                               if f is not None])
     encoder.eval()
     head.eval()
     return history
