@@ -271,32 +271,6 @@ def score_regime(regime: Regime, scorer: Scorer, acc: MetricAccumulator, *, prob
         acc.add(scores, truth, valid, columns=regime.candidates, proba=proba)
 
 
-def head_logits(head: Any, hu: Any, hi: Any) -> Any:
-    """``CTRHead`` logits of every (user, item) pair, ``(b, C)``, without materialising pairs.
-
-    The head is ``tower(u, i) + MLP([g_u, g_i, g_u * g_i])``; the tower is a matrix product and
-    the MLP's first layer splits into a user part, an item part and a bilinear part computed
-    as one matrix product. Exactly the head's arithmetic (checked against ``head(a, b)`` on a
-    sample by :class:`_KgrecScorer`, which falls back to ``score_matrix`` if it ever differs).
-    """
-    import torch
-
-    if callable(getattr(head, "logit_matrix", None)):  # the head's own (newer ColdStartModel)
-        return head.logit_matrix(hu, hi)
-    d = head.dim
-    tower = head.user_vectors(hu) @ head.item_vectors(hi).T + head.tower_bias
-    lin1, lin2 = head.mlp[0], head.mlp[2]
-    w = lin1.weight
-    gu, gi = hu[:, :d], hi[:, :d]
-    a = gu @ w[:, :d].T + lin1.bias                          # (b, H)
-    b_ = gi @ w[:, d:2 * d].T                                # (C, H)
-    n_h = w.shape[0]
-    cross = ((gu[:, None, :] * w[None, :, 2 * d:]).reshape(-1, d) @ gi.T)   # (b*H, C)
-    z = torch.relu(a[:, None, :] + b_[None, :, :] + cross.reshape(len(gu), n_h, -1)
-                   .transpose(1, 2))
-    return tower + z @ lin2.weight[0] + lin2.bias[0]
-
-
 class _KgrecScorer:
     """Calibrated CTR probabilities of a fitted ``ColdStartModel`` (per-graph embeddings)."""
 
@@ -328,12 +302,12 @@ class _KgrecScorer:
         with torch.no_grad():
             for s in range(0, len(pos), step):
                 hu = emb.user[torch.as_tensor(regime.users[pos[s:s + step]])]
-                rows.append(head_logits(head, hu, hi).double().numpy())
+                rows.append(head.logit_matrix(hu, hi).double().numpy())
         logits = np.concatenate(rows) if rows else np.zeros((0, len(items)))
         return self.model.calibrator_.predict_proba(logits).astype(np.float32)
 
     def _check_fast(self, emb: Any) -> bool:
-        """Whether :func:`head_logits` reproduces the model's own head on a sample."""
+        """Whether float32 ``CTRHead.logit_matrix`` reproduces ``predict_logits`` on a sample."""
         import torch
 
         head = self.model.head_
@@ -343,7 +317,7 @@ class _KgrecScorer:
             n_u, n_i = min(len(emb.user), 7), min(len(emb.item), 11)
             head.eval()
             with torch.no_grad():
-                fast = head_logits(head, emb.user[:n_u], emb.item[:n_i]).double().numpy()
+                fast = head.logit_matrix(emb.user[:n_u], emb.item[:n_i]).double().numpy()
             slow = self.model.predict_logits(emb, np.repeat(np.arange(n_u), n_i),
                                              np.tile(np.arange(n_i), n_u)).reshape(n_u, n_i)
             ok = bool(np.allclose(fast, slow, rtol=1e-4, atol=1e-4))

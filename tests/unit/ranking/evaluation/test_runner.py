@@ -65,3 +65,26 @@ def test_zero_text_encoder() -> None:
     enc = ZeroTextEncoder(8)
     assert enc.encode(["a", "b"]).shape == (2, 8) and not enc.encode(["a"]).any()
     assert enc.identity()["dim"] == 8
+
+
+@pytest.mark.parametrize("pair_features", [False, True])
+def test_kgrec_scorer_matches_the_models_own_scores(tables: CatalogTables,
+                                                    pair_features: bool) -> None:
+    from kgrec.coldstart import ColdStartModel
+    from kgrec.encoders import HashingEncoder
+    from kgrec.ranking.evaluation.runner import Regime, _KgrecScorer
+
+    split = make_split(tables, seed=0)
+    graph = export(split.train)
+    model = ColdStartModel(text_encoder=HashingEncoder(dim=32), hidden_dim=16, epochs=2,
+                           steps_per_epoch=1, pair_features=pair_features, num_threads=1,
+                           seed=0).fit(graph)
+    users, items = np.arange(5), np.arange(len(graph.node_ids["Item"]))
+    empty = np.zeros((2, 0), dtype=np.int64)
+    regime = Regime("warm", users=users, candidates=items, truth=empty, exclude=empty)
+    scorer = _KgrecScorer(model, graph, lambda g: g)
+    got = scorer(regime, np.arange(len(users)), items)
+    # float32 fast path only for a deep-only head; the wide part needs score_matrix
+    assert scorer._fast is (not pair_features)
+    want = model.score_matrix(model.transform(graph), users, items)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-7)
