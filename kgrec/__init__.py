@@ -23,8 +23,8 @@ _EXPORTS: dict[str, str] = {
     "EmbeddedGraphStore": "kgrec.graph.embedded",
     "EmbeddingCache": "kgrec.encoders",
     "EncoderError": "kgrec.errors",
-    "EvalConfig": "kgrec.ranking.evaluation.runner",
-    "EvalResults": "kgrec.ranking.evaluation.runner",
+    "EvalConfig": "kgrec.evaluation.runner",
+    "EvalResults": "kgrec.evaluation.runner",
     "Explanation": "kgrec.ranking.explain",
     "ExportedGraph": "kgrec.graph.export",
     "FileFormatError": "kgrec.errors",
@@ -63,16 +63,16 @@ _EXPORTS: dict[str, str] = {
     "ingest": "kgrec.graph.ingest",
     "ingest_tables": "kgrec.graph.ingest",
     "load_dataset": "kgrec.graph.adapters",
-    "make_split": "kgrec.ranking.evaluation.splits",
+    "make_split": "kgrec.evaluation.splits",
     "open_store": "kgrec.graph.open",
     "read_catalog": "kgrec.graph.readers",
     "read_graph": "kgrec.graph.store",
     "read_table": "kgrec.graph.readers",
-    "run_evaluation": "kgrec.ranking.evaluation.runner",
-    "score_ranked": "kgrec.ranking.evaluation.scorerun",
+    "run_evaluation": "kgrec.evaluation.runner",
+    "score_ranked": "kgrec.evaluation.scorerun",
     "to_hetero_data": "kgrec.graph.export",
     "validate_catalog": "kgrec.graph.validate",
-    "write_report": "kgrec.ranking.evaluation.report",
+    "write_report": "kgrec.evaluation.report",
 }
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
@@ -99,6 +99,12 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from kgrec.errors import StoreUnavailableError as StoreUnavailableError
     from kgrec.errors import UnknownIdError as UnknownIdError
     from kgrec.errors import ValidationError as ValidationError
+    from kgrec.evaluation.report import write_report as write_report
+    from kgrec.evaluation.runner import EvalConfig as EvalConfig
+    from kgrec.evaluation.runner import EvalResults as EvalResults
+    from kgrec.evaluation.runner import run_evaluation as run_evaluation
+    from kgrec.evaluation.scorerun import score_ranked as score_ranked
+    from kgrec.evaluation.splits import make_split as make_split
     from kgrec.graph.adapters import load_dataset as load_dataset
     from kgrec.graph.embedded import EmbeddedGraphStore as EmbeddedGraphStore
     from kgrec.graph.export import ExportedGraph as ExportedGraph
@@ -125,12 +131,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from kgrec.graph.validate import ValidationResult as ValidationResult
     from kgrec.graph.validate import validate_catalog as validate_catalog
     from kgrec.ranking.candidates import CandidateRun as CandidateRun
-    from kgrec.ranking.evaluation.report import write_report as write_report
-    from kgrec.ranking.evaluation.runner import EvalConfig as EvalConfig
-    from kgrec.ranking.evaluation.runner import EvalResults as EvalResults
-    from kgrec.ranking.evaluation.runner import run_evaluation as run_evaluation
-    from kgrec.ranking.evaluation.scorerun import score_ranked as score_ranked
-    from kgrec.ranking.evaluation.splits import make_split as make_split
     from kgrec.ranking.explain import Explanation as Explanation
     from kgrec.ranking.explain import GraphPath as GraphPath
     from kgrec.ranking.explain import PathNode as PathNode

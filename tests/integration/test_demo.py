@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from kgrec.cli.demo_run import DemoConfig, run_demo
 from kgrec.graph.schema import NodeLabel
-from kgrec.ranking.demo import DemoConfig, run_demo
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,7 @@ import torch
 from kgrec.coldstart import ColdStartModel, NodeEmbeddings
 from kgrec.errors import NotFittedError, UnknownIdError
 from kgrec.graph.export import ExportedGraph
-
-from .conftest import HOMERS, MUGS, NEW_MUG, NEW_SHOE, RUNNERS, SHOES, shop_graph, small_model
+from tests.shops import HOMERS, MUGS, NEW_MUG, NEW_SHOE, RUNNERS, SHOES, shop_graph, small_model
 
 
 def rows(ids: np.ndarray, wanted: list[str]) -> np.ndarray:

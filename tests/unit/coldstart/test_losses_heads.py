@@ -11,8 +11,7 @@ from kgrec.coldstart import ColdStartModel, CTRHead
 from kgrec.coldstart.sampling import NegativeSampler
 from kgrec.coldstart.train import TrainConfig, UserItems, cold_softmax_loss, softmax_loss
 from kgrec.graph.export import ExportedGraph
-
-from .conftest import HOMERS, MUGS, NEW_MUG, NEW_SHOE, RUNNERS, SHOES, shop_graph, small_model
+from tests.shops import HOMERS, MUGS, NEW_MUG, NEW_SHOE, RUNNERS, SHOES, shop_graph, small_model
 
 
 def rows(ids: np.ndarray, wanted: list[str]) -> np.ndarray:

@@ -13,8 +13,7 @@ from kgrec.coldstart import ColdStartModel, NodeEmbeddings
 from kgrec.graph.build import build_graph
 from kgrec.graph.export import ExportedGraph, to_hetero_data
 from kgrec.graph.synthetic import generate_catalog
-
-from .conftest import shop_graph, small_model
+from tests.shops import shop_graph, small_model
 
 
 def rows(ids: np.ndarray, wanted: list[str]) -> np.ndarray:

@@ -16,8 +16,7 @@ from kgrec.coldstart.sampling import (
     split_supervision,
 )
 from kgrec.graph.export import ExportedGraph
-
-from .conftest import shop_tables
+from tests.shops import shop_tables
 
 
 def test_split_is_disjoint_and_complete() -> None:

@@ -13,8 +13,7 @@ from kgrec.graph.schema import RelType
 from kgrec.graph.store import write_graph
 from kgrec.ranking.candidates import SeenIndex
 from kgrec.ranking.recommender import Recommender
-
-from .conftest import HOMERS, RUNNERS, shop_tables
+from tests.shops import HOMERS, RUNNERS, shop_tables
 
 
 def test_parquet_schema_and_equality_with_recommend(rec: Recommender, tmp_path) -> None:
@@ -45,7 +44,7 @@ def test_parquet_schema_and_equality_with_recommend(rec: Recommender, tmp_path) 
 
 def test_write_back_replaces_previous_run(rec: Recommender, tmp_path) -> None:
     store = EmbeddedGraphStore(tmp_path / "s")
-    write_graph(store, build_graph(shop_tables()))
+    write_graph(store, build_graph(shop_tables(with_new_items=False)))
     rec.write_candidates(k=3, store=store)
     first = store.edges(RelType.CANDIDATE)
     assert len(first) == 3 * len(RUNNERS + HOMERS)

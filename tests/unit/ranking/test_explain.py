@@ -7,12 +7,11 @@ import pandas as pd
 from kgrec.graph.build import build_graph
 from kgrec.ranking.explain import PathIndex, enumerate_paths
 from kgrec.ranking.recommender import Recommender
-
-from .conftest import HOMERS, RUNNERS, shop_tables
+from tests.shops import HOMERS, RUNNERS, shop_tables
 
 
 def _edge_set() -> set[tuple[str, str, str, str, str]]:
-    frames = build_graph(shop_tables())
+    frames = build_graph(shop_tables(with_new_items=False))
     out = set()
     for rel, frame in frames.edges.items():
         for r in frame.itertuples():
@@ -39,8 +38,10 @@ def test_paths_exist_in_graph_and_are_sorted(rec: Recommender) -> None:
 
 
 def test_known_brand_path_on_hand_built_graph(rec: Recommender) -> None:
-    tables = shop_tables()
-    bought = tables.interactions.loc[tables.interactions["user_id"] == RUNNERS[0], "item_id"]
+    tables = shop_tables(with_new_items=False)
+    inter = tables.interactions
+    bought = inter.loc[(inter["user_id"] == RUNNERS[0]) & (inter["event"] == "purchase"),
+                       "item_id"]
     target = next(s for s in [f"shoe-{k}" for k in range(6)] if s not in set(bought))
     paths = enumerate_paths(PathIndex(build_graph(tables)),
                             pd.DataFrame({"user_id": [RUNNERS[0]], "item_id": [target]}))
@@ -54,7 +55,7 @@ def test_known_brand_path_on_hand_built_graph(rec: Recommender) -> None:
 
 
 def test_new_sku_explanations_reach_the_new_item(rec: Recommender) -> None:
-    from .conftest import new_items
+    from tests.shops import new_items
 
     ranking = rec.rank_new_items(new_items(), k=1)
     exp = ranking.explain(RUNNERS[1], "shoe-new")

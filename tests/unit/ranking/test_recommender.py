@@ -14,8 +14,7 @@ from kgrec.graph.pseudonym import Pseudonymizer
 from kgrec.graph.store import write_graph
 from kgrec.graph.tables import CatalogTables
 from kgrec.ranking.recommender import Recommender
-
-from .conftest import HOMERS, MUGS, RUNNERS, SHOES, make_recommender, new_items, shop_tables
+from tests.shops import HOMERS, MUGS, RUNNERS, SHOES, make_recommender, new_items, shop_tables
 
 
 def test_not_fitted_raises_with_fix() -> None:
@@ -58,7 +57,7 @@ def test_batch_equals_one_by_one(rec: Recommender) -> None:
 
 
 def test_exclude_seen(rec: Recommender, graph: ExportedGraph) -> None:
-    tables = shop_tables()
+    tables = shop_tables(with_new_items=False)
     seen = set(tables.interactions.loc[tables.interactions["user_id"] == RUNNERS[0], "item_id"])
     ids, _ = rec.recommend(RUNNERS[0], k=12)
     assert not seen & {i for i in ids if i is not None}
@@ -98,7 +97,7 @@ def test_rank_new_items_equals_refit_free_recompute(rec: Recommender) -> None:
     first = result.by_user[result.by_user["rank"] == 1].set_index("user_id")["item_id"]
     assert (first[RUNNERS] == "shoe-new").all() and (first[HOMERS] == "mug-new").all()
     # the same model on the whole graph rebuilt with the new SKUs (no fold-in shortcut)
-    tables = shop_tables()
+    tables = shop_tables(with_new_items=False)
     full = CatalogTables(items=pd.concat([tables.items, new_items().astype(
         {c: "string" for c in ["item_id", "title", "description", "brand", "category"]})],
         ignore_index=True), users=tables.users, interactions=tables.interactions)
@@ -162,7 +161,7 @@ def test_fit_on_store_with_pseudonymizer(tmp_path) -> None:
 
     store = EmbeddedGraphStore(tmp_path / "s")
     pseudo = Pseudonymizer(b"k" * 32)
-    ingest_tables(shop_tables(), store, pseudo)
+    ingest_tables(shop_tables(with_new_items=False), store, pseudo)
     rec = make_recommender(pseudonymizer=pseudo, epochs=5).fit(store)
     ids, _ = rec.recommend([RUNNERS[0], HOMERS[0]], k=2)  # raw ids at the API
     assert ids.shape == (2, 2)

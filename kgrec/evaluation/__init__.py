@@ -2,7 +2,7 @@
 
 Public API (imported lazily, so ``kgrec --help`` stays fast)::
 
-    from kgrec.ranking.evaluation import EvalConfig, load_tables, run_evaluation, write_report
+    from kgrec.evaluation import EvalConfig, load_tables, run_evaluation, write_report
     results = run_evaluation(load_tables("amazon"), EvalConfig(seeds=(0, 1, 2)))
     write_report(results, "eval/amazon")
 
@@ -36,6 +36,6 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        module = importlib.import_module(f"kgrec.ranking.evaluation.{_EXPORTS[name]}")
+        module = importlib.import_module(f"kgrec.evaluation.{_EXPORTS[name]}")
         return getattr(module, name)
-    raise AttributeError(f"module 'kgrec.ranking.evaluation' has no attribute {name!r}")
+    raise AttributeError(f"module 'kgrec.evaluation' has no attribute {name!r}")

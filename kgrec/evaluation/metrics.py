@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kgrec.ranking.evaluation._names import DEFAULT_KS
+from kgrec.evaluation._names import DEFAULT_KS
 
 ECE_BINS = 15
 RELIABILITY_EDGES = np.concatenate([[0.0], np.logspace(-6, 0, 25)[1:]])

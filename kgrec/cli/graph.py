@@ -1,31 +1,12 @@
-"""The ``kgrec`` command line: thin wrappers that parse arguments and call the library.
-
-Exit codes: 0 success, 1 a ``KgrecError`` (printed as ``ErrorType: message``), 2 bad usage.
-"""
+"""CLI commands of the graph layer: ingest, graph stats and the local Neo4j server."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
-import logging
-import sys
-import warnings
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from kgrec.errors import KgrecError
-
-logger = logging.getLogger("kgrec.cli")
-
-Handler = Callable[[argparse.Namespace], int]
-COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], str]] = {}
-
-
-def _store_arg(p: argparse.ArgumentParser, default: str = "embedded:.kgrec/store") -> None:
-    p.add_argument("--store", default=default,
-                   help="embedded:DIR (default %(default)s) or neo4j (NEO4J_URI, NEO4J_USER, "
-                        "NEO4J_PASSWORD from the environment)")
+from kgrec.cli._common import Commands, store_arg
 
 
 # -- ingest -------------------------------------------------------------------------------------
@@ -39,7 +20,7 @@ def _ingest_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rejects", default="kgrec-rejects.csv",
                    help="where rejected rows and their reasons go (default %(default)s)")
     p.add_argument("--batch-size", type=int, help="rows per Neo4j transaction")
-    _store_arg(p)
+    store_arg(p)
     p.set_defaults(handler=_ingest)
 
 
@@ -69,7 +50,7 @@ def _ingest(args: argparse.Namespace) -> int:
 def _graph_args(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="graph_command", required=True)
     stats = sub.add_parser("stats", help="counts by label/type and degree summaries")
-    _store_arg(stats)
+    store_arg(stats)
     stats.add_argument("--json", action="store_true", help="print JSON")
     stats.set_defaults(handler=_graph_stats)
 
@@ -124,56 +105,8 @@ def _neo4j(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS.update({
+COMMANDS: Commands = {
     "ingest": (_ingest_args, "load files or a named dataset into a graph store"),
     "graph": (_graph_args, "inspect the graph (stats)"),
     "neo4j": (_neo4j_args, "start/stop/status a local Neo4j 5.26 server (from Maven Central)"),
-})
-
-
-# Subpackages contribute their own commands: each module defines
-# ``COMMANDS = {name: (add_arguments, help)}`` with handlers set via ``set_defaults(handler=...)``.
-COMMAND_MODULES: tuple[str, ...] = (
-    "kgrec.ranking.commands",
-    "kgrec.ranking.evaluation.commands",
-)
-
-
-def _load_command_modules() -> None:
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:  # a subpackage not installed/written yet
-            if e.name is not None and name.startswith(e.name):
-                continue
-            raise
-        COMMANDS.update(module.COMMANDS)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    _load_command_modules()
-    parser = argparse.ArgumentParser(prog="kgrec", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, (add_args, help_text) in COMMANDS.items():
-        add_args(sub.add_parser(name, help=help_text, description=help_text))
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    # The CLI (not the library) configures logging for its own process.
-    logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
-                        format="%(levelname)s %(name)s: %(message)s")
-    # A notice torch prints when PyG is imported; it says nothing about the user's work.
-    warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated")
-    try:
-        return int(args.handler(args))
-    except KgrecError as e:
-        print(f"{type(e).__name__}: {e}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+}

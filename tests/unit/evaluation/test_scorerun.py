@@ -10,7 +10,7 @@ import pytest
 
 from kgrec.cli import main
 from kgrec.errors import ValidationError
-from kgrec.ranking.evaluation.scorerun import score_files, score_ranked
+from kgrec.evaluation.scorerun import score_files, score_ranked
 
 RANKED = pd.DataFrame({
     "user_id": ["u1"] * 4 + ["u2"] * 3,

@@ -10,8 +10,7 @@ import pytest
 from kgrec.cli import main
 from kgrec.graph.ingest import ingest_tables
 from kgrec.graph.open import open_store
-
-from .conftest import HOMERS, RUNNERS, new_items, shop_tables
+from tests.shops import HOMERS, RUNNERS, new_items, shop_tables
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +21,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     root = tmp_path_factory.mktemp("cli")
     spec = f"embedded:{root / 'store'}"
     store, pseudo = open_store(spec)
-    ingest_tables(shop_tables(), store, pseudo)
+    ingest_tables(shop_tables(with_new_items=False), store, pseudo)
     model = str(root / "model")
     assert main(["train", "--store", spec, "--model-dir", model, "--epochs", "3",
                  "--encoder", "hashing", "--threads", "1"]) == 0

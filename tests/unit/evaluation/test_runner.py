@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 
 from kgrec.coldstart.features import interaction_pairs
-from kgrec.graph.tables import CatalogTables
-from kgrec.ranking.evaluation.runner import (
+from kgrec.evaluation.runner import (
     EvalConfig,
     ZeroTextEncoder,
     build_regimes,
     export,
     without_attributes,
 )
-from kgrec.ranking.evaluation.splits import make_split
+from kgrec.evaluation.splits import make_split
+from kgrec.graph.tables import CatalogTables
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
@@ -72,7 +72,7 @@ def test_kgrec_scorer_matches_the_models_own_scores(tables: CatalogTables,
                                                     pair_features: bool) -> None:
     from kgrec.coldstart import ColdStartModel
     from kgrec.encoders import HashingEncoder
-    from kgrec.ranking.evaluation.runner import Regime, _KgrecScorer
+    from kgrec.evaluation.runner import Regime, _KgrecScorer
 
     split = make_split(tables, seed=0)
     graph = export(split.train)

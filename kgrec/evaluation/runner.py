@@ -1,12 +1,12 @@
 """Run the protocol: split per seed, train kgrec once on the union graph, score every regime.
 
-For each seed: :func:`~kgrec.ranking.evaluation.splits.make_split`; the union training graph
+For each seed: :func:`~kgrec.evaluation.splits.make_split`; the union training graph
 (cold items present without interactions, cold users present with their profile only) is
-exported once and checked for leakage (:func:`~kgrec.ranking.evaluation.splits.leakage` on its
+exported once and checked for leakage (:func:`~kgrec.evaluation.splits.leakage` on its
 INTERACTED edges, raising ``DataError``); kgrec (and each ablation) is fitted on it; the
 user-cold regime uses a test-time graph = training graph + the ``k`` revealed interactions,
 embedded inductively with ``ColdStartModel.transform``. Every model scores the full candidate
-set of every regime in blocks of users (:class:`~kgrec.ranking.evaluation.metrics.
+set of every regime in blocks of users (:class:`~kgrec.evaluation.metrics.
 MetricAccumulator`); nothing is computed on training pairs.
 """
 
@@ -25,13 +25,13 @@ import numpy as np
 import pandas as pd
 
 from kgrec.errors import DataError
+from kgrec.evaluation._names import ABLATIONS, BASELINES, SUPPORTED_ABLATIONS
+from kgrec.evaluation.baselines import TrainData, available_baselines
+from kgrec.evaluation.metrics import DEFAULT_KS, MetricAccumulator
+from kgrec.evaluation.splits import EvalSplit, leakage, make_split
 from kgrec.graph.build import build_graph
 from kgrec.graph.export import ExportedGraph, to_hetero_data
 from kgrec.graph.tables import CatalogTables
-from kgrec.ranking.evaluation._names import ABLATIONS, BASELINES, SUPPORTED_ABLATIONS
-from kgrec.ranking.evaluation.baselines import TrainData, available_baselines
-from kgrec.ranking.evaluation.metrics import DEFAULT_KS, MetricAccumulator
-from kgrec.ranking.evaluation.splits import EvalSplit, leakage, make_split
 
 logger = logging.getLogger(__name__)
 

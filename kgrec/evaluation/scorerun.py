@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from kgrec.errors import FileFormatError, ValidationError
-from kgrec.ranking.evaluation.metrics import DEFAULT_KS, MetricAccumulator
+from kgrec.evaluation.metrics import DEFAULT_KS, MetricAccumulator
 
 RANKED_COLUMNS: tuple[str, ...] = ("user_id", "item_id", "rank")
 TRUTH_COLUMNS: tuple[str, ...] = ("user_id", "item_id")

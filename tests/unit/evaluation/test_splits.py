@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from kgrec.errors import DataError
+from kgrec.evaluation.runner import export, interaction_frame
+from kgrec.evaluation.splits import leakage, make_split
 from kgrec.graph.tables import CatalogTables
-from kgrec.ranking.evaluation.runner import export, interaction_frame
-from kgrec.ranking.evaluation.splits import leakage, make_split
 
 
 def _keys(frame: pd.DataFrame) -> set[tuple[str, str]]:
@@ -81,7 +81,7 @@ def test_revealed_are_the_first_k_by_time(tables: CatalogTables) -> None:
 
 
 def test_warm_holdout_is_the_last_20_percent_at_least_one() -> None:
-    from tests.unit.ranking.evaluation.conftest import make_tables
+    from tests.unit.evaluation.conftest import make_tables
 
     t = make_tables(n_users=20, n_items=12, per_user=11, seed=3)
     s = make_split(t, seed=0, item_share=0.1)

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kgrec.ranking import plots
-from kgrec.ranking.evaluation.runner import EvalConfig, EvalResults
+from kgrec.evaluation import plots
+from kgrec.evaluation.runner import EvalConfig, EvalResults
 from kgrec.ranking.explain import Explanation, GraphPath, PathNode
 
 matplotlib.use("Agg")

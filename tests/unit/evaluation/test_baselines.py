@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from kgrec.errors import ConfigError, NotFittedError
-from kgrec.ranking.evaluation.baselines import (
+from kgrec.evaluation.baselines import (
     ALSBaseline,
     ContentKNN,
     LightFMBaseline,

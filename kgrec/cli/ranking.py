@@ -1,4 +1,4 @@
-"""CLI commands of the ranking layer: train, recommend, rank-new, explain, candidates, demo.
+"""CLI commands of the ranking layer: train, recommend, rank-new, explain, candidates.
 
 Heavy imports (torch, the model) happen inside the handlers, so ``kgrec --help`` stays fast.
 Every handler returns an exit code; a ``KgrecError`` is printed by the main CLI.
@@ -7,16 +7,10 @@ Every handler returns an exit code; a ``KgrecError`` is printed by the main CLI.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-STORE_HELP = ("embedded:DIR (default %(default)s) or neo4j (NEO4J_URI, NEO4J_USER, "
-              "NEO4J_PASSWORD from the environment)")
-
-
-def _store(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--store", default="embedded:.kgrec/store", help=STORE_HELP)
+from kgrec.cli._common import Commands, store_arg
 
 
 def _model_dir(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -75,7 +69,7 @@ def _read_ids(path: str, kind: str = "users") -> list[str]:
 
 # -- train --------------------------------------------------------------------------------------
 def _train_args(p: argparse.ArgumentParser) -> None:
-    _store(p)
+    store_arg(p)
     _model_dir(p)
     p.add_argument("--epochs", type=int, default=30, help="maximum epochs (default %(default)s)")
     p.add_argument("--hidden-dim", type=int, default=64)
@@ -110,7 +104,7 @@ def _train(args: argparse.Namespace) -> int:
 # -- recommend ----------------------------------------------------------------------------------
 def _recommend_args(p: argparse.ArgumentParser) -> None:
     _model_dir(p)
-    _store(p)
+    store_arg(p)
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--user", nargs="+", help="raw user id(s)")
     who.add_argument("--users", help="file of raw user ids (one per line, or a user_id column)")
@@ -145,7 +139,7 @@ def _recommend(args: argparse.Namespace) -> int:
 # -- rank-new -----------------------------------------------------------------------------------
 def _rank_new_args(p: argparse.ArgumentParser) -> None:
     _model_dir(p)
-    _store(p)
+    store_arg(p)
     p.add_argument("--items", required=True, help="new SKUs (.jsonl/.csv/.parquet; canonical "
                                                   "item columns)")
     p.add_argument("--k", type=int, default=10)
@@ -169,7 +163,7 @@ def _rank_new(args: argparse.Namespace) -> int:
 # -- explain ------------------------------------------------------------------------------------
 def _explain_args(p: argparse.ArgumentParser) -> None:
     _model_dir(p)
-    _store(p)
+    store_arg(p)
     p.add_argument("--user", required=True, help="raw user id")
     p.add_argument("--item", required=True, help="item id")
     p.add_argument("--max-paths", type=int, default=3)
@@ -193,7 +187,7 @@ def _explain(args: argparse.Namespace) -> int:
 # -- candidates ---------------------------------------------------------------------------------
 def _candidates_args(p: argparse.ArgumentParser) -> None:
     _model_dir(p)
-    _store(p)
+    store_arg(p)
     p.add_argument("--k", type=int, default=50)
     p.add_argument("--to", action="append", required=True,
                    help="parquet:PATH and/or neo4j (or store: the --store itself); repeatable")
@@ -231,43 +225,10 @@ def _candidates(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- demo ---------------------------------------------------------------------------------------
-def _demo_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default="kgrec-demo", help="output folder (default %(default)s)")
-    p.add_argument("--data", help="dataset folder (amazon/movielens layout, or canonical "
-                                  "items/users/interactions files); default: a generated shop")
-    p.add_argument("--store", default=None,
-                   help="embedded:DIR (default OUT/store) or neo4j (also writes CANDIDATE "
-                        "relationships there)")
-    p.add_argument("--encoder", choices=["bert", "hashing"], default="bert")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--users", type=int, default=None, help="generated users")
-    p.add_argument("--items", type=int, default=None, help="generated items")
-    p.add_argument("--interactions", type=int, default=None, help="generated interactions")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--reset-store", action="store_true",
-                   help="delete kgrec's nodes in a non-empty store first (never the default)")
-    p.set_defaults(handler=_demo)
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from kgrec.ranking.demo import DemoConfig, run_demo
-
-    cfg = DemoConfig(out=Path(args.out), data=args.data, store=args.store, encoder=args.encoder,
-                     seed=args.seed, reset_store=args.reset_store)
-    for name in ("epochs", "users", "items", "interactions"):
-        if getattr(args, name) is not None:
-            setattr(cfg, name if name == "epochs" else f"n_{name}", getattr(args, name))
-    result = run_demo(cfg, echo=print)
-    print(f"report: {result.report}")
-    return 0
-
-
-COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], str]] = {
+COMMANDS: Commands = {
     "train": (_train_args, "train the cold-start model on a store and save it"),
     "recommend": (_recommend_args, "top-k items for users (user_id,item_id,rank,score)"),
     "rank-new": (_rank_new_args, "rank new SKUs (not in the graph) for users, no retraining"),
     "explain": (_explain_args, "graph paths that support an item for a user"),
     "candidates": (_candidates_args, "batch top-k candidates to Parquet and/or CANDIDATE edges"),
-    "demo": (_demo_args, "end-to-end demo on a generated shop (or --data), with a report"),
 }

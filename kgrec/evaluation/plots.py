@@ -3,7 +3,7 @@
 Why: notebooks only import kgrec; the logic they show lives here, tested. Every ``plot_*`` /
 ``draw_*`` function draws onto a matplotlib axes it is given (or a new one), labels its axes,
 sets a title and returns the axes, so a notebook lays out figures as it likes. Metrics are never
-computed here: evaluation figures read an :class:`~kgrec.ranking.evaluation.EvalResults` (or
+computed here: evaluation figures read an :class:`~kgrec.evaluation.EvalResults` (or
 its ``summary()``), learning curves read ``ColdStartModel.history_``.
 """
 
@@ -19,7 +19,7 @@ import pandas as pd
 from kgrec.graph.explore import NODE_COLOURS
 
 if TYPE_CHECKING:
-    from kgrec.ranking.evaluation.runner import EvalResults
+    from kgrec.evaluation.runner import EvalResults
     from kgrec.ranking.explain import Explanation
 
 DEFAULT_METRICS: tuple[str, ...] = ("recall@20", "ndcg@20", "hit_rate@20", "mrr", "gauc",

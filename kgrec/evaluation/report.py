@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kgrec.ranking.evaluation._names import ABLATIONS
-from kgrec.ranking.evaluation.runner import EvalResults
-from kgrec.ranking.plots import plot_regime_metric, plot_reliability, plot_user_cold_curve
+from kgrec.evaluation._names import ABLATIONS
+from kgrec.evaluation.plots import plot_regime_metric, plot_reliability, plot_user_cold_curve
+from kgrec.evaluation.runner import EvalResults
 
 TABLE_METRICS: tuple[tuple[str, str], ...] = (
     ("recall@10", "R@10"), ("recall@20", "R@20"), ("recall@50", "R@50"),
@@ -74,7 +74,7 @@ def _jsonable(x: Any) -> Any:
 
 
 def _save_figure(draw: Any, path: Path, figsize: tuple[float, float]) -> None:
-    """Draw with one of :mod:`kgrec.ranking.plots`' functions on a new figure and save it."""
+    """Draw with one of :mod:`kgrec.evaluation.plots`' functions on a new figure and save it."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=figsize)

@@ -13,7 +13,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from kgrec.ranking.evaluation._names import BASELINES, DEFAULT_KS, SUPPORTED_ABLATIONS
+from kgrec.evaluation._names import BASELINES, DEFAULT_KS, SUPPORTED_ABLATIONS
 
 
 def _evaluate_args(p: argparse.ArgumentParser) -> None:
@@ -46,8 +46,8 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from kgrec.ranking.evaluation.report import results_table, write_report
-    from kgrec.ranking.evaluation.runner import EvalConfig, load_tables, run_evaluation
+    from kgrec.evaluation.report import results_table, write_report
+    from kgrec.evaluation.runner import EvalConfig, load_tables, run_evaluation
 
     config = EvalConfig(
         seeds=tuple(args.seeds), ks=tuple(args.ks), encoder=args.encoder,
@@ -79,7 +79,7 @@ def _score_run_args(p: argparse.ArgumentParser) -> None:
 
 
 def _score_run(args: argparse.Namespace) -> int:
-    from kgrec.ranking.evaluation.scorerun import score_files
+    from kgrec.evaluation.scorerun import score_files
 
     metrics = score_files(args.ranked, args.truth, ks=args.k)
     text = json.dumps({k: (None if v != v else v) for k, v in metrics.items()}, indent=1)

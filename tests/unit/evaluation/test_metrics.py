@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from kgrec.ranking.evaluation.metrics import MetricAccumulator, evaluate_matrix, positive_ranks
+from kgrec.evaluation.metrics import MetricAccumulator, evaluate_matrix, positive_ranks
 
 # one user, 5 candidates; order by score: c0 (0.9), c3 (0.8), c1 (0.5), c4 (0.3), c2 (0.1)
 SCORES = np.array([[0.9, 0.5, 0.1, 0.8, 0.3]])
@@ -110,7 +110,7 @@ def test_shape_and_truth_errors() -> None:
 
 
 def test_public_names_resolve() -> None:
-    import kgrec.ranking.evaluation as ev
+    import kgrec.evaluation as ev
 
     for name in ev.__all__:
         assert getattr(ev, name) is not None
