@@ -82,6 +82,7 @@ def synthetic(args: argparse.Namespace) -> None:
 def amazon(args: argparse.Namespace) -> None:
     import pandas as pd
 
+    from kgrec.coldstart import ModelConfig
     from kgrec.encoders import HashingEncoder
     from kgrec.graph.adapters import load_amazon
     from kgrec.graph.build import build_graph
@@ -93,9 +94,9 @@ def amazon(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     tables = validate_catalog(load_amazon(shared_data() / "amazon-industrial-scientific")).tables
     graph = to_hetero_data(build_graph(tables))
-    rec = Recommender(text_encoder=HashingEncoder(), epochs=args.epochs, patience=args.epochs,
-                      num_threads=args.threads, rerank_n=args.rerank_n,
-                      user_chunk=args.chunk).fit(graph)
+    rec = Recommender(ModelConfig(epochs=args.epochs, patience=args.epochs),
+                      text_encoder=HashingEncoder(), num_threads=args.threads,
+                      rerank_n=args.rerank_n, user_chunk=args.chunk).fit(graph)
     t_train = time.perf_counter() - t0
     uvn, ivn = rec.model_.retrieval_vectors(rec.emb_)
     uv, iv = torch.from_numpy(uvn).float(), torch.from_numpy(ivn).float()

@@ -18,6 +18,7 @@ _EXPORTS: dict[str, str] = {
     "CatalogTables": "kgrec.graph.tables",
     "ColdStartModel": "kgrec.coldstart",
     "ColdStartWarning": "kgrec.errors",
+    "ModelConfig": "kgrec.coldstart",
     "ConfigError": "kgrec.errors",
     "DataError": "kgrec.errors",
     "EmbeddedGraphStore": "kgrec.graph.embedded",
@@ -59,6 +60,7 @@ _EXPORTS: dict[str, str] = {
     "compose_item_texts": "kgrec.encoders",
     "driver_from_env": "kgrec.graph.neo4j_store",
     "generate_catalog": "kgrec.graph.synthetic",
+    "make_text_encoder": "kgrec.encoders",
     "graph_stats": "kgrec.graph.store",
     "ingest": "kgrec.graph.ingest",
     "ingest_tables": "kgrec.graph.ingest",
@@ -77,6 +79,7 @@ _EXPORTS: dict[str, str] = {
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from kgrec.coldstart import ColdStartModel as ColdStartModel
+    from kgrec.coldstart import ModelConfig as ModelConfig
     from kgrec.coldstart import NodeEmbeddings as NodeEmbeddings
     from kgrec.encoders import BertTextEncoder as BertTextEncoder
     from kgrec.encoders import CachedTextEncoder as CachedTextEncoder
@@ -84,6 +87,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from kgrec.encoders import HashingEncoder as HashingEncoder
     from kgrec.encoders import TextEncoder as TextEncoder
     from kgrec.encoders import compose_item_texts as compose_item_texts
+    from kgrec.encoders import make_text_encoder as make_text_encoder
     from kgrec.errors import ColdStartWarning as ColdStartWarning
     from kgrec.errors import ConfigError as ConfigError
     from kgrec.errors import DataError as DataError
@@ -179,6 +183,7 @@ __all__ = [
     "IncompatibleModelError",
     "IngestReport",
     "KgrecError",
+    "ModelConfig",
     "ModelError",
     "ModelNotFoundError",
     "Neo4jGraphStore",
@@ -210,6 +215,7 @@ __all__ = [
     "ingest_tables",
     "load_dataset",
     "make_split",
+    "make_text_encoder",
     "open_store",
     "read_catalog",
     "read_graph",

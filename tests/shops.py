@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from kgrec.coldstart import ColdStartModel
+from kgrec.coldstart import ColdStartModel, ModelConfig
 from kgrec.encoders import HashingEncoder
 from kgrec.graph.build import build_graph
 from kgrec.graph.export import ExportedGraph, to_hetero_data
@@ -78,17 +78,23 @@ SMALL_PARAMS: dict[str, object] = dict(hidden_dim=32, epochs=80, steps_per_epoch
                                        patience=100, val_user_share=0.0, seed=0)
 
 
+def _split(kw: dict[str, object]) -> tuple[ModelConfig, dict[str, object]]:
+    """``kw`` as (the small config with ModelConfig settings applied, the other arguments)."""
+    names = set(ModelConfig().to_dict())
+    settings = {**SMALL_PARAMS, **{k: v for k, v in kw.items() if k in names}}
+    rest: dict[str, object] = {"text_encoder": HashingEncoder(dim=64), "num_threads": 1}
+    rest.update({k: v for k, v in kw.items() if k not in names})
+    return ModelConfig(**settings), rest  # type: ignore[arg-type]
+
+
 def small_model(**kw: object) -> ColdStartModel:
-    """A small model for the shop: hashing text vectors, one thread, ``kw`` overrides."""
-    params: dict[str, object] = dict(SMALL_PARAMS, text_encoder=HashingEncoder(dim=64),
-                                     num_threads=1)
-    params.update(kw)
-    return ColdStartModel(**params)  # type: ignore[arg-type]
+    """A small model for the shop: hashing text vectors, one thread; ``kw`` overrides settings
+    (``ModelConfig`` names) or constructor arguments."""
+    config, rest = _split(kw)
+    return ColdStartModel(config, **rest)  # type: ignore[arg-type]
 
 
 def make_recommender(**kw: object) -> Recommender:
-    """A ``Recommender`` with the same small model settings, ``kw`` overrides."""
-    params: dict[str, object] = dict(SMALL_PARAMS, text_encoder=HashingEncoder(dim=64),
-                                     num_threads=1)
-    params.update(kw)
-    return Recommender(**params)  # type: ignore[arg-type]
+    """A ``Recommender`` with the same small model, ``kw`` as for :func:`small_model`."""
+    config, rest = _split(kw)
+    return Recommender(config, **rest)  # type: ignore[arg-type]

@@ -14,3 +14,24 @@ STORE_HELP = ("embedded:DIR (default %(default)s) or neo4j (NEO4J_URI, NEO4J_USE
 
 def store_arg(p: argparse.ArgumentParser, default: str = "embedded:.kgrec/store") -> None:
     p.add_argument("--store", default=default, help=STORE_HELP)
+
+
+# Settings of ModelConfig that the CLI exposes; unset flags keep the one set of defaults.
+MODEL_FLAGS: tuple[tuple[str, type], ...] = (
+    ("epochs", int), ("steps_per_epoch", int), ("hidden_dim", int), ("lr", float),
+    ("patience", int))
+
+
+def model_args(p: argparse.ArgumentParser, seed: bool = True) -> None:
+    """``--epochs``, ``--hidden-dim`` ... overriding ``ModelConfig``'s defaults when given."""
+    for name, kind in MODEL_FLAGS + ((("seed", int),) if seed else ()):
+        p.add_argument("--" + name.replace("_", "-"), type=kind, default=None,
+                       help=f"model setting {name} (default: ModelConfig's)")
+    p.add_argument("--encoder", choices=["bert", "hashing"], default="bert",
+                   help="item text encoder (default %(default)s; hashing is for quick checks)")
+
+
+def model_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The ``ModelConfig`` settings given on the command line."""
+    return {name: getattr(args, name) for name in [n for n, _ in MODEL_FLAGS] + ["seed"]
+            if getattr(args, name, None) is not None}

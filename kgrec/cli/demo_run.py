@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kgrec.coldstart.config import ModelConfig
 from kgrec.errors import ConfigError
 from kgrec.graph.pseudonym import Pseudonymizer
 from kgrec.graph.schema import NodeLabel
@@ -64,6 +65,11 @@ class DemoResult:
     files: dict[str, Path] = field(default_factory=dict)
     figures: dict[str, float] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+
+
+def demo_model_config(cfg: DemoConfig) -> ModelConfig:
+    """The default model with the demo's shorter training (``cfg.epochs``, patience as long)."""
+    return ModelConfig(epochs=cfg.epochs, patience=cfg.epochs, seed=cfg.seed)
 
 
 def _split_dataset(tables: CatalogTables, seed: int) -> tuple[CatalogTables, pd.DataFrame,
@@ -116,10 +122,9 @@ def run_demo(cfg: DemoConfig, echo: Callable[[str], Any] = logger.info) -> DemoR
     truth_aff = None
     new_users = new_clicks = segments = None
     if cfg.data:
-        from kgrec.graph.adapters import load_dataset
-        from kgrec.graph.validate import validate_catalog
+        from kgrec.graph.adapters import load_tables
 
-        tables = validate_catalog(load_dataset(cfg.data)).tables
+        tables = load_tables(cfg.data)
         train, new_items, truth_hits = _split_dataset(tables, cfg.seed)
         source = f"dataset {cfg.data}"
     else:
@@ -153,7 +158,7 @@ def _run_on_store(cfg: DemoConfig, res: DemoResult, out: Path, store: GraphStore
                   new_clicks: pd.DataFrame, segments: pd.Series | None, t0: float,
                   echo: Callable[[str], Any]) -> DemoResult:
     """The demo's steps on an opened store (split out so the caller can close the store)."""
-    from kgrec.encoders import BertTextEncoder, CachedTextEncoder, EmbeddingCache, HashingEncoder
+    from kgrec.encoders import make_text_encoder
     from kgrec.graph.ingest import ingest_tables
     from kgrec.ranking.candidates import now_iso, write_to_store
     from kgrec.ranking.recommender import Recommender
@@ -173,13 +178,13 @@ def _run_on_store(cfg: DemoConfig, res: DemoResult, out: Path, store: GraphStore
     # 2-3. encode + train ---------------------------------------------------------------------
     t1 = time.perf_counter()
     cache = out / "text-cache"
-    enc: Any = HashingEncoder() if cfg.encoder == "hashing" else \
-        CachedTextEncoder(BertTextEncoder(), EmbeddingCache(cache))
-    echo(f"[2/5] encoding item text ({cfg.encoder}; cache {cache}) and training "
-         f"{cfg.epochs} epochs ...")
-    rec = Recommender(pseudonymizer=pseudo, text_encoder=enc, epochs=cfg.epochs,
-                      seed=cfg.seed, num_threads=cfg.threads, patience=cfg.epochs,
-                      show_progress=True)
+    enc = make_text_encoder(cfg.encoder, cache_dir=cache)
+    model_config = demo_model_config(cfg)
+    echo(f"[2/5] encoding item text ({cfg.encoder}; cache {cache}) and training: "
+         f"{model_config.describe()} (epochs shortened from the default "
+         f"{ModelConfig().epochs} so the demo runs in about a minute, no early stopping) ...")
+    rec = Recommender(model_config, pseudonymizer=pseudo, text_encoder=enc,
+                      num_threads=cfg.threads, show_progress=True)
     rec.fit(store)
     rec.save(out / "model")
     res.seconds["encode+train"] = time.perf_counter() - t1

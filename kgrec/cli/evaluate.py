@@ -13,6 +13,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from kgrec.cli._common import Commands, model_args, model_overrides
 from kgrec.evaluation._names import BASELINES, DEFAULT_KS, SUPPORTED_ABLATIONS
 
 
@@ -24,15 +25,9 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="kgrec-evaluation",
                    help="output folder for report.md, plots, results.json/csv "
                         "(default %(default)s)")
-    p.add_argument("--encoder", choices=["bert", "hashing"], default="bert",
-                   help="item text encoder (default %(default)s; hashing is for quick checks)")
     p.add_argument("--cache-dir", default=".kgrec/cache/text",
                    help="on-disk text-embedding cache (default %(default)s)")
-    p.add_argument("--epochs", type=int, default=60, help="max epochs (default %(default)s)")
-    p.add_argument("--steps-per-epoch", type=int, default=8)
-    p.add_argument("--hidden-dim", type=int, default=64)
-    p.add_argument("--lr", type=float, default=5e-3)
-    p.add_argument("--patience", type=int, default=8)
+    model_args(p, seed=False)
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads while training/scoring (default %(default)s)")
     p.add_argument("--ks", type=int, nargs="+", default=list(DEFAULT_KS))
@@ -40,23 +35,27 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
                    help="baselines to run (default all; lightfm/als need 'kgrec[eval]')")
     p.add_argument("--ablations", nargs="*", default=list(SUPPORTED_ABLATIONS),
                    help="kgrec ablations (default %(default)s)")
+    p.add_argument("--validation", action="store_true",
+                   help="evaluate on a split carved from each seed's training part (for "
+                        "choosing settings; the test split is not read)")
     p.add_argument("--ablation-seeds", type=int, nargs="*",
                    help="seeds the ablations run on (default: all seeds)")
     p.set_defaults(handler=_evaluate)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from kgrec.coldstart import ModelConfig
     from kgrec.evaluation.report import results_table, write_report
-    from kgrec.evaluation.runner import EvalConfig, load_tables, run_evaluation
+    from kgrec.evaluation.runner import EvalConfig, run_evaluation
+    from kgrec.graph.adapters import load_tables
 
     config = EvalConfig(
         seeds=tuple(args.seeds), ks=tuple(args.ks), encoder=args.encoder,
         cache_dir=args.cache_dir if args.encoder == "bert" else None,
-        model_params={"epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch,
-                      "hidden_dim": args.hidden_dim, "lr": args.lr, "patience": args.patience,
-                      "num_threads": args.threads},
+        model=ModelConfig().replace(**model_overrides(args)), threads=args.threads,
         baselines=tuple(args.baselines), ablations=tuple(args.ablations),
-        ablation_seeds=None if args.ablation_seeds is None else tuple(args.ablation_seeds))
+        ablation_seeds=None if args.ablation_seeds is None else tuple(args.ablation_seeds),
+        validation=args.validation)
     tables = load_tables(args.data)
     name = Path(str(args.data)).name
     results = run_evaluation(tables, config, dataset=name,
@@ -90,7 +89,7 @@ def _score_run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {
+COMMANDS: Commands = {
     "evaluate": (_evaluate_args, "run the cold-start evaluation protocol and write a report"),
     "score-run": (_score_run_args, "score a ranked file against a truth file (BYO split)"),
 }

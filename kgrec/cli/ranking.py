@@ -10,20 +10,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from kgrec.cli._common import Commands, store_arg
+from kgrec.cli._common import Commands, model_args, model_overrides, store_arg
 
 
 def _model_dir(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--model-dir", required=required, help="folder written by `kgrec train`")
-
-
-def _encoder(name: str, cache_dir: Path | None) -> Any:
-    from kgrec.encoders import BertTextEncoder, CachedTextEncoder, EmbeddingCache, HashingEncoder
-
-    enc: Any = HashingEncoder() if name == "hashing" else BertTextEncoder()
-    if cache_dir is not None and name != "hashing":
-        enc = CachedTextEncoder(enc, EmbeddingCache(cache_dir))
-    return enc
 
 
 def _load(args: argparse.Namespace) -> Any:
@@ -71,24 +62,24 @@ def _read_ids(path: str, kind: str = "users") -> list[str]:
 def _train_args(p: argparse.ArgumentParser) -> None:
     store_arg(p)
     _model_dir(p)
-    p.add_argument("--epochs", type=int, default=30, help="maximum epochs (default %(default)s)")
-    p.add_argument("--hidden-dim", type=int, default=64)
-    p.add_argument("--encoder", choices=["bert", "hashing"], default="bert",
-                   help="item text encoder (default %(default)s)")
+    model_args(p)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--seed", type=int, default=0)
     p.set_defaults(handler=_train)
 
 
 def _train(args: argparse.Namespace) -> int:
+    from kgrec.coldstart import ModelConfig
+    from kgrec.encoders import make_text_encoder
     from kgrec.graph.open import open_store
     from kgrec.ranking.recommender import Recommender
 
     store, pseudonymizer = open_store(args.store)
     model_dir = Path(args.model_dir)
-    rec = Recommender(pseudonymizer=pseudonymizer,
-                      text_encoder=_encoder(args.encoder, model_dir / "text-cache"),
-                      epochs=args.epochs, hidden_dim=args.hidden_dim, seed=args.seed,
+    config = ModelConfig().replace(**model_overrides(args))
+    print(f"model settings: {config.describe()}")
+    rec = Recommender(config, pseudonymizer=pseudonymizer,
+                      text_encoder=make_text_encoder(args.encoder,
+                                                     cache_dir=model_dir / "text-cache"),
                       num_threads=args.threads, show_progress=True)
     rec.fit(store)
     rec.save(model_dir)

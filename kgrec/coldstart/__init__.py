@@ -1,6 +1,6 @@
 """Cold-start model: heterogeneous GNN + jointly trained, calibrated CTR head.
 
-``ColdStartModel`` (scikit-learn contract) learns from an
+``ColdStartModel`` (scikit-learn contract; every setting in one ``ModelConfig``) learns from an
 :class:`~kgrec.graph.export.ExportedGraph` and scores items and users it has never seen from
 their text and Brand/Category/Attribute edges. Positives are pairs with a ``click``, ``cart``,
 ``purchase`` or ``rating`` event; pairs seen only as ``view`` are impression negatives.
@@ -9,6 +9,7 @@ their text and Brand/Category/Attribute edges. Positives are pairs with a ``clic
 """
 
 from kgrec.coldstart.calibration import PlattCalibrator, expected_calibration_error, log_loss
+from kgrec.coldstart.config import ModelConfig
 from kgrec.coldstart.estimator import ColdStartModel
 from kgrec.coldstart.heads import CTRHead
 from kgrec.coldstart.inference import NodeEmbeddings
@@ -18,6 +19,7 @@ __all__ = [
     "CTRHead",
     "ColdStartModel",
     "HeteroGNN",
+    "ModelConfig",
     "NodeEmbeddings",
     "PlattCalibrator",
     "expected_calibration_error",

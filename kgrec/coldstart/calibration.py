@@ -10,12 +10,15 @@ maximum likelihood on validation pairs whose negative weights restore the real b
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+import torch
+from sklearn.metrics import log_loss as sklearn_log_loss
+from torch import Tensor
 
 logger = logging.getLogger(__name__)
-
-_EPS = 1e-7
 
 
 def _check(y_true: np.ndarray, y_prob: np.ndarray,
@@ -37,7 +40,8 @@ def _check(y_true: np.ndarray, y_prob: np.ndarray,
 
 def log_loss(y_true: np.ndarray, y_prob: np.ndarray,
              sample_weight: np.ndarray | None = None) -> float:
-    """Weighted mean binary cross-entropy (natural log); probabilities are clipped to 1e-7.
+    """Weighted mean binary cross-entropy (natural log): scikit-learn's ``log_loss`` after the
+    checks below (both labels declared, so a slice with one class still scores).
 
     Args:
         y_true: 0/1 labels, shape ``(n,)``.
@@ -48,9 +52,37 @@ def log_loss(y_true: np.ndarray, y_prob: np.ndarray,
         ValueError: shapes differ, input is empty, or probabilities lie outside [0, 1].
     """
     y, p, w = _check(y_true, y_prob, sample_weight)
-    p = np.clip(p, _EPS, 1 - _EPS)
-    losses = -(y * np.log(p) + (1 - y) * np.log1p(-p))
-    return float(np.sum(w * losses) / np.sum(w))
+    return float(sklearn_log_loss(y, p, sample_weight=w, labels=[0, 1]))
+
+
+def calibration_bins(y_true: np.ndarray, y_prob: np.ndarray, edges: np.ndarray,
+                     sample_weight: np.ndarray | None = None) -> np.ndarray:
+    """``(3, bins)``: weight, weighted label sum and weighted probability sum per bin.
+
+    ``edges`` are increasing bin edges from 0 to 1 (a probability equal to an inner edge goes to
+    the upper bin; 1 goes to the last). The one binning behind ECE and the reliability diagram;
+    bins of several blocks add up, so streaming metrics sum these arrays.
+    """
+    y = np.asarray(y_true, dtype=np.float64).ravel()
+    p = np.asarray(y_prob, dtype=np.float64).ravel()
+    w = np.ones_like(y) if sample_weight is None else \
+        np.asarray(sample_weight, dtype=np.float64).ravel()
+    n = len(edges) - 1
+    b = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, n - 1)
+    return np.stack([np.bincount(b, weights=w, minlength=n),
+                     np.bincount(b, weights=w * y, minlength=n),
+                     np.bincount(b, weights=w * p, minlength=n)])
+
+
+def ece_from_bins(bins: np.ndarray) -> float:
+    """ECE of :func:`calibration_bins` output: ``sum |label sum - prob sum| / total weight``."""
+    total = bins[0].sum()
+    return float(np.abs(bins[1] - bins[2]).sum() / total) if total > 0 else float("nan")
+
+
+def equal_width_edges(n_bins: int) -> np.ndarray:
+    """``n_bins`` equal-width bins on [0, 1] (ECE's usual binning)."""
+    return np.linspace(0.0, 1.0, n_bins + 1)
 
 
 def expected_calibration_error(y_true: np.ndarray, y_prob: np.ndarray, n_bins: int = 15,
@@ -73,13 +105,7 @@ def expected_calibration_error(y_true: np.ndarray, y_prob: np.ndarray, n_bins: i
     if n_bins < 1:
         raise ValueError(f"n_bins must be >= 1, got {n_bins}")
     y, p, w = _check(y_true, y_prob, sample_weight)
-    bins = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
-    wsum = np.bincount(bins, weights=w, minlength=n_bins)
-    ysum = np.bincount(bins, weights=w * y, minlength=n_bins)
-    psum = np.bincount(bins, weights=w * p, minlength=n_bins)
-    filled = wsum > 0
-    gaps = np.abs(ysum[filled] - psum[filled])  # = weight * |mean y - mean p| per bin
-    return float(gaps.sum() / wsum.sum())
+    return ece_from_bins(calibration_bins(y, p, equal_width_edges(n_bins), w))
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -156,3 +182,50 @@ class PlattCalibrator:
     def predict_proba(self, logits: np.ndarray) -> np.ndarray:
         """Calibrated probabilities for raw ``logits`` (any shape)."""
         return _sigmoid(self.transform_logits(logits))
+
+
+# (users, items) of pairs -> raw head logits on the training graph, ``(n,)``
+LogitFn = Callable[[Tensor, Tensor], np.ndarray]
+
+
+def calibrate_on_validation(logit_fn: LogitFn, val: Tensor, n_items: int, known: Tensor,
+                            m: int, gen: torch.Generator) -> tuple[PlattCalibrator,
+                                                                   dict[str, Any]]:
+    """Platt-scale on validation pairs weighted to the real base rate; returns the calibrator
+    and its report (slope, intercept, held-out ECE and log-loss).
+
+    Each validation positive ``val`` ``(2, n)`` gets ``m`` uniform negatives; a validation user
+    has one held-out positive among ``n_items - known[user]`` other candidates, so each sampled
+    negative stands for ``(n_items - known) / m`` real ones. Half of the positives fit, the other
+    half report (both halves when fewer than 20).
+    """
+    n_val = val.shape[1]
+    calibrator = PlattCalibrator()
+    if n_val == 0:
+        logger.warning("No validation pairs: probabilities are uncalibrated")
+        calibrator.a_, calibrator.b_ = 1.0, 0.0
+        return calibrator, {"a": 1.0, "b": 0.0, "n_pos": 0, "held_out": False}
+    negs = torch.randint(n_items, (n_val, m), generator=gen)
+    users = torch.cat([val[0], val[0].repeat_interleave(m)])
+    items = torch.cat([val[1], negs.reshape(-1)])
+    logits = logit_fn(users, items)
+    w_neg = ((n_items - known[val[0]]).clamp(min=1).double() / m).numpy()
+    row = np.concatenate([np.arange(n_val), np.repeat(np.arange(n_val), m)])
+    y = np.concatenate([np.ones(n_val), np.zeros(n_val * m)])
+    w = np.concatenate([np.ones(n_val), np.repeat(w_neg, m)])
+    perm = torch.randperm(n_val, generator=gen).numpy()
+    held_out = n_val >= 20
+    fit_rows = perm[: n_val // 2] if held_out else perm
+    rep_rows = perm[n_val // 2:] if held_out else perm
+    fit_mask, rep_mask = np.isin(row, fit_rows), np.isin(row, rep_rows)
+    calibrator.fit(logits[fit_mask], y[fit_mask], w[fit_mask])
+    p = calibrator.predict_proba(logits[rep_mask])
+    report = {
+        "a": calibrator.a_, "b": calibrator.b_, "n_pos": int(len(rep_rows)),
+        "held_out": held_out, "negatives_per_pos": m,
+        "base_rate": float(np.sum(w[rep_mask] * y[rep_mask]) / np.sum(w[rep_mask])),
+        "ece": expected_calibration_error(y[rep_mask], p, sample_weight=w[rep_mask]),
+        "log_loss": log_loss(y[rep_mask], p, sample_weight=w[rep_mask]),
+    }
+    logger.info("Calibration: %s", report)
+    return calibrator, report

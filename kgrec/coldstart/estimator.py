@@ -21,7 +21,8 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from kgrec.coldstart.calibration import PlattCalibrator, expected_calibration_error, log_loss
+from kgrec.coldstart.calibration import PlattCalibrator, calibrate_on_validation
+from kgrec.coldstart.config import ModelConfig
 from kgrec.coldstart.features import (
     ITEM,
     PRICE_DIM,
@@ -39,13 +40,13 @@ from kgrec.coldstart.features import (
 from kgrec.coldstart.heads import CTRHead
 from kgrec.coldstart.inference import NodeEmbeddings, induced_subgraph, khop_nodes
 from kgrec.coldstart.memory import release_free_memory
-from kgrec.coldstart.model import CONVS, HeteroGNN
+from kgrec.coldstart.model import HeteroGNN
 from kgrec.coldstart.pairs import (
-    DEFAULT_MAX_HISTORY,
     ItemTables,
     PairInputs,
     build_pair_inputs,
     feature_names,
+    gate_columns,
     item_tables,
     pair_feature_matrix,
     pair_features,
@@ -53,8 +54,13 @@ from kgrec.coldstart.pairs import (
 )
 from kgrec.coldstart.persistence import check_encoder, load_dir, save_dir
 from kgrec.coldstart.sampling import carve_cold_items, carve_validation
-from kgrec.coldstart.train import Callback, TrainConfig, fit_loop, pair_logits
-from kgrec.encoders import BertTextEncoder, CachedTextEncoder, EmbeddingCache, HashingEncoder
+from kgrec.coldstart.train import Callback, fit_loop, pair_logits
+from kgrec.encoders import (
+    CachedTextEncoder,
+    EmbeddingCache,
+    encoder_for_identity,
+    make_text_encoder,
+)
 from kgrec.encoders.text import TextEncoder
 from kgrec.errors import ModelError, NotFittedError
 from kgrec.graph.export import ExportedGraph
@@ -71,45 +77,10 @@ class ColdStartModel:
     The constructor only stores its arguments (scikit-learn contract); ``fit`` does the work.
 
     Args:
-        text_encoder: Item text encoder; default ``None`` -> ``BertTextEncoder()``, created
-            lazily in ``fit``.
-        hidden_dim: Representation size, default 64.
-        num_layers: Message-passing layers, default 2.
-        conv: ``"sage"`` (default), ``"gat"`` or ``"hgt"``.
-        heads: Attention heads for GAT/HGT, default 2.
-        dropout: Dropout on each GNN layer's update, default 0.1.
-        epochs: Maximum epochs, default 50.
-        steps_per_epoch: Optimiser steps per epoch (supervision batches), default 4.
-        lr: Adam learning rate, default 3e-3.
-        weight_decay: Adam L2 penalty, default 1e-5.
-        neg_ratio: Sampled negatives per supervision positive, default 4.
-        pop_neg_share: Share of negatives drawn by item popularity (rest uniform), default 0.5.
-        supervision_share: Share of training positives used as supervision (not message) edges
-            each epoch, default 0.3.
-        item_edge_dropout: Share of items whose interaction edges are all hidden each step
-            (learn to score from content), default 0.3.
-        user_edge_dropout: Same for users, default 0.3.
-        text_match: Add a learned-weight cosine between an item's text vector and the mean
-            text vector of the user's interacted items to the tower (a content-match feature
-            that keeps retrieval a dot product), default True.
-        pair_features: Add the "wide" part to the CTR head: a small MLP over graph-path
-            features of the pair (mean and max text cosine to the user's history items, share
-            of the history with the item's brand/category/attribute; see
-            :mod:`kgrec.coldstart.pairs`), default True. Full-head scores only; retrieval
-            by dot product is unchanged.
-        max_history: Most recent history items per user the pair features read, default 256.
-        use_price: Add standardised log-price to item inputs, default True.
-        use_related: Use RELATED (knowledge-graph) edges, default True.
-        val_user_share: Users whose latest positive is held out for early stopping and
-            calibration, default 0.1.
-        cold_val_share: Share of the items with training positives held out of training
-            entirely (all their positives), default 0.1: early stopping watches how they rank
-            among themselves (the item-cold task), and the head's gate and wide part are
-            refitted on them. 0 turns this off (tiny graphs).
-        calibration_negatives: Uniform negatives per validation positive for calibration,
-            default 100.
-        patience: Epochs without validation gain before stopping, default 5.
-        seed: Seed of every random draw, default 0.
+        config: What the model is and how it is trained (:class:`ModelConfig`); default
+            ``None`` -> ``ModelConfig()``, the one set of defaults.
+        text_encoder: Item text encoder; default ``None`` -> the factory's BERT encoder
+            (:func:`kgrec.encoders.make_text_encoder`), created in ``fit``.
         device: Torch device, default ``"cpu"``.
         num_threads: torch CPU threads while fitting/scoring (restored afterwards); default
             None keeps torch's setting. On a busy shared machine 1 avoids thread thrashing,
@@ -118,64 +89,22 @@ class ColdStartModel:
         cache_dir: Folder for an on-disk text-embedding cache, default None (memory only).
 
     Attributes:
+        config_: The validated :class:`ModelConfig` the model was fitted with.
         history_: Per-epoch dicts (``loss``, ``val_auc``, ``val_loss``, ``seconds``).
         calibration_: Calibration slope/intercept and held-out ``ece``/``log_loss``.
         vocabs_: ``IdVocab`` per shared node type.
     """
 
-    def __init__(self, *, text_encoder: TextEncoder | None = None, hidden_dim: int = 64,
-                 num_layers: int = 2, conv: str = "sage", heads: int = 2, dropout: float = 0.1,
-                 epochs: int = 50, steps_per_epoch: int = 4, lr: float = 3e-3,
-                 weight_decay: float = 1e-5, neg_ratio: int = 4, pop_neg_share: float = 0.5,
-                 supervision_share: float = 0.3, item_edge_dropout: float = 0.3,
-                 user_edge_dropout: float = 0.3, text_match: bool = True,
-                 pair_features: bool = True, max_history: int = DEFAULT_MAX_HISTORY,
-                 use_price: bool = True,
-                 use_related: bool = True, val_user_share: float = 0.1,
-                 cold_val_share: float = 0.1,
-                 calibration_negatives: int = 100, patience: int = 5, seed: int = 0,
-                 device: str = "cpu", num_threads: int | None = None,
-                 show_progress: bool = False, cache_dir: str | Path | None = None,
-                 softmax_weight: float = 0.0, softmax_max_items: int = 20_000,
-                 softmax_samples: int = 4096, cold_softmax_weight: float = 0.0,
-                 center_embeddings: bool = False, attr_match_buckets: int = 0,
-                 attr_match_max_floats: int = 1 << 25) -> None:
+    def __init__(self, config: ModelConfig | None = None, *,
+                 text_encoder: TextEncoder | None = None, device: str = "cpu",
+                 num_threads: int | None = None, show_progress: bool = False,
+                 cache_dir: str | Path | None = None) -> None:
+        self.config = config
         self.text_encoder = text_encoder
-        self.hidden_dim = hidden_dim
-        self.num_layers = num_layers
-        self.conv = conv
-        self.heads = heads
-        self.dropout = dropout
-        self.epochs = epochs
-        self.steps_per_epoch = steps_per_epoch
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.neg_ratio = neg_ratio
-        self.pop_neg_share = pop_neg_share
-        self.supervision_share = supervision_share
-        self.item_edge_dropout = item_edge_dropout
-        self.user_edge_dropout = user_edge_dropout
-        self.text_match = text_match
-        self.pair_features = pair_features
-        self.max_history = max_history
-        self.use_price = use_price
-        self.use_related = use_related
-        self.val_user_share = val_user_share
-        self.cold_val_share = cold_val_share
-        self.calibration_negatives = calibration_negatives
-        self.patience = patience
-        self.seed = seed
         self.device = device
         self.num_threads = num_threads
         self.show_progress = show_progress
         self.cache_dir = cache_dir
-        self.softmax_weight = softmax_weight
-        self.softmax_max_items = softmax_max_items
-        self.softmax_samples = softmax_samples
-        self.cold_softmax_weight = cold_softmax_weight
-        self.center_embeddings = center_embeddings
-        self.attr_match_buckets = attr_match_buckets
-        self.attr_match_max_floats = attr_match_max_floats
 
     # -- scikit-learn plumbing ------------------------------------------------------------
     @classmethod
@@ -201,10 +130,16 @@ class ColdStartModel:
         return self
 
     def __repr__(self) -> str:
-        defaults = {k: v.default for k, v in inspect.signature(type(self).__init__)
-                    .parameters.items() if k != "self"}
-        changed = [f"{k}={v!r}" for k, v in self.get_params().items() if v != defaults[k]]
-        return f"ColdStartModel({', '.join(changed)})"
+        cfg = "" if self.config is None else self.config.describe()
+        return f"ColdStartModel({cfg})"
+
+    @property
+    def settings(self) -> ModelConfig:
+        """The configuration in force: ``config_`` once fitted, else ``config`` or defaults."""
+        fitted = getattr(self, "config_", None)
+        if fitted is not None:
+            return fitted  # type: ignore[no-any-return]
+        return self.config if self.config is not None else ModelConfig()
 
     @contextlib.contextmanager
     def _threads(self) -> Iterator[None]:
@@ -223,56 +158,35 @@ class ColdStartModel:
         if not hasattr(self, "encoder_"):
             raise NotFittedError(_NOT_FITTED)
 
-    def _validate(self) -> None:
-        checks = [
-            (self.conv in CONVS, f"conv must be one of {CONVS}, got {self.conv!r}"),
-            (self.hidden_dim >= 2, f"hidden_dim must be >= 2, got {self.hidden_dim}"),
-            (self.num_layers >= 1, f"num_layers must be >= 1, got {self.num_layers}"),
-            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
-            (self.neg_ratio >= 1, f"neg_ratio must be >= 1, got {self.neg_ratio}"),
-            (0 <= self.pop_neg_share <= 1, "pop_neg_share must be in [0, 1]"),
-            (0 < self.supervision_share < 1, "supervision_share must be in (0, 1)"),
-            (0 <= self.item_edge_dropout < 1, "item_edge_dropout must be in [0, 1)"),
-            (0 <= self.user_edge_dropout < 1, "user_edge_dropout must be in [0, 1)"),
-            (0 <= self.val_user_share < 1, "val_user_share must be in [0, 1)"),
-            (0 <= self.cold_val_share < 1, "cold_val_share must be in [0, 1)"),
-            (self.softmax_weight >= 0, "softmax_weight must be >= 0"),
-            (self.softmax_samples >= 1, "softmax_samples must be >= 1"),
-            (self.cold_softmax_weight >= 0, "cold_softmax_weight must be >= 0"),
-            (self.max_history >= 1, f"max_history must be >= 1, got {self.max_history}"),
-        ]
-        for ok, msg in checks:
-            if not ok:
-                raise ValueError(msg)
-
     def _resolve_encoder(self) -> TextEncoder:
         enc: TextEncoder = self.text_encoder if self.text_encoder is not None \
-            else BertTextEncoder(device=self.device)
+            else make_text_encoder("bert", device=self.device)
         if self.cache_dir is not None:
             enc = CachedTextEncoder(enc, EmbeddingCache(self.cache_dir))
         return enc
 
     def _build_modules(self, text_dim: int, edge_types: list[tuple[str, str, str]]) -> None:
+        cfg = self.config_
         all_types = [et for base in edge_types for et in (base, reverse(base))]
         all_types += [("User", "INTERACTED", "Item"), ("Item", "rev_INTERACTED", "User")]
-        in_item = text_dim + (PRICE_DIM if self.use_price else 0)
-        attr = [(et, n) for et, n in self.attr_dims_]
+        in_item = text_dim + (PRICE_DIM if cfg.use_price else 0)
         self.encoder_ = HeteroGNN(in_item=in_item,
                                   vocab_sizes={t: len(v) for t, v in self.vocabs_.items()},
-                                  edge_types=all_types, hidden_dim=self.hidden_dim,
-                                  num_layers=self.num_layers, conv=self.conv, heads=self.heads,
-                                  dropout=self.dropout,
-                                  text_match_dim=text_dim if self.text_match else 0,
-                                  center=self.center_embeddings,
-                                  attr_match=attr).to(self.device)
+                                  edge_types=all_types, hidden_dim=cfg.hidden_dim,
+                                  num_layers=cfg.num_layers, conv=cfg.conv, heads=cfg.heads,
+                                  dropout=cfg.dropout,
+                                  text_match_dim=text_dim if cfg.text_match else 0
+                                  ).to(self.device)
         self.pair_attr_types_ = [et for et in edge_types
                                  if et[0] == ITEM and et[2] in SHARED_TYPES]
         self.pair_profile_types_ = [et for et in edge_types
                                     if et[0] == USER and et[2] in SHARED_TYPES]
-        n_pair = len(feature_names(self.pair_attr_types_, bool(self.pair_profile_types_))) \
-            if self.pair_features else 0
-        self.head_ = CTRHead(self.hidden_dim, text_dim=text_dim if self.text_match else 0,
-                             attr_dims=tuple(n for _, n in attr), n_pair=n_pair).to(self.device)
+        names = feature_names(self.pair_attr_types_, bool(self.pair_profile_types_)) \
+            if cfg.pair_features else []
+        self.head_ = CTRHead(cfg.hidden_dim, text_dim=text_dim if cfg.text_match else 0,
+                             n_pair=len(names),
+                             gate_columns=gate_columns(names) if names else None
+                             ).to(self.device)
 
     @staticmethod
     def _pair_keys(graph: ExportedGraph) -> dict[str, Tensor]:
@@ -296,22 +210,8 @@ class ColdStartModel:
             return None
         keys = keys if keys is not None else self._pair_keys(graph)
         return build_pair_inputs(tensors, pairs, self.pair_attr_types_, keys, self.text_dim_,
-                                 self.max_history, times, self.pair_profile_types_, tables)
-
-    def _attr_dims(self, edge_types: list[tuple[str, str, str]],
-                   n_users: int) -> list[tuple[tuple[str, str, str], int]]:
-        """Attribute-match blocks: ``min(attr_match_buckets, vocabulary)`` columns per
-        Item->Brand/Category/Attribute edge type, scaled down so that the user blocks hold at
-        most ``attr_match_max_floats`` numbers (memory stays bounded on big graphs)."""
-        types = [et for et in edge_types if et[0] == ITEM and et[2] in SHARED_TYPES
-                 and len(self.vocabs_[et[2]]) > 0]
-        if self.attr_match_buckets <= 0 or not types:
-            return []
-        dims = [min(self.attr_match_buckets, len(self.vocabs_[et[2]])) for et in types]
-        budget = max(1, self.attr_match_max_floats // max(n_users, 1))
-        if sum(dims) > budget:
-            dims = [max(1, d * budget // sum(dims)) for d in dims]
-        return list(zip(types, dims, strict=True))
+                                 self.config_.max_history, times, self.pair_profile_types_,
+                                 tables)
 
     # -- fitting --------------------------------------------------------------------------
     def fit(self, graph: ExportedGraph, *, callback: Callback | None = None) -> ColdStartModel:
@@ -322,16 +222,17 @@ class ColdStartModel:
             callback: Called as ``callback(epoch, metrics)`` after every epoch.
 
         Raises:
-            ValueError: an invalid constructor argument.
+            ValueError: an invalid setting in ``config``.
             ModelError: the graph has no positive interaction to learn from.
         """
-        self._validate()
+        self.config_ = (self.config if self.config is not None else ModelConfig()).validate()
         with self._threads():
             return self._fit(graph, callback)
 
     def _fit(self, graph: ExportedGraph, callback: Callback | None) -> ColdStartModel:
-        torch.manual_seed(self.seed)
-        gen = torch.Generator().manual_seed(self.seed)
+        cfg = self.config_
+        torch.manual_seed(cfg.seed)
+        gen = torch.Generator().manual_seed(cfg.seed)
         encoder = self._resolve_encoder()
         self.text_ = TextFeaturizer(encoder, show_progress=self.show_progress)
         self.encoder_identity_ = encoder.identity()
@@ -339,33 +240,21 @@ class ColdStartModel:
                         for t in SHARED_TYPES}
         prices = pd.to_numeric(graph.items["price"], errors="coerce").to_numpy(np.float64) \
             if "price" in graph.items else np.zeros(0)
-        self.price_ = PriceScaler.fit(prices) if self.use_price else None
-        self.edge_types_ = structural_edge_types(graph, use_related=self.use_related)
+        self.price_ = PriceScaler.fit(prices) if cfg.use_price else None
+        self.edge_types_ = structural_edge_types(graph, use_related=cfg.use_related)
         tensors = graph_tensors(graph, edge_types=self.edge_types_, vocabs=self.vocabs_,
                                 text=self.text_, price=self.price_)
         if tensors.pos.shape[1] == 0:
             raise ModelError("the graph has no positive interaction (click, cart, purchase or "
                              "rating) to learn from; check the INTERACTED edges")
         train_idx, val_idx = carve_validation(tensors.pos, tensors.pos_time,
-                                              tensors.num_nodes[USER], self.val_user_share, gen)
+                                              tensors.num_nodes[USER], cfg.val_user_share, gen)
         train_idx, val_idx, cold_idx = carve_cold_items(tensors.pos, train_idx, val_idx,
                                                         tensors.num_nodes[ITEM],
-                                                        self.cold_val_share, gen)
-        self.text_dim_ = int(tensors.item_x.shape[1]) - (PRICE_DIM if self.use_price else 0)
-        self.attr_dims_ = self._attr_dims(self.edge_types_, tensors.num_nodes[USER])
+                                                        cfg.cold_val_share, gen)
+        self.text_dim_ = int(tensors.item_x.shape[1]) - (PRICE_DIM if cfg.use_price else 0)
         self._build_modules(self.text_dim_, self.edge_types_)
         release_free_memory()  # what building the graph left cached, before training's peak
-        cfg = TrainConfig(epochs=self.epochs, steps_per_epoch=self.steps_per_epoch, lr=self.lr,
-                          weight_decay=self.weight_decay, neg_ratio=self.neg_ratio,
-                          pop_neg_share=self.pop_neg_share,
-                          supervision_share=self.supervision_share,
-                          item_edge_dropout=self.item_edge_dropout,
-                          user_edge_dropout=self.user_edge_dropout, patience=self.patience,
-                          softmax_weight=self.softmax_weight,
-                          softmax_max_items=self.softmax_max_items,
-                          softmax_samples=self.softmax_samples,
-                          cold_softmax_weight=self.cold_softmax_weight,
-                          show_progress=self.show_progress)
         logger.info("Training on %d positives (%d validation, %d on held-out items), %d users, "
                     "%d items", len(train_idx), len(val_idx), len(cold_idx),
                     tensors.num_nodes[USER], tensors.num_nodes[ITEM])
@@ -378,7 +267,7 @@ class ColdStartModel:
             return inputs
 
         self.history_ = fit_loop(self.encoder_, self.head_, tensors, train_idx, val_idx, cfg,
-                                 gen, callback,
+                                 gen, callback, show_progress=self.show_progress,
                                  pair_builder=pair_builder if self.head_.n_pair else None,
                                  cold_pos=tensors.pos[:, cold_idx])
         self._calibrate(graph, tensors, train_idx, val_idx, gen, tables)
@@ -387,45 +276,19 @@ class ColdStartModel:
     def _calibrate(self, graph: ExportedGraph, tensors: GraphTensors, train_idx: Tensor,
                    val_idx: Tensor, gen: torch.Generator,
                    tables: ItemTables | None = None) -> None:
-        """Platt-scale on validation pairs weighted to the real base rate (see calibration)."""
-        n_items = tensors.num_nodes[ITEM]
-        val = tensors.pos[:, val_idx]
-        n_val, m = val.shape[1], self.calibration_negatives
-        self.calibrator_ = PlattCalibrator()
-        if n_val == 0:
-            logger.warning("No validation pairs: probabilities are uncalibrated")
-            self.calibrator_.a_, self.calibrator_.b_ = 1.0, 0.0
-            self.calibration_ = {"a": 1.0, "b": 0.0, "n_pos": 0, "held_out": False}
-            return
+        """Platt-scale on validation pairs (:func:`calibrate_on_validation`)."""
+        msg = tensors.pos[:, train_idx]
+
+        def logit_fn(users: Tensor, items: Tensor) -> np.ndarray:
+            pairs = self._pair_inputs(graph, tensors, msg, tensors.pos_time[train_idx], tables)
+            out: np.ndarray = pair_logits(self.encoder_, self.head_, tensors, msg, users, items,
+                                          pairs).numpy()
+            return out
+
         known = torch.bincount(tensors.pos[0], minlength=tensors.num_nodes[USER])
-        negs = torch.randint(n_items, (n_val, m), generator=gen)
-        users = torch.cat([val[0], val[0].repeat_interleave(m)])
-        items = torch.cat([val[1], negs.reshape(-1)])
-        pairs = self._pair_inputs(graph, tensors, tensors.pos[:, train_idx],
-                                  tensors.pos_time[train_idx], tables)
-        logits = pair_logits(self.encoder_, self.head_, tensors, tensors.pos[:, train_idx],
-                             users, items, pairs).numpy()
-        # A validation user has one held-out positive among n_items - known other candidates:
-        # each of the m sampled negatives stands for (n_items - known) / m real ones.
-        w_neg = ((n_items - known[val[0]]).clamp(min=1).double() / m).numpy()
-        row = np.concatenate([np.arange(n_val), np.repeat(np.arange(n_val), m)])
-        y = np.concatenate([np.ones(n_val), np.zeros(n_val * m)])
-        w = np.concatenate([np.ones(n_val), np.repeat(w_neg, m)])
-        perm = torch.randperm(n_val, generator=gen).numpy()
-        held_out = n_val >= 20
-        fit_rows = perm[: n_val // 2] if held_out else perm
-        rep_rows = perm[n_val // 2:] if held_out else perm
-        fit_mask, rep_mask = np.isin(row, fit_rows), np.isin(row, rep_rows)
-        self.calibrator_.fit(logits[fit_mask], y[fit_mask], w[fit_mask])
-        p = self.calibrator_.predict_proba(logits[rep_mask])
-        self.calibration_ = {
-            "a": self.calibrator_.a_, "b": self.calibrator_.b_, "n_pos": int(len(rep_rows)),
-            "held_out": held_out, "negatives_per_pos": m,
-            "base_rate": float(np.sum(w[rep_mask] * y[rep_mask]) / np.sum(w[rep_mask])),
-            "ece": expected_calibration_error(y[rep_mask], p, sample_weight=w[rep_mask]),
-            "log_loss": log_loss(y[rep_mask], p, sample_weight=w[rep_mask]),
-        }
-        logger.info("Calibration: %s", self.calibration_)
+        self.calibrator_, self.calibration_ = calibrate_on_validation(
+            logit_fn, tensors.pos[:, val_idx], tensors.num_nodes[ITEM], known,
+            self.config_.calibration_negatives, gen)
 
     # -- inference ------------------------------------------------------------------------
     def transform(self, graph: ExportedGraph, *, user_ids: Sequence[str] | None = None,
@@ -469,7 +332,7 @@ class ColdStartModel:
         u_idx = graph.index_of(USER, list(user_ids or []))
         i_idx = graph.index_of(ITEM, list(item_ids or []))
         targets = {USER: torch.from_numpy(u_idx), ITEM: torch.from_numpy(i_idx)}
-        keep = khop_nodes(tensors, targets, self.num_layers)
+        keep = khop_nodes(tensors, targets, self.config_.num_layers)
         sub = induced_subgraph(tensors, keep)
         h = self._encode(sub)
         pos_u = torch.searchsorted(keep[USER], targets[USER])
@@ -620,12 +483,9 @@ class ColdStartModel:
             ModelError: the directory cannot be written.
         """
         self._check_fitted()
-        params = {k: (str(v) if isinstance(v, Path) else v)
-                  for k, v in self.get_params().items() if k != "text_encoder"}
         config = {
-            "params": params,
+            "config": self.config_.to_dict(),
             "text_dim": self.text_dim_,
-            "attr_dims": [[list(et), n] for et, n in self.attr_dims_],
             "edge_types": [list(et) for et in self.edge_types_],
             "price": None if self.price_ is None else
             {"mean": self.price_.mean, "std": self.price_.std},
@@ -640,13 +500,16 @@ class ColdStartModel:
         return save_dir(path, config, vocab, weights)
 
     @classmethod
-    def load(cls, path: str | Path, *, text_encoder: TextEncoder | None = None) -> ColdStartModel:
+    def load(cls, path: str | Path, *, text_encoder: TextEncoder | None = None,
+             device: str = "cpu", num_threads: int | None = None,
+             cache_dir: str | Path | None = None) -> ColdStartModel:
         """Load a model saved by :meth:`save`.
 
         Args:
             path: The model directory.
             text_encoder: The encoder to use; default: rebuilt from the saved identity
-                (``HashingEncoder`` or the default ``BertTextEncoder``).
+                (:func:`kgrec.encoders.encoder_for_identity`).
+            device, num_threads, cache_dir: Runtime arguments, as in the constructor.
 
         Raises:
             ModelError: the directory is missing files or unreadable.
@@ -656,24 +519,20 @@ class ColdStartModel:
         config, vocab, weights = load_dir(path)
         saved = config["encoder_identity"]
         if text_encoder is None:
-            if str(saved.get("name", "")).startswith("hashing-"):
-                text_encoder = HashingEncoder(int(saved["dim"]), int(saved.get("ngram_max", 2)))
-            else:
-                text_encoder = BertTextEncoder(device=config["params"].get("device", "cpu"))
+            text_encoder = encoder_for_identity(saved, device=device, num_threads=num_threads)
         check_encoder(saved, text_encoder.identity(), path)
-        params = dict(config["params"])
-        params.setdefault("pair_features", False)  # saved before the wide part existed
-        model = cls(text_encoder=text_encoder, **params)
-        enc = model._resolve_encoder()
-        model.text_ = TextFeaturizer(enc, show_progress=model.show_progress)
+        settings = dict(config.get("config") or config.get("params") or {})
+        settings.setdefault("pair_features", False)  # saved before the wide part existed
+        model = cls(ModelConfig.from_dict(settings), text_encoder=text_encoder, device=device,
+                    num_threads=num_threads, cache_dir=cache_dir)
+        model.config_ = model.settings.validate()
+        model.text_ = TextFeaturizer(model._resolve_encoder(), show_progress=False)
         model.encoder_identity_ = saved
         model.vocabs_ = {t: IdVocab(vocab.get(t, [])) for t in SHARED_TYPES}
         model.price_ = PriceScaler(**config["price"]) if config["price"] else None
-        model.edge_types_ = [tuple(et) for et in config["edge_types"]]
+        model.edge_types_ = [(et[0], et[1], et[2]) for et in config["edge_types"]]
         model.text_dim_ = int(config["text_dim"])
-        model.attr_dims_ = [((et[0], et[1], et[2]), int(n))
-                            for et, n in config.get("attr_dims", [])]
-        model._build_modules(model.text_dim_, model.edge_types_)  # type: ignore[arg-type]
+        model._build_modules(model.text_dim_, model.edge_types_)
         try:
             model.encoder_.load_state_dict(
                 {k[8:]: v for k, v in weights.items() if k.startswith("encoder.")})

@@ -89,18 +89,18 @@ class CTRHead(nn.Module):
     With ``text_dim > 0`` the inputs go on with ``text_dim`` text columns (see ``HeteroGNN``'s
     ``text_match_dim``) and the tower adds ``text_scale * <t_u, t_i>`` (learned weight): a
     content-match term that is still a dot product, so retrieval stays a maximum inner product.
-    ``attr_dims`` blocks follow (``HeteroGNN``'s ``attr_match``): ``attr_scale_k * <a_u, a_i>``,
-    the learned weight times the share of the user's items with the item's brand/category.
 
     Args:
         dim: Size of the GNN representations.
         mlp_hidden: Hidden units of the MLP, default ``dim``.
         init_scale: Initial temperature of the cosine terms, default 10 (learned, log-space).
         text_dim: Trailing text columns of the inputs, default 0 (no text-match term).
-        attr_dims: Sizes of the attribute-match blocks after the text columns, default none.
         n_pair: Number of pair features fed to the wide MLP, default 0 (no wide part). The
             methods take them as ``pair``; ``pair=None`` gives the deep part alone (training
             uses it for an auxiliary loss, inference must pass the features).
+        gate_columns: With ``n_pair``: the pair-feature columns of the 0/1 flags "user has
+            history" and "item has history" that select the gate (by name, from
+            :func:`kgrec.coldstart.pairs.gate_columns`).
         wide_hidden: Hidden units of the wide MLP, default 16.
 
     Shapes:
@@ -109,10 +109,14 @@ class CTRHead(nn.Module):
     """
 
     def __init__(self, dim: int, mlp_hidden: int | None = None, init_scale: float = 10.0,
-                 text_dim: int = 0, attr_dims: tuple[int, ...] = (), n_pair: int = 0,
-                 wide_hidden: int = 16) -> None:
+                 text_dim: int = 0, n_pair: int = 0,
+                 gate_columns: tuple[int, int] | None = None, wide_hidden: int = 16) -> None:
         super().__init__()
         self.n_pair = int(n_pair)
+        if n_pair and (gate_columns is None or not all(0 <= c < n_pair for c in gate_columns)):
+            raise ValueError(f"a head with {n_pair} pair features needs gate_columns: the "
+                             "columns of the user-has-history and item-has-history flags")
+        self.gate_columns = tuple(gate_columns) if n_pair and gate_columns else ()
         self.wide = nn.Sequential(nn.Linear(n_pair, wide_hidden), nn.ReLU(),
                                   nn.Linear(wide_hidden, 1)) if n_pair else None
         # plus a linear term: each feature's own weight, learned from every pair
@@ -122,9 +126,7 @@ class CTRHead(nn.Module):
         # trust it; a combination missing from the refit data keeps its jointly trained value
         self.gate = nn.Embedding(4, 1) if n_pair else None
         self.dim, self.mlp_hidden, self.text_dim = dim, mlp_hidden or dim, text_dim
-        self.attr_dims = tuple(int(n) for n in attr_dims)
         self.log_text_scale = nn.Parameter(torch.empty(()))
-        self.log_attr_scale = nn.Parameter(torch.empty(len(self.attr_dims)))
         self.init_scale = init_scale
         self.user_tower = nn.Linear(dim, dim)
         self.item_tower = nn.Linear(dim, dim)
@@ -140,7 +142,6 @@ class CTRHead(nn.Module):
         self.item_tower.reset_parameters()
         nn.init.constant_(self.log_scale, math.log(self.init_scale))
         nn.init.constant_(self.log_text_scale, math.log(self.init_scale))
-        nn.init.constant_(self.log_attr_scale, math.log(self.init_scale / 2))
         nn.init.constant_(self.tower_bias, -math.log(self.init_scale))
         for m in self.mlp:
             if isinstance(m, nn.Linear):
@@ -161,7 +162,7 @@ class CTRHead(nn.Module):
         itself without a wide part or without features."""
         if self.wide is None or self.gate is None or pair is None:
             return deep
-        flags = pair[..., -2:].round().long()
+        flags = pair[..., list(self.gate_columns)].round().long()
         gate = torch.sigmoid(self.gate(2 * flags[..., 0] + flags[..., 1])).squeeze(-1)
         return gate * deep + self.wide_logit(pair)
 
@@ -185,11 +186,6 @@ class CTRHead(nn.Module):
         if self.text_dim:
             t = h[:, start:start + self.text_dim]
             parts.append(nn.functional.normalize(t, dim=-1) * self.log_text_scale.exp().sqrt())
-            start += self.text_dim
-        scales = self.log_attr_scale.exp().sqrt()
-        for k, n in enumerate(self.attr_dims):
-            parts.append(h[:, start:start + n] * scales[k])
-            start += n
         return torch.cat(parts, dim=-1) if len(parts) > 1 else g
 
     def user_vectors(self, h_u: Tensor) -> Tensor:

@@ -55,14 +55,6 @@ class HeteroGNN(nn.Module):
             for a user, the unit mean text vector of the items it interacted with (over the
             message edges given). The head turns them into a learned-weight text-match term.
             Default 0 (off).
-        center: Standardise the final User and Item states per dimension (``BatchNorm1d``
-            without affine, over all nodes of the type; running statistics in eval mode, so
-            fold-in of a few nodes gives the same vectors), default False.
-        attr_match: ``(Item->Brand/Category/Attribute edge type, buckets)`` pairs. For each,
-            User/Item outputs get ``buckets`` more columns: the item's multi-hot of its
-            attribute ids (vocabulary row modulo ``buckets``; unknown ids left out) and, for a
-            user, the mean of those over its interacted items (so the dot product is the share
-            of the user's items with that brand/category). Default none.
 
     Shapes:
         ``forward(item_x, shared_index, num_users, edges)``: ``item_x`` ``(n_items, in_item)``,
@@ -73,8 +65,7 @@ class HeteroGNN(nn.Module):
     def __init__(self, *, in_item: int, vocab_sizes: dict[str, int],
                  edge_types: Sequence[EdgeType], hidden_dim: int = 64, num_layers: int = 2,
                  conv: str = "sage", heads: int = 2, dropout: float = 0.1,
-                 text_match_dim: int = 0, center: bool = False,
-                 attr_match: Sequence[tuple[EdgeType, int]] = ()) -> None:
+                 text_match_dim: int = 0) -> None:
         super().__init__()
         if conv not in CONVS:
             raise ValueError(f"conv must be one of {CONVS}, got {conv!r}")
@@ -93,14 +84,6 @@ class HeteroGNN(nn.Module):
         metadata = (self.active_types, self.edge_types)
         self.convs = nn.ModuleList([self._layer(metadata) for _ in range(num_layers)])
         self.norms = nn.ModuleDict({t: nn.LayerNorm(hidden_dim) for t in NODE_TYPES})
-        self.center = center
-        self.attr_match: list[tuple[EdgeType, int]] = [((e[0], e[1], e[2]), int(n))
-                                                        for e, n in attr_match]
-        # per-dimension standardisation over all User (Item) nodes, running stats at eval time:
-        # without it the mean aggregation makes every user (and item) nearly the same vector
-        # (mean pairwise cosine 0.99), so the tower's cosine carries almost no signal
-        self.centers = nn.ModuleDict({t: nn.BatchNorm1d(hidden_dim, affine=False)
-                                      for t in (USER, ITEM)}) if center else None
         self.reset_parameters()
 
     def _layer(self, metadata: tuple[list[str], list[EdgeType]]) -> nn.Module:
@@ -126,9 +109,6 @@ class HeteroGNN(nn.Module):
             layer.reset_parameters()  # type: ignore[operator]
         for norm in self.norms.values():
             norm.reset_parameters()  # type: ignore[operator]
-        if self.centers is not None:
-            for bn in self.centers.values():
-                bn.reset_parameters()  # type: ignore[operator]
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}(in_item={self.in_item}, hidden={self.hidden_dim}, "
@@ -160,10 +140,6 @@ class HeteroGNN(nn.Module):
                                                    self.training)
                      if t in out and out[t] is not None else h[t]) for t in h}
         out_h = {t: self.norms[t](v) for t, v in h.items()}
-        if self.centers is not None:
-            for t, bn in self.centers.items():
-                if len(out_h[t]) > 1 or not self.training:
-                    out_h[t] = bn(out_h[t])
         if self.text_match_dim:
             item_text = nn.functional.normalize(item_x[:, :self.text_match_dim], dim=-1)
             inter = edges[(USER, "INTERACTED", ITEM)]
@@ -174,25 +150,4 @@ class HeteroGNN(nn.Module):
                                                 dim=-1)
             out_h[USER] = torch.cat([out_h[USER], user_text], dim=-1)
             out_h[ITEM] = torch.cat([out_h[ITEM], item_text], dim=-1)
-        if self.attr_match:
-            inter = edges[(USER, "INTERACTED", ITEM)]
-            adj = to_torch_csr_tensor(inter, size=(num_users, len(item_x)))
-            for et, n in self.attr_match:
-                block = self._attr_block(edges.get(et), shared_index[et[2]], len(item_x), n)
-                user_block = torch.sparse.mm(adj, block, "mean") if inter.shape[1] else \
-                    block.new_zeros(num_users, n)
-                out_h[USER] = torch.cat([out_h[USER], user_block], dim=-1)
-                out_h[ITEM] = torch.cat([out_h[ITEM], block], dim=-1)
         return out_h
-
-    @staticmethod
-    def _attr_block(ei: Tensor | None, rows: Tensor, n_items: int, n: int) -> Tensor:
-        """Row-normalised multi-hot ``(n_items, n)`` of each item's known attribute ids."""
-        block = torch.zeros(n_items, n)
-        if ei is None or ei.shape[1] == 0:
-            return block
-        r = rows[ei[1]]
-        ok = r > 0
-        block.index_put_((ei[0][ok], (r[ok] - 1) % n), torch.ones(int(ok.sum())),
-                         accumulate=True)
-        return block / block.sum(1, keepdim=True).clamp(min=1)

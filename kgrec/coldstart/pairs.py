@@ -58,6 +58,14 @@ def feature_names(attr_types: Sequence[EdgeType], profile: bool = False) -> list
             "item_has_history"]
 
 
+GATE_FLAGS: tuple[str, str] = ("has_history", "item_has_history")
+
+
+def gate_columns(names: Sequence[str]) -> tuple[int, int]:
+    """Columns of the two 0/1 flags the head's gate reads, looked up by name in ``names``."""
+    return names.index(GATE_FLAGS[0]), names.index(GATE_FLAGS[1])
+
+
 LOG_DEGREE_SCALE = 10.0  # item_log_degree = log1p(interactions) / 10: about 0..1
 _MIX = -7046029254386353131  # 0x9E3779B97F4A7C15 as int64 (golden-ratio hashing)
 

@@ -32,10 +32,11 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from kgrec.coldstart.config import ModelConfig
 from kgrec.coldstart.features import ITEM, USER, GraphTensors, with_interactions
 from kgrec.coldstart.heads import CTRHead
 from kgrec.coldstart.model import HeteroGNN
-from kgrec.coldstart.pairs import PairInputs, csr_expand, pair_features
+from kgrec.coldstart.pairs import PairInputs, pair_features
 from kgrec.coldstart.sampling import (
     NegativeSampler,
     drop_node_edges,
@@ -50,35 +51,6 @@ Callback = Callable[[int, dict[str, float]], Any]
 PairBuilder = Callable[[Tensor, Tensor], PairInputs]
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings (see :class:`~kgrec.coldstart.ColdStartModel` for meanings)."""
-
-    epochs: int = 50
-    steps_per_epoch: int = 4
-    lr: float = 3e-3
-    weight_decay: float = 1e-5
-    neg_ratio: int = 4
-    pop_neg_share: float = 0.5
-    cold_matched_negatives: bool = True
-    supervision_share: float = 0.3
-    item_edge_dropout: float = 0.3
-    user_edge_dropout: float = 0.3
-    shared_id_dropout: float = 0.05
-    tower_loss_weight: float = 0.5
-    deep_loss_weight: float = 0.5
-    wide_lr_scale: float = 10.0
-    softmax_weight: float = 0.0
-    softmax_max_items: int = 20_000
-    softmax_samples: int = 4096
-    cold_softmax_weight: float = 0.0
-    softmax_max_rows: int = 4096
-    val_negatives: int = 100
-    max_val_pairs: int = 2000
-    patience: int = 5
-    show_progress: bool = False
-
-
 def _bce(logits: Tensor, labels: Tensor) -> Tensor:
     return nn.functional.binary_cross_entropy_with_logits(logits, labels)
 
@@ -88,74 +60,6 @@ def _drop_ids(index: dict[str, Tensor], share: float, gen: torch.Generator) -> d
         return index
     return {t: torch.where(torch.rand(len(v), generator=gen) < share, 0, v)
             for t, v in index.items()}
-
-
-class UserItems:
-    """Training positives grouped by user (CSR), to mask a user's other positives."""
-
-    def __init__(self, pairs: Tensor, n_users: int) -> None:
-        order = torch.argsort(pairs[0], stable=True)
-        self.items = pairs[1][order]
-        self.ptr = torch.zeros(n_users + 1, dtype=torch.long)
-        self.ptr[1:] = torch.cumsum(torch.bincount(pairs[0], minlength=n_users), 0)
-
-    def rows_cols(self, users: Tensor) -> tuple[Tensor, Tensor]:
-        """``(row, item)`` of every positive of ``users[row]``."""
-        rows, flat = csr_expand(self.ptr, users)
-        return rows, self.items[flat]
-
-
-def softmax_loss(head: CTRHead, h_u: Tensor, h_items: Tensor, pos_items: Tensor,
-                 known: UserItems, users: Tensor, sampler: NegativeSampler, cfg: TrainConfig,
-                 gen: torch.Generator) -> Tensor:
-    """Listwise loss of the retrieval tower: cross-entropy of each positive among all items.
-
-    The logits are the tower's dot products (the learned scale is the inverse temperature).
-    Up to ``softmax_max_items`` items the softmax runs over the whole catalogue, with the user's
-    other training positives masked out. Above that it is a sampled softmax over
-    ``softmax_samples`` shared items (popularity/uniform mix) with the logQ correction
-    (Yi et al. 2019) and accidental hits masked.
-    """
-    uv = head.user_vectors(h_u)
-    n_items = len(h_items)
-    if n_items <= cfg.softmax_max_items:
-        logits = uv @ head.item_vectors(h_items).T
-        rows, cols = known.rows_cols(users)
-        other = cols != pos_items[rows]
-        logits = logits.index_put((rows[other], cols[other]),
-                                  torch.tensor(-torch.inf, dtype=logits.dtype))
-        return nn.functional.cross_entropy(logits, pos_items)
-    cand = sampler.sample(cfg.softmax_samples, gen)
-    log_q = torch.log(sampler.prob_of(cand) * cfg.softmax_samples)
-    pos_log_q = torch.log(sampler.prob_of(pos_items) * cfg.softmax_samples)
-    pos_logit = (uv * head.item_vectors(h_items[pos_items])).sum(-1) - pos_log_q
-    neg = uv @ head.item_vectors(h_items[cand]).T - log_q
-    neg = neg.masked_fill(cand[None, :] == pos_items[:, None], -torch.inf)
-    logits = torch.cat([pos_logit[:, None], neg], dim=1)
-    return nn.functional.cross_entropy(logits, torch.zeros(len(uv), dtype=torch.long))
-
-
-def cold_softmax_loss(head: CTRHead, h_u: Tensor, h_items: Tensor, pos_items: Tensor,
-                      known: UserItems, users: Tensor, cold: Tensor) -> Tensor | None:
-    """The test task of item cold start, as a loss: rank an edgeless item among edgeless items.
-
-    ``cold`` marks the items with no message edge in this step (edge-dropped or never
-    interacted); for each positive on such an item, cross-entropy of the tower logit among all
-    of them (the user's other training positives masked). ``None`` when there is none.
-    """
-    rows = torch.nonzero(cold[pos_items]).squeeze(1)
-    cand = torch.nonzero(cold).squeeze(1)
-    if len(rows) == 0 or len(cand) < 2:
-        return None
-    col_of = torch.full((len(h_items),), -1, dtype=torch.long)
-    col_of[cand] = torch.arange(len(cand))
-    logits = head.user_vectors(h_u[rows]) @ head.item_vectors(h_items[cand]).T
-    target = col_of[pos_items[rows]]
-    r, c = known.rows_cols(users[rows])
-    c = col_of[c]
-    other = (c >= 0) & (c != target[r])
-    logits = logits.index_put((r[other], c[other]), torch.tensor(-torch.inf, dtype=logits.dtype))
-    return nn.functional.cross_entropy(logits, target)
 
 
 def pair_logits(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, msg_pairs: Tensor,
@@ -278,8 +182,8 @@ def fit_combination(head: CTRHead, parts: list[tuple[Tensor, Tensor, int]],
 
 
 def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx: Tensor,
-             val_idx: Tensor, cfg: TrainConfig, gen: torch.Generator,
-             callback: Callback | None = None,
+             val_idx: Tensor, cfg: ModelConfig, gen: torch.Generator,
+             callback: Callback | None = None, show_progress: bool = False,
              pair_builder: PairBuilder | None = None,
              cold_pos: Tensor | None = None) -> list[dict[str, float]]:
     """Train ``encoder`` and ``head`` in place; returns the per-epoch history.
@@ -288,9 +192,10 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
         encoder, head: The modules (trained jointly, one optimiser).
         tensors: The training graph.
         train_idx, val_idx: Disjoint indices into ``tensors.pos``.
-        cfg: Optimisation settings.
+        cfg: The model's settings (the training ones are read here).
         gen: Random generator for every sampling step (seeded by the caller).
         callback: Called as ``callback(epoch, metrics)`` after every epoch.
+        show_progress: A tqdm bar over epochs.
         pair_builder: Builds the pair-feature inputs of a message graph; required when the
             head has a wide part (each step's features then come from that step's edges).
         cold_pos: Positives ``(2, C)`` of items held out of training entirely: early stopping
@@ -311,7 +216,6 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
     item_counts = torch.bincount(train_pos[1], minlength=n_items)
     has_pos = item_counts > 0  # matched cold negatives come from dropped *training* items
     sampler = NegativeSampler(n_items, item_counts, cfg.pop_neg_share)
-    known = UserItems(train_pos, n_users)
     # early stopping needs a sample, not every pair: at most max_val_pairs positives per set
     warm_val = HeldOutPairs.sample(tensors.pos[:, val_idx], n_items, cfg.val_negatives,
                                    cfg.max_val_pairs, gen)
@@ -333,7 +237,7 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
     opt = torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     history: list[dict[str, float]] = []
     best, best_state, bad = -math.inf, None, 0
-    bar = tqdm(range(cfg.epochs), disable=not cfg.show_progress, desc="coldstart fit")
+    bar = tqdm(range(cfg.epochs), disable=not show_progress, desc="coldstart fit")
     for epoch in bar:
         start = time.perf_counter()
         encoder.train()
@@ -373,19 +277,6 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
                 loss = loss + cfg.deep_loss_weight * _bce(logit, y)
                 logit = head.combine(logit, feats)
             loss = loss + _bce(logit, y)
-            if cfg.softmax_weight > 0 or cfg.cold_softmax_weight > 0:
-                sm = pos
-                if sm.shape[1] > cfg.softmax_max_rows:  # bound the (rows x items) logits
-                    sm = sm[:, torch.randperm(sm.shape[1], generator=gen)[:cfg.softmax_max_rows]]
-                h_u = h[USER][sm[0]]
-            if cfg.softmax_weight > 0:
-                loss = loss + cfg.softmax_weight * softmax_loss(
-                    head, h_u, h[ITEM], sm[1], known, sm[0], sampler, cfg, gen)
-            if cfg.cold_softmax_weight > 0:
-                cold_loss = cold_softmax_loss(head, h_u, h[ITEM], sm[1], known, sm[0],
-                                              msg_count == 0)
-                if cold_loss is not None:
-                    loss = loss + cfg.cold_softmax_weight * cold_loss
             opt.zero_grad()
             loss.backward()
             opt.step()

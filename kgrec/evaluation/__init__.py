@@ -2,7 +2,8 @@
 
 Public API (imported lazily, so ``kgrec --help`` stays fast)::
 
-    from kgrec.evaluation import EvalConfig, load_tables, run_evaluation, write_report
+    from kgrec.evaluation import EvalConfig, run_evaluation, write_report
+    from kgrec.graph.adapters import load_tables
     results = run_evaluation(load_tables("amazon"), EvalConfig(seeds=(0, 1, 2)))
     write_report(results, "eval/amazon")
 
@@ -26,7 +27,6 @@ _EXPORTS: dict[str, str] = {
     "ContentKNN": "baselines", "LightFMBaseline": "baselines", "ALSBaseline": "baselines",
     "available_baselines": "baselines",
     "EvalConfig": "runner", "EvalResults": "runner", "run_evaluation": "runner",
-    "load_tables": "runner",
     "write_report": "report", "results_table": "report",
     "score_ranked": "scorerun", "score_files": "scorerun",
 }

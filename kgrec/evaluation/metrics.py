@@ -14,8 +14,9 @@ positive ranks ``r``):
   ``NDCG@K = sum_{r<K} 1/log2(r+2) / sum_{j<min(P_u,K)} 1/log2(j+2)``, ``MRR = 1/(min r + 1)``;
 * ``GAUC`` = the unweighted mean over users of the per-user AUC (share of (positive, negative)
   pairs ordered correctly), users without a negative skipped;
-* ``log_loss`` and ``ECE`` (15 equal-width bins, as :func:`kgrec.coldstart.calibration.
-  expected_calibration_error`) of probabilities over every valid (user, candidate) pair, label =
+* ``log_loss`` (scikit-learn's) and ``ECE`` (15 equal-width bins of
+  :func:`kgrec.coldstart.calibration.calibration_bins`, the one binning) of probabilities
+  over every valid (user, candidate) pair, label =
   held-out positive; only for scorers that output probabilities;
 * ``cold_coverage@K``: share of the regime's cold items that appear in at least one top-K list;
   ``catalog_coverage@K``: share of the candidate items that do; ``popularity@K``: mean training
@@ -30,12 +31,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from sklearn.metrics import log_loss as sklearn_log_loss
 
+from kgrec.coldstart.calibration import calibration_bins, ece_from_bins, equal_width_edges
 from kgrec.evaluation._names import DEFAULT_KS
 
 ECE_BINS = 15
+ECE_EDGES = equal_width_edges(ECE_BINS)
 RELIABILITY_EDGES = np.concatenate([[0.0], np.logspace(-6, 0, 25)[1:]])
-_EPS = 1e-12
 
 
 def positive_ranks(scores: np.ndarray, valid: np.ndarray, tiebreak: np.ndarray) -> np.ndarray:
@@ -157,18 +160,10 @@ class MetricAccumulator:
             self._has_proba = True
             p = np.clip(scores[valid].astype(np.float64), 0.0, 1.0)
             y = truth[valid].astype(np.float64)
-            pc = np.clip(p, _EPS, 1 - _EPS)
-            self._ll[0] += float(-(y * np.log(pc) + (1 - y) * np.log(1 - pc)).sum())
+            self._ll[0] += float(sklearn_log_loss(y, p, normalize=False, labels=[0, 1]))
             self._ll[1] += float(len(p))
-            b = np.minimum((p * ECE_BINS).astype(np.int64), ECE_BINS - 1)
-            self._bins[0] += np.bincount(b, minlength=ECE_BINS)
-            self._bins[1] += np.bincount(b, weights=y, minlength=ECE_BINS)
-            self._bins[2] += np.bincount(b, weights=p, minlength=ECE_BINS)
-            nb = len(RELIABILITY_EDGES) - 1
-            b = np.clip(np.searchsorted(RELIABILITY_EDGES, p, side="right") - 1, 0, nb - 1)
-            self._rel[0] += np.bincount(b, minlength=nb)
-            self._rel[1] += np.bincount(b, weights=y, minlength=nb)
-            self._rel[2] += np.bincount(b, weights=p, minlength=nb)
+            self._bins += calibration_bins(y, p, ECE_EDGES)
+            self._rel += calibration_bins(y, p, RELIABILITY_EDGES)
 
     def _coverage(self, ranks: np.ndarray, valid: np.ndarray, cols: np.ndarray, k: int) -> None:
         top = (ranks < k) & valid
@@ -192,7 +187,7 @@ class MetricAccumulator:
             res[name] = float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
         if self._has_proba and self._ll[1] > 0:
             res["log_loss"] = self._ll[0] / self._ll[1]
-            res["ece"] = float(np.abs(self._bins[1] - self._bins[2]).sum() / self._bins[0].sum())
+            res["ece"] = ece_from_bins(self._bins)
         else:
             res["log_loss"] = res["ece"] = float("nan")
         for k in self.ks:

@@ -101,7 +101,7 @@ def write_report(results: EvalResults, out_dir: str | Path, *, command: str = ""
     results.frame().to_csv(out / "results_per_seed.csv", index=False)
     payload = {
         "dataset": results.dataset,
-        "config": {**results.config.__dict__},
+        "config": {**results.config.__dict__, "model": results.config.model.to_dict()},
         "timings": results.timings,
         "notes": results.notes,
         "split_stats": results.split_stats,
@@ -127,10 +127,15 @@ def write_report(results: EvalResults, out_dir: str | Path, *, command: str = ""
         "Protocol: `/work/shared/notes/evaluation.md` (item cold, user cold with k revealed, "
         "warm; full candidate sets; mean ± std over seeds).", "",
     ]
+    if cfg.validation:
+        lines += ["**Validation split**: carved from the training part of each seed's test "
+                  "split (the test part was not read). Use these figures to choose settings.",
+                  ""]
     if command:
         lines += ["Command:", "", "```", command, "```", ""]
     lines += [
-        f"Seeds: {list(cfg.seeds)}; encoder: {cfg.encoder}; model: {cfg.model_params}; "
+        f"Seeds: {list(cfg.seeds)}; encoder: {cfg.encoder}; model: {cfg.model.describe()} "
+        f"(all settings: {cfg.model.to_dict()}); threads: {cfg.threads}; "
         f"wall time {results.timings.get('total_seconds', float('nan')):.0f} s; load average "
         f"{results.timings.get('load_average_start', float('nan')):.1f} at start, "
         f"{results.timings.get('load_average_end', float('nan')):.1f} at end.", "",

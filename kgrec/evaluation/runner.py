@@ -18,12 +18,13 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from kgrec.coldstart.config import ModelConfig
+from kgrec.encoders import make_text_encoder
 from kgrec.errors import DataError
 from kgrec.evaluation._names import ABLATIONS, BASELINES, SUPPORTED_ABLATIONS
 from kgrec.evaluation.baselines import TrainData, available_baselines
@@ -31,14 +32,18 @@ from kgrec.evaluation.metrics import DEFAULT_KS, MetricAccumulator
 from kgrec.evaluation.splits import EvalSplit, leakage, make_split
 from kgrec.graph.build import build_graph
 from kgrec.graph.export import ExportedGraph, to_hetero_data
+from kgrec.graph.schema import NodeLabel, RelType
 from kgrec.graph.tables import CatalogTables
 
 logger = logging.getLogger(__name__)
 
-USER, ITEM = "User", "Item"
-INTERACTED = (USER, "INTERACTED", ITEM)
-ATTRIBUTE_RELS: frozenset[str] = frozenset(
-    {"HAS_BRAND", "IN_CATEGORY", "HAS_ATTRIBUTE", "RELATED", "SUBCATEGORY_OF"})
+VALIDATION_SEED_OFFSET = 1000
+
+USER, ITEM = NodeLabel.USER.value, NodeLabel.ITEM.value
+INTERACTED = (USER, RelType.INTERACTED.value, ITEM)
+ATTRIBUTE_RELS: frozenset[str] = frozenset(r.value for r in (
+    RelType.HAS_BRAND, RelType.IN_CATEGORY, RelType.HAS_ATTRIBUTE, RelType.RELATED,
+    RelType.SUBCATEGORY_OF))
 
 
 @dataclass(frozen=True)
@@ -52,11 +57,17 @@ class EvalConfig:
         reveal: Interactions revealed per cold user, default ``(0, 1, 3)``.
         encoder: ``"bert"`` (the real model) or ``"hashing"`` (fast, for tests).
         cache_dir: On-disk text-embedding cache (BERT); None keeps vectors in memory.
-        model_params: Keyword arguments of ``ColdStartModel`` (``seed`` is set per run).
+        model: The model's settings (``ModelConfig``; its ``seed`` is set per run). The
+            default is ``ModelConfig()``, the configuration ``Recommender()`` ships.
+        threads: torch threads while training and scoring (and of the BERT encoder).
         baselines: Baseline names (optional ones are skipped when not installed).
         ablations: kgrec ablations (``no_text``, ``no_attributes``, ``no_dropout``).
         ablation_seeds: Seeds the ablations run on; None = all ``seeds``.
         chunk_users: Users per scoring block.
+        validation: Evaluate on a validation split instead of the test split: the protocol's
+            split (seed ``s``) is made, its test part is set aside unread, and a second split
+            (seed ``VALIDATION_SEED_OFFSET + s``) is carved from its training part. Settings
+            are chosen this way, never on the test split.
     """
 
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -67,11 +78,13 @@ class EvalConfig:
     reveal: tuple[int, ...] = (0, 1, 3)
     encoder: str = "bert"
     cache_dir: str | None = None
-    model_params: dict[str, Any] = field(default_factory=dict)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    threads: int | None = 1
     baselines: tuple[str, ...] = BASELINES
     ablations: tuple[str, ...] = SUPPORTED_ABLATIONS
     ablation_seeds: tuple[int, ...] | None = None
     chunk_users: int = 512
+    validation: bool = False
 
     def __post_init__(self) -> None:
         if len(self.seeds) < 1:
@@ -137,16 +150,6 @@ class ZeroTextEncoder:
     def encode(self, texts: Sequence[str], *, batch_size: int = 64,
                show_progress: bool = False) -> np.ndarray:
         return np.zeros((len(texts), self._dim), dtype=np.float32)
-
-
-def make_text_encoder(kind: str, cache_dir: str | None) -> Any:
-    """The real BERT encoder (optionally cached on disk) or a 64-d ``HashingEncoder``."""
-    from kgrec.encoders import BertTextEncoder, CachedTextEncoder, EmbeddingCache, HashingEncoder
-
-    enc: Any = HashingEncoder(dim=64) if kind == "hashing" else BertTextEncoder(num_threads=1)
-    if cache_dir is not None and kind == "bert":
-        enc = CachedTextEncoder(enc, EmbeddingCache(cache_dir))
-    return enc
 
 
 def without_attributes(graph: ExportedGraph) -> ExportedGraph:
@@ -363,7 +366,9 @@ def run_evaluation(tables: CatalogTables, config: EvalConfig, *, dataset: str = 
     res = EvalResults(dataset=dataset, config=config)
     t_all = time.perf_counter()
     res.timings["load_average_start"] = os.getloadavg()[0]
-    encoder = make_text_encoder(config.encoder, config.cache_dir)
+    encoder = make_text_encoder(config.encoder, cache_dir=config.cache_dir,
+                                num_threads=config.threads)
+    res.notes.append(f"kgrec settings: {config.model.describe()}")
     featurizer = TextFeaturizer(encoder)
     skipped = [b for b in config.baselines if b in ("lightfm", "als")
                and not available_baselines([b])]
@@ -374,9 +379,12 @@ def run_evaluation(tables: CatalogTables, config: EvalConfig, *, dataset: str = 
                      "ColdStartModel trains the GNN and CTR head jointly only")
     for seed in config.seeds:
         t_seed = time.perf_counter()
-        split = make_split(tables, seed=seed, item_share=config.item_share,
-                           user_share=config.user_share, warm_share=config.warm_share,
-                           reveal=config.reveal)
+        shares = {"item_share": config.item_share, "user_share": config.user_share,
+                  "warm_share": config.warm_share, "reveal": config.reveal}
+        split = make_split(tables, seed=seed, **shares)  # type: ignore[arg-type]
+        if config.validation:  # the test part is set aside unread
+            split = make_split(split.train, seed=VALIDATION_SEED_OFFSET + seed,
+                               **shares)  # type: ignore[arg-type]
         res.split_stats.append({"seed": seed, **split.stats})
         graph = export(split.train)
         problems = leakage(split, interaction_frame(graph))
@@ -414,6 +422,7 @@ def run_evaluation(tables: CatalogTables, config: EvalConfig, *, dataset: str = 
                         acc.reliability())
 
         variants: list[tuple[str, dict[str, Any], Any, bool]] = [("kgrec", {}, encoder, False)]
+        # ablations change one thing each; the rest is config.model
         if config.ablation_seeds is None or seed in config.ablation_seeds:
             for ab in config.ablations:
                 if ab == "no_text":
@@ -425,8 +434,8 @@ def run_evaluation(tables: CatalogTables, config: EvalConfig, *, dataset: str = 
                                                      "user_edge_dropout": 0.0}, encoder, False))
         for name, extra, enc, strip in variants:
             t0 = time.perf_counter()
-            params = {**config.model_params, **extra, "seed": seed}
-            model = ColdStartModel(text_encoder=enc, **params)
+            model = ColdStartModel(config.model.replace(**extra, seed=seed), text_encoder=enc,
+                                   num_threads=config.threads)
             tgraph: Callable[[ExportedGraph], ExportedGraph] = \
                 without_attributes if strip else (lambda g: g)
             model.fit(tgraph(graph))
@@ -452,36 +461,5 @@ def run_evaluation(tables: CatalogTables, config: EvalConfig, *, dataset: str = 
     return res
 
 
-CANONICAL_SUFFIXES: tuple[str, ...] = (".csv", ".tsv", ".jsonl", ".ndjson", ".parquet")
 
 
-def _canonical_file(folder: Path, stem: str) -> Path | None:
-    for suffix in CANONICAL_SUFFIXES:
-        if (folder / f"{stem}{suffix}").is_file():
-            return folder / f"{stem}{suffix}"
-    return None
-
-
-def load_tables(data: str | Path) -> CatalogTables:
-    """Validated canonical tables of a dataset to evaluate on.
-
-    ``data`` is a named dataset (``amazon``, ``movielens``; under ``$KGREC_SHARED_DATA``), a
-    folder in one of their native formats, or a folder of canonical tables
-    (``items``/``users``/``interactions`` as ``.csv``, ``.tsv``, ``.jsonl`` or ``.parquet``;
-    ``users`` optional), read and validated like ``kgrec ingest`` does.
-
-    Raises:
-        ConfigError: an unknown name or an unrecognised folder.
-        FileFormatError, ValidationError: unreadable or invalid files.
-    """
-    from kgrec.graph.adapters import load_dataset
-    from kgrec.graph.readers import read_catalog
-    from kgrec.graph.validate import validate_catalog
-
-    folder = Path(data)
-    items, inter = _canonical_file(folder, "items"), _canonical_file(folder, "interactions")
-    if folder.is_dir() and items is not None and inter is not None:
-        raw = read_catalog(items=items, users=_canonical_file(folder, "users"),
-                           interactions=inter)
-        return validate_catalog(raw).tables
-    return validate_catalog(load_dataset(data)).tables

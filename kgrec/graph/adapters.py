@@ -41,8 +41,11 @@ import numpy as np
 import pandas as pd
 
 from kgrec.errors import ConfigError, FileFormatError
-from kgrec.graph.readers import RawCatalog, RawTable
-from kgrec.graph.tables import CATEGORY_SEP, MULTI_SEP
+from kgrec.graph.readers import RawCatalog, RawTable, read_catalog
+from kgrec.graph.tables import CATEGORY_SEP, MULTI_SEP, CatalogTables
+
+# A folder of canonical tables: items.<suffix> and interactions.<suffix> (users optional).
+CANONICAL_SUFFIXES: tuple[str, ...] = (".csv", ".tsv", ".jsonl", ".ndjson", ".parquet")
 
 logger = logging.getLogger(__name__)
 
@@ -293,4 +296,31 @@ def load_dataset(name_or_path: str | Path, *, data_root: str | Path | None = Non
     if not folder.is_dir():
         raise ConfigError(f"{key!r} is neither a dataset name ({', '.join(ADAPTERS)}) nor a "
                           f"folder")
+    items, inter = canonical_file(folder, "items"), canonical_file(folder, "interactions")
+    if items is not None and inter is not None:
+        return read_catalog(items=items, users=canonical_file(folder, "users"),
+                            interactions=inter)
     return ADAPTERS[detect_adapter(folder)](folder)
+
+
+def canonical_file(folder: Path, stem: str) -> Path | None:
+    """``folder/stem`` with the first canonical suffix that exists, or None."""
+    for suffix in CANONICAL_SUFFIXES:
+        if (folder / f"{stem}{suffix}").is_file():
+            return folder / f"{stem}{suffix}"
+    return None
+
+
+def load_tables(name_or_path: str | Path, *, data_root: str | Path | None = None
+                ) -> CatalogTables:
+    """Validated canonical tables of a dataset: :func:`load_dataset` + validation, the one
+    loader behind ``kgrec evaluate``, ``kgrec demo --data`` and the benchmarks.
+
+    Rejected rows are dropped here (``kgrec ingest`` is where they are reported and kept).
+
+    Raises:
+        ConfigError, FileFormatError, ValidationError: as :func:`load_dataset` and validation.
+    """
+    from kgrec.graph.validate import validate_catalog
+
+    return validate_catalog(load_dataset(name_or_path, data_root=data_root)).tables

@@ -33,29 +33,34 @@ from kgrec.errors import (
     UnknownIdError,
     ValidationError,
 )
-from kgrec.graph.frames import GraphFrames, normalize_edges, normalize_nodes
-from kgrec.graph.schema import GRAPH_REL_TYPES, NodeLabel, RelType
-from kgrec.graph.tables import ITEM_COLUMNS, CatalogTables
+from kgrec.graph.frames import GraphFrames
+from kgrec.graph.schema import NodeLabel, RelType
+from kgrec.graph.tables import CatalogTables
 from kgrec.ranking.candidates import (
     CandidateRun,
-    ParquetSink,
     SeenIndex,
     block_frame,
     iter_ranked,
-    now_iso,
-    write_to_store,
 )
 from kgrec.ranking.explain import (
     Explanation,
     PathIndex,
     PathNode,
     explanations,
-    path_records,
-    top_paths,
+)
+from kgrec.ranking.foldin import (
+    canonical_items,
+    empty_result,
+    fold_in,
+    frames_and_export,
+    known_new_users,
+    new_user_tables,
+    top_users_per_item,
+    unknown_new_items,
 )
 
 if TYPE_CHECKING:
-    from kgrec.coldstart import ColdStartModel, NodeEmbeddings
+    from kgrec.coldstart import ColdStartModel, ModelConfig, NodeEmbeddings
     from kgrec.encoders.text import TextEncoder
     from kgrec.graph.export import ExportedGraph
     from kgrec.graph.pseudonym import Pseudonymizer
@@ -67,7 +72,7 @@ _NOT_FITTED = ("This Recommender is not fitted yet: call rec.fit(store_or_graph)
                "Recommender.load(path, store_or_graph) first")
 STATE_FILE = "recommender.json"
 MODEL_SUBDIR = "model"
-RESULT_COLUMNS = ["user_id", "item_id", "rank", "score"]
+SAVED_PARAMS: tuple[str, ...] = ("rerank_n", "user_chunk", "explain_history")
 
 
 @dataclass
@@ -113,6 +118,8 @@ class Recommender:
     """Knowledge-graph cold-start recommender (GNN + calibrated CTR head).
 
     Args:
+        config: The model's settings (:class:`~kgrec.coldstart.ModelConfig`); default None ->
+            ``ModelConfig()``, the defaults behind ``benchmarks/EVALUATION.md``.
         pseudonymizer: Maps raw user ids at the API to graph ids; default None (ids given are
             graph ids).
         text_encoder: Item text encoder passed to the model; default None (the BERT encoder).
@@ -121,46 +128,56 @@ class Recommender:
         user_chunk: Users scored per block (bounds memory), default 1024.
         explain_history: Most recent interactions per user that explanation paths start from,
             default 50.
-        **model_params: Passed to :class:`~kgrec.coldstart.ColdStartModel` (``epochs``,
-            ``hidden_dim``, ``cache_dir``, ``num_threads`` ...).
+        device, num_threads, show_progress, cache_dir: Runtime arguments of
+            :class:`~kgrec.coldstart.ColdStartModel` (they do not change what is learned).
 
     Attributes:
         model_: The fitted ``ColdStartModel``.
         model_version_: ``kgrec-<version>-<hash of the weights>``.
     """
 
-    def __init__(self, *, pseudonymizer: Pseudonymizer | None = None,
+    def __init__(self, config: ModelConfig | None = None, *,
+                 pseudonymizer: Pseudonymizer | None = None,
                  text_encoder: TextEncoder | None = None, rerank_n: int | None = 200,
-                 user_chunk: int = 1024, explain_history: int = 50,
-                 **model_params: Any) -> None:
+                 user_chunk: int = 1024, explain_history: int = 50, device: str = "cpu",
+                 num_threads: int | None = None, show_progress: bool = False,
+                 cache_dir: str | Path | None = None) -> None:
+        self.config = config
         self.pseudonymizer = pseudonymizer
         self.text_encoder = text_encoder
         self.rerank_n = rerank_n
         self.user_chunk = user_chunk
         self.explain_history = explain_history
-        self.model_params = model_params
+        self.device = device
+        self.num_threads = num_threads
+        self.show_progress = show_progress
+        self.cache_dir = cache_dir
 
     # -- scikit-learn plumbing ------------------------------------------------------------
     def get_params(self, deep: bool = False) -> dict[str, Any]:
-        """Constructor arguments (model parameters flattened in)."""
-        names = [p for p in inspect.signature(type(self).__init__).parameters
-                 if p not in ("self", "model_params")]
-        return {**{n: getattr(self, n) for n in names}, **self.model_params}
+        """Constructor arguments as stored (scikit-learn contract)."""
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {n: getattr(self, n) for n in names}
 
     def set_params(self, **params: Any) -> Recommender:
-        """Set constructor arguments (unknown names go to the model); returns ``self``."""
-        own = set(self.get_params()) - set(self.model_params)
+        """Set constructor arguments; returns ``self``.
+
+        Raises:
+            ValueError: an unknown parameter name.
+        """
+        own = set(self.get_params())
         for key, value in params.items():
-            if key in own:
-                setattr(self, key, value)
-            else:
-                self.model_params[key] = value
+            if key not in own:
+                raise ValueError(f"unknown parameter {key!r}; valid: {sorted(own)} (model "
+                                 "settings go in config=ModelConfig(...))")
+            setattr(self, key, value)
         return self
 
     def __repr__(self) -> str:
         shown = {k: v for k, v in self.get_params().items()
-                 if k not in ("pseudonymizer", "text_encoder")}
-        return f"Recommender({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+                 if k not in ("pseudonymizer", "text_encoder", "config")}
+        cfg = "" if self.config is None else self.config.describe() + ", "
+        return f"Recommender({cfg}{', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "model_"):
@@ -180,8 +197,10 @@ class Recommender:
             raise ValueError(f"rerank_n must be >= 1 or None, got {self.rerank_n}")
         if self.user_chunk < 1:
             raise ValueError(f"user_chunk must be >= 1, got {self.user_chunk}")
-        frames, exported = _frames_and_export(graph)
-        model = ColdStartModel(text_encoder=self.text_encoder, **self.model_params)
+        frames, exported = frames_and_export(graph)
+        model = ColdStartModel(self.config, text_encoder=self.text_encoder, device=self.device,
+                               num_threads=self.num_threads, show_progress=self.show_progress,
+                               cache_dir=self.cache_dir)
         model.fit(exported, callback=callback)
         self._attach(model, frames, exported)
         return self
@@ -317,13 +336,13 @@ class Recommender:
             ColdStartWarning: a SKU with no text and no known brand/category/attribute.
         """
         self._check_fitted()
-        items = _canonical_items(new_items)
+        items = canonical_items(new_items)
         dup = items["item_id"][self._item_pos.get_indexer(items["item_id"]) >= 0]
         if len(dup):
             raise DataError(f"{len(dup)} new item id(s) already in the graph: "
                             f"{', '.join(map(repr, dup.tolist()[:5]))}; rank known items with "
                             "recommend()")
-        cold = self._cold_items(items)
+        cold = unknown_new_items(items, self.frames_)
         if cold:
             warnings.warn(ColdStartWarning(
                 f"{len(cold)} new SKU(s) have no text and no known brand, category or "
@@ -333,11 +352,7 @@ class Recommender:
         graph_users = (np.asarray(self.emb_.user_ids, dtype=object) if user_ids is None
                        else self.emb_.user_ids[self._user_rows(shown_users or [])])
         out_users = graph_users if shown_users is None else np.asarray(shown_users, object)
-        extra = _build(CatalogTables(items=items))
-        frames = merge_frames(self.frames_, extra)
-        from kgrec.graph.export import to_hetero_data
-
-        folded = to_hetero_data(frames)
+        frames, folded = fold_in(self.frames_, CatalogTables(items=items))
         new_ids = items["item_id"].tolist()
         emb = self.model_.transform(folded, user_ids=list(graph_users), item_ids=new_ids)
         user_rows = np.arange(len(graph_users))
@@ -346,27 +361,13 @@ class Recommender:
             [block_frame(b, out_users[b.user_rows], emb.item_ids)
              for b in iter_ranked(self.model_, emb, user_rows, item_rows, k=k,
                                   rerank_n=self.rerank_n, user_chunk=self.user_chunk)]
-            or [_empty_result()], ignore_index=True)
-        by_item = _top_users_per_item(self.model_, emb, out_users, k, self.user_chunk)
+            or [empty_result()], ignore_index=True)
+        by_item = top_users_per_item(self.model_, emb, out_users, k, self.user_chunk)
         # explanations need the old items too: base embeddings plus the new SKUs
         combined = self.emb_.with_items(emb)
         scope = _Scope(frames, combined)
         return NewItemRanking(by_user=by_user, by_item=by_item, cold_items=cold, _rec=self,
                               _scope=scope)
-
-    def _cold_items(self, items: pd.DataFrame) -> list[str]:
-        def known(label: NodeLabel, ids: pd.Series) -> np.ndarray:
-            nodes = pd.Index(self.frames_.nodes[label]["id"].astype(object))
-            return nodes.get_indexer(ids.astype(object).fillna("")) >= 0
-
-        text = (items["title"].fillna("").str.strip() + items["description"].fillna("")
-                .str.strip()).str.len().to_numpy() > 0
-        ok = text | known(NodeLabel.BRAND, items["brand"]) | \
-            known(NodeLabel.CATEGORY, items["category"])
-        for col in (c for c in items.columns if c not in ITEM_COLUMNS):
-            ok |= known(NodeLabel.ATTRIBUTE, col + "=" + items[col].astype("string")
-                        .str.split("|").str[0].str.strip())
-        return items["item_id"][~ok].astype(str).tolist()
 
     # -- new users --------------------------------------------------------------------------
     def recommend_for_new_user(self, profile: Mapping[str, object],
@@ -416,43 +417,16 @@ class Recommender:
         self._check_fitted()
         if "user_id" not in users.columns:
             raise ValidationError("users needs a user_id column")
-        users = users.astype(object).copy()
-        shown = users["user_id"].astype(str).to_numpy(object)
-        temp = np.array([f"__new_user__{n}" for n in range(len(users))], dtype=object)
-        users["user_id"] = temp
-        profile_cols = [c for c in users.columns if c != "user_id"]
-        users = users.astype({c: "string" for c in users.columns})
-        cl = pd.DataFrame(columns=["user_id", "item_id"]) if clicks is None else clicks
-        item_rows = self._item_rows(cl["item_id"]) if len(cl) else np.zeros(0, np.int64)
-        to_temp = dict(zip(shown, temp, strict=True))
-        cl_user = cl["user_id"].astype(str).map(to_temp)
-        if cl_user.isna().any():
-            raise ValidationError("clicks name users that are not in users: "
-                                  f"{cl['user_id'][cl_user.isna()].unique().tolist()[:5]}")
-        inter = pd.DataFrame({
-            "user_id": cl_user.to_numpy(object), "item_id": cl["item_id"].astype(str).to_numpy(),
-            "event": cl["event"].astype(str).to_numpy() if "event" in cl else "click",
-            "ts": pd.to_numeric(cl["ts"]).to_numpy(np.int64) if "ts" in cl
-            else np.arange(len(cl), dtype=np.int64),
-            "value": np.nan}).astype({"user_id": "string", "item_id": "string",
-                                      "event": "string"})
-        attr_known = np.zeros(len(users), dtype=bool)
-        nodes = pd.Index(self.frames_.nodes[NodeLabel.ATTRIBUTE]["id"].astype(object))
-        for c in profile_cols:
-            ids = (c + "=" + users[c].astype("string").str.strip()).astype(object).fillna("")
-            attr_known |= nodes.get_indexer(ids) >= 0
-        has_click = np.isin(temp, inter["user_id"].astype(object).to_numpy())
-        cold = shown[~(attr_known | has_click)].tolist()
+        tables, shown, temp, item_rows = new_user_tables(users, clicks, self._item_rows)
+        cold = shown[~known_new_users(tables, self.frames_, temp)].tolist()
         if cold:
             warnings.warn(ColdStartWarning(
                 f"{len(cold)} new user(s) have no known profile value and no clicks, so they "
                 f"get the model's 'unknown user' ranking: {', '.join(map(repr, cold[:5]))}"),
                 stacklevel=2)
-        extra = _build(CatalogTables(users=users, interactions=inter))
-        frames = merge_frames(self.frames_, extra)
-        from kgrec.graph.export import to_hetero_data
-
-        folded = to_hetero_data(frames)
+        inter = tables.interactions
+        to_temp = dict(zip(shown, temp, strict=True))
+        frames, folded = fold_in(self.frames_, tables)
         new = self.model_.transform(folded, user_ids=list(temp))
         combined = self.emb_.with_users(new)
         base = len(self.emb_.user_ids)
@@ -465,7 +439,7 @@ class Recommender:
             [block_frame(b, shown[b.user_rows - base], combined.item_ids)
              for b in iter_ranked(self.model_, combined, rows, np.arange(len(self._item_pos)),
                                   k=k, rerank_n=self.rerank_n, seen=seen,
-                                  user_chunk=self.user_chunk)] or [_empty_result()],
+                                  user_chunk=self.user_chunk)] or [empty_result()],
             ignore_index=True)
         # the scope speaks graph ids: the temporary ids stand for the new users
         scope = _Scope(frames, combined)
@@ -520,48 +494,12 @@ class Recommender:
             UnknownIdError: unknown user or item ids.
             ValueError: nothing to write to.
         """
-        import time
+        from kgrec.ranking.batch import write_candidates
 
-        self._check_fitted()
-        if parquet is None and store is None:
-            raise ValueError("give parquet=PATH and/or store=GraphStore")
-        start = time.perf_counter()
-        rows = (np.arange(len(self._user_pos)) if user_ids is None
-                else self._user_rows(user_ids))
-        items = (np.arange(len(self._item_pos)) if item_ids is None
-                 else np.unique(self._item_rows(item_ids)))
-        version, created = self.model_version_, now_iso()
-        sink = ParquetSink(parquet) if parquet is not None else None
-        explain_parts: list[pd.DataFrame] = []
-        n_rows = n_edges = 0
-        graph_users = np.asarray(self.emb_.user_ids, dtype=object)
-        for block in iter_ranked(self.model_, self.emb_, rows, items, k=k,
-                                 rerank_n=self.rerank_n,
-                                 seen=self.seen_ if exclude_seen else None,
-                                 user_chunk=self.user_chunk, show_progress=show_progress):
-            frame = block_frame(block, graph_users[block.user_rows], self.emb_.item_ids)
-            n_rows += len(frame)
-            if sink is not None:
-                sink.write(frame, version, created)
-            if store is not None:
-                n_edges += write_to_store(store, frame, graph_users[block.user_rows].tolist(),
-                                          version, created)
-            if explain_to is not None and len(frame):
-                paths = top_paths(self.model_, self.emb_, self._scope_.index(
-                    self.explain_history), frame, max_paths=max_paths)
-                explain_parts.append(path_records(paths))
-        out_path = sink.close() if sink is not None else None
-        exp_path = None
-        if explain_to is not None:
-            exp_path = _write_table(pd.concat(explain_parts, ignore_index=True)
-                                    if explain_parts else path_records(top_paths(
-                                        self.model_, self.emb_, self._scope_.index(
-                                            self.explain_history),
-                                        pd.DataFrame(columns=["user_id", "item_id"]))),
-                                    Path(explain_to))
-        return CandidateRun(rows=n_rows, users=len(rows), parquet=out_path, store_edges=n_edges,
-                            explanations=exp_path, model_version=version, created_at=created,
-                            seconds=time.perf_counter() - start)
+        return write_candidates(self, k=k, user_ids=user_ids, item_ids=item_ids,
+                                parquet=parquet, store=store, explain_to=explain_to,
+                                max_paths=max_paths, exclude_seen=exclude_seen,
+                                show_progress=show_progress)
 
     # -- persistence ------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
@@ -572,9 +510,7 @@ class Recommender:
         self._check_fitted()
         path = Path(path)
         self.model_.save(path / MODEL_SUBDIR)
-        params = {k: v for k, v in self.get_params().items()
-                  if k not in ("pseudonymizer", "text_encoder") and k not in
-                  self.model_params}
+        params = {k: getattr(self, k) for k in SAVED_PARAMS}
         state = {"kgrec_version": __version__, "params": params,
                  "model_version": self.model_version_}
         tmp = path / (STATE_FILE + ".tmp")
@@ -585,8 +521,11 @@ class Recommender:
     @classmethod
     def load(cls, path: str | Path, graph: GraphStore | ExportedGraph, *,
              pseudonymizer: Pseudonymizer | None = None,
-             text_encoder: TextEncoder | None = None) -> Recommender:
+             text_encoder: TextEncoder | None = None, device: str = "cpu",
+             num_threads: int | None = None) -> Recommender:
         """Load a :meth:`save` folder and attach ``graph`` (the store it serves).
+
+        ``device`` and ``num_threads`` are runtime arguments (not saved with the model).
 
         Raises:
             ModelError: missing/unreadable files.
@@ -600,9 +539,12 @@ class Recommender:
         except (OSError, ValueError) as e:
             raise ModelError(f"{path / STATE_FILE} is missing or unreadable ({e}); is {path} "
                              "a folder written by Recommender.save / kgrec train?") from e
-        model = ColdStartModel.load(path / MODEL_SUBDIR, text_encoder=text_encoder)
-        rec = cls(pseudonymizer=pseudonymizer, text_encoder=text_encoder, **state["params"])
-        frames, exported = _frames_and_export(graph)
+        model = ColdStartModel.load(path / MODEL_SUBDIR, text_encoder=text_encoder,
+                                    device=device, num_threads=num_threads)
+        own = {k: v for k, v in state.get("params", {}).items() if k in SAVED_PARAMS}
+        rec = cls(model.config_, pseudonymizer=pseudonymizer, text_encoder=text_encoder,
+                  device=device, num_threads=num_threads, **own)
+        frames, exported = frames_and_export(graph)
         rec._attach(model, frames, exported)
         return rec
 
@@ -651,139 +593,5 @@ def model_version(model: ColdStartModel) -> str:
             h.update(t.detach().cpu().contiguous().numpy().tobytes())
     h.update(json.dumps([model.calibrator_.a_, model.calibrator_.b_]).encode())
     return f"kgrec-{__version__}-{h.hexdigest()[:12]}"
-
-
-def _empty_result() -> pd.DataFrame:
-    return pd.DataFrame({"user_id": pd.Series(dtype="string"),
-                         "item_id": pd.Series(dtype="string"),
-                         "rank": pd.Series(dtype="int64"), "score": pd.Series(dtype="float64")})
-
-
-def _top_users_per_item(model: ColdStartModel, emb: NodeEmbeddings, out_users: np.ndarray,
-                        k: int, chunk: int) -> pd.DataFrame:
-    """For each item of ``emb``, the ``k`` users of ``emb`` with the highest probability."""
-    n_u, n_i = len(emb.user_ids), len(emb.item_ids)
-    k_eff = min(k, n_u)
-    if n_u == 0 or n_i == 0:
-        return _empty_result()
-    parts = []
-    rows_per = max(1, (1 << 16) // max(n_u, 1))
-    for s in range(0, n_i, max(rows_per, 1)):
-        items = np.arange(s, min(n_i, s + rows_per))
-        p = model.score_matrix(emb, np.arange(n_u), items,  # type: ignore[arg-type]
-                               chunk_size=1 << 16).T  # (items, U)
-        order = np.argsort(-p, axis=1, kind="stable")[:, :k_eff]
-        parts.append(pd.DataFrame({
-            "user_id": out_users[order.reshape(-1)],
-            "item_id": np.repeat(np.asarray(emb.item_ids, dtype=object)[items], k_eff),
-            "rank": np.tile(np.arange(1, k_eff + 1), len(items)),
-            "score": np.take_along_axis(p, order, 1).reshape(-1).astype(np.float64)}))
-    return pd.concat(parts, ignore_index=True).astype({"user_id": "string", "item_id": "string"})
-
-
-def _canonical_items(new_items: pd.DataFrame) -> pd.DataFrame:
-    if "item_id" not in new_items.columns:
-        raise ValidationError("new_items needs an item_id column; found: "
-                              f"{', '.join(map(str, new_items.columns))}")
-    items = new_items.copy()
-    for col in ITEM_COLUMNS:
-        if col not in items.columns:
-            items[col] = pd.NA
-    ids = items["item_id"].astype("string").str.strip()
-    if ids.isna().any() or (ids == "").any():
-        raise ValidationError("new_items has rows without an item_id")
-    if ids.duplicated().any():
-        raise ValidationError(f"duplicate item_id in new_items: "
-                              f"{ids[ids.duplicated()].unique().tolist()[:5]}")
-    items["item_id"] = ids
-    items["price"] = pd.to_numeric(items["price"], errors="coerce").astype("float64")
-    for col in items.columns:
-        if col != "price":
-            items[col] = items[col].astype("string")
-    return items.reset_index(drop=True)
-
-
-def _build(tables: CatalogTables) -> GraphFrames:
-    from kgrec.graph.build import build_graph
-
-    return build_graph(tables)
-
-
-def merge_frames(base: GraphFrames, extra: GraphFrames) -> GraphFrames:
-    """``base`` plus the nodes and edges of ``extra`` (existing node ids keep base's values)."""
-    out = GraphFrames()
-    for label in NodeLabel:
-        parts = [f for f in (base.nodes.get(label), extra.nodes.get(label)) if f is not None]
-        frame = pd.concat(parts, ignore_index=True).drop_duplicates("id", keep="first") \
-            if parts else pd.DataFrame()
-        out.nodes[label] = normalize_nodes(label, frame)
-    for rel in GRAPH_REL_TYPES:
-        parts = [f for f in (base.edges.get(rel), extra.edges.get(rel))
-                 if f is not None and len(f)]
-        if parts:
-            out.edges[rel] = normalize_edges(rel, pd.concat(parts, ignore_index=True))
-    return out
-
-
-def _frames_and_export(graph: object) -> tuple[GraphFrames, ExportedGraph]:
-    from kgrec.graph.export import ExportedGraph, to_hetero_data
-    from kgrec.graph.store import GraphStore, read_graph
-
-    if isinstance(graph, ExportedGraph):
-        return frames_from_export(graph), graph
-    if isinstance(graph, GraphFrames):
-        return graph, to_hetero_data(graph)
-    if isinstance(graph, GraphStore):
-        frames = read_graph(graph)
-        return frames, to_hetero_data(frames)
-    raise TypeError(f"expected a GraphStore, GraphFrames or ExportedGraph, got "
-                    f"{type(graph).__name__}")
-
-
-def frames_from_export(graph: ExportedGraph) -> GraphFrames:
-    """Graph frames that export back to ``graph`` (nodes, edges and item text)."""
-    out = GraphFrames()
-    items = graph.items.rename(columns={"item_id": "id"})
-    out.nodes[NodeLabel.ITEM] = normalize_nodes(NodeLabel.ITEM, items)
-    for label in (NodeLabel.USER, NodeLabel.BRAND):
-        out.nodes[label] = normalize_nodes(label, pd.DataFrame(
-            {"id": graph.node_ids[label.value]}))
-    cats = pd.Series(graph.node_ids[NodeLabel.CATEGORY.value], dtype="string")
-    out.nodes[NodeLabel.CATEGORY] = normalize_nodes(NodeLabel.CATEGORY, pd.DataFrame(
-        {"id": cats, "name": cats.str.split(" > ").str[-1]}))
-    attrs = pd.Series(graph.node_ids[NodeLabel.ATTRIBUTE.value], dtype="string")
-    kv = attrs.str.split("=", n=1)
-    out.nodes[NodeLabel.ATTRIBUTE] = normalize_nodes(NodeLabel.ATTRIBUTE, pd.DataFrame(
-        {"id": attrs, "key": kv.str[0], "value": kv.str[1]}))
-    for et in graph.data.edge_types:
-        src, rel, dst = et
-        store = graph.data[et]
-        ei = store.edge_index.numpy()
-        frame = pd.DataFrame({"src_label": src, "src": graph.node_ids[src][ei[0]],
-                              "dst_label": dst, "dst": graph.node_ids[dst][ei[1]]})
-        if rel == RelType.INTERACTED.value:
-            frame["event"] = np.asarray(graph.event_vocab, dtype=object)[
-                store.edge_event.numpy()]
-            frame["ts"] = store.edge_time.numpy()
-            frame["value"] = store.edge_value.numpy().astype(np.float64)
-        if rel == RelType.RELATED.value:
-            frame["relation"] = np.asarray(graph.relation_vocab, dtype=object)[
-                store.edge_relation.numpy()]
-        rt = RelType(rel)
-        prev = out.edges.get(rt)
-        out.edges[rt] = normalize_edges(rt, frame if prev is None else
-                                        pd.concat([prev, frame], ignore_index=True))
-    return out
-
-
-def _write_table(frame: pd.DataFrame, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    if path.suffix == ".parquet":
-        frame.to_parquet(tmp, index=False)
-    else:
-        frame.to_json(tmp, orient="records", lines=True, force_ascii=False)
-    tmp.replace(path)
-    return path
 
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from kgrec.encoders import HashingEncoder
 from kgrec.graph.build import build_graph
 from kgrec.graph.neo4j_store import Neo4jGraphStore
 from kgrec.graph.schema import RelType
 from kgrec.graph.store import write_graph
-from kgrec.ranking.recommender import Recommender
-from tests.shops import HOMERS, RUNNERS, shop_tables
+from tests.shops import HOMERS, RUNNERS, make_recommender, shop_tables
 
 pytestmark = pytest.mark.integration
 
@@ -21,8 +19,7 @@ COUNT = ("MATCH (u:User {id: $id})-[c:CANDIDATE]->(i:Item) "
 
 def test_candidates_round_trip_and_replace(neo4j_store: Neo4jGraphStore) -> None:
     write_graph(neo4j_store, build_graph(shop_tables(with_new_items=False)))
-    rec = Recommender(text_encoder=HashingEncoder(dim=64), hidden_dim=32, epochs=5,
-                      val_user_share=0.0, num_threads=1, user_chunk=7).fit(neo4j_store)
+    rec = make_recommender(epochs=5, user_chunk=7).fit(neo4j_store)
     run = rec.write_candidates(k=3, store=neo4j_store)
     assert run.store_edges == 3 * len(RUNNERS + HOMERS)
     with neo4j_store.driver.session(database=neo4j_store.database) as s:

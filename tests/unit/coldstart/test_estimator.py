@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from kgrec.coldstart import ColdStartModel, NodeEmbeddings
+from kgrec.coldstart import ColdStartModel, ModelConfig, NodeEmbeddings
 from kgrec.errors import NotFittedError, UnknownIdError
 from kgrec.graph.export import ExportedGraph
 from tests.shops import HOMERS, MUGS, NEW_MUG, NEW_SHOE, RUNNERS, SHOES, shop_graph, small_model
@@ -61,7 +61,7 @@ def test_unknown_brand_and_category_use_the_unknown_embedding(fitted: ColdStartM
                                  "Home > Lighting", 30.0)])
     assert fitted.vocabs_["Brand"].lookup(np.array(["Nova", "Acme"])).tolist()[0] == 0
     emb = fitted.transform(g, item_ids=["lamp-1"])
-    assert emb.item.shape == (1, fitted.hidden_dim + 64)
+    assert emb.item.shape == (1, fitted.config_.hidden_dim + 64)
     assert torch.isfinite(emb.item).all()
 
 
@@ -113,9 +113,10 @@ def test_use_before_fit_raises_with_the_fix(method: str, graph: ExportedGraph,
 
 
 def test_constructor_only_stores_and_params_round_trip() -> None:
-    model = ColdStartModel(hidden_dim=16, conv="nope")  # no validation before fit
-    assert model.get_params()["hidden_dim"] == 16
-    assert model.set_params(hidden_dim=8).hidden_dim == 8
+    config = ModelConfig(hidden_dim=16, conv="nope")  # no validation before fit
+    model = ColdStartModel(config, num_threads=1)
+    assert model.get_params()["config"] is config and model.get_params()["num_threads"] == 1
+    assert model.set_params(config=config.replace(hidden_dim=8)).config.hidden_dim == 8
     assert "hidden_dim=8" in repr(model)
     with pytest.raises(ValueError, match="unknown parameter"):
         model.set_params(hiddn=3)

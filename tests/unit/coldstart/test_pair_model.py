@@ -51,11 +51,14 @@ def test_config_saved_before_pair_features_loads_as_deep_only(graph: ExportedGra
     model = small_model(pair_features=False, epochs=3).fit(graph)
     path = model.save(tmp_path / "m")
     config = json.loads((path / "config.json").read_text())
-    del config["params"]["pair_features"], config["params"]["max_history"]
-    del config["params"]["cold_val_share"]
+    # the layout kgrec wrote before ModelConfig: settings and runtime arguments in "params"
+    params = config.pop("config")
+    del params["pair_features"], params["max_history"], params["cold_val_share"]
+    config["params"] = {**params, "num_threads": 1, "device": "cpu", "softmax_weight": 0.0,
+                        "attr_match_buckets": 0}
     (path / "config.json").write_text(json.dumps(config))
-    loaded = ColdStartModel.load(path)
-    assert loaded.pair_features is False and loaded.head_.wide is None
+    loaded = ColdStartModel.load(path, num_threads=1)
+    assert loaded.config_.pair_features is False and loaded.head_.wide is None
     np.testing.assert_array_equal(loaded.score_matrix(loaded.transform(graph)),
                                   model.score_matrix(model.transform(graph)))
 

@@ -11,10 +11,10 @@ from kgrec.coldstart import heads as heads_module
 
 def _head_and_inputs() -> tuple[CTRHead, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     torch.manual_seed(0)
-    head = CTRHead(8, text_dim=5, attr_dims=(3, 2)).double()
+    head = CTRHead(8, text_dim=5).double()
     torch.nn.init.normal_(head.mlp[2].weight)  # starts at zero; make the MLP count
-    hu = torch.randn(6, 18, dtype=torch.double, requires_grad=True)
-    hi = torch.randn(7, 18, dtype=torch.double, requires_grad=True)
+    hu = torch.randn(6, 13, dtype=torch.double, requires_grad=True)
+    hi = torch.randn(7, 13, dtype=torch.double, requires_grad=True)
     u = torch.tensor([0, 5, 2, 2, 1, 0, 3])  # repeats: gradients accumulate per node
     i = torch.tensor([6, 0, 3, 3, 3, 6, 1])
     return head, hu, hi, u, i

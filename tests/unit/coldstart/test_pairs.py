@@ -128,7 +128,7 @@ def test_carve_cold_items_moves_every_positive_of_the_chosen_items() -> None:
 
 def test_fit_combination_learns_to_distrust_noise_on_cold_items() -> None:
     gen = torch.Generator().manual_seed(0)
-    head = CTRHead(4, n_pair=5)
+    head = CTRHead(4, n_pair=5, gate_columns=(3, 4))
     n_pos, m = 400, 9  # each positive, then 9 negatives per positive
     n = n_pos * (1 + m)
     y = torch.cat([torch.ones(n_pos), torch.zeros(n_pos * m)])

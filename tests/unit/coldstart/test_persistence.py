@@ -23,7 +23,7 @@ def test_round_trip_gives_identical_scores(fitted: ColdStartModel, graph: Export
     a = fitted.score_matrix(fitted.transform(graph))
     b = loaded.score_matrix(loaded.transform(graph))
     np.testing.assert_array_equal(a, b)
-    assert loaded.get_params()["hidden_dim"] == fitted.hidden_dim
+    assert loaded.config_ == fitted.config_
     assert loaded.vocabs_["Brand"].ids == fitted.vocabs_["Brand"].ids
 
 

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
-from kgrec.coldstart.evaluation import item_cold_split, recall_at_k
 from kgrec.coldstart.features import IdVocab, interaction_pairs
 from kgrec.coldstart.sampling import (
     NegativeSampler,
@@ -16,7 +14,6 @@ from kgrec.coldstart.sampling import (
     split_supervision,
 )
 from kgrec.graph.export import ExportedGraph
-from tests.shops import shop_tables
 
 
 def test_split_is_disjoint_and_complete() -> None:
@@ -63,19 +60,3 @@ def test_vocab_maps_unknown_to_zero() -> None:
     assert v.lookup(np.array(["b", "zz", "a"], dtype=object)).tolist() == [2, 0, 1]
 
 
-def test_cold_split_leaks_no_cold_interaction() -> None:
-    tables = shop_tables()
-    split = item_cold_split(tables, cold_share=0.25, warm_holdout=0.25, seed=1)
-    train = split.train.interactions
-    assert not train["item_id"].isin(set(split.cold_items)).any()
-    assert set(split.cold_test["item_id"]) <= set(split.cold_items)
-    assert len(split.train.items) == len(tables.items)  # cold items keep text and brand
-    merged = train.merge(split.warm_test, on=["user_id", "item_id"])
-    assert merged.empty
-
-
-def test_recall_at_k_known() -> None:
-    scores = np.array([[0.9, 0.1, 0.8, 0.0], [0.0, 0.1, 0.2, 0.3]])
-    assert recall_at_k(scores, [np.array([0, 1]), np.array([3])], k=2) == pytest.approx(0.75)
-    s = pd.DataFrame(scores)
-    assert recall_at_k(s.to_numpy(), [np.array([1]), np.array([0])], k=1) == 0.0

@@ -70,15 +70,15 @@ def test_zero_text_encoder() -> None:
 @pytest.mark.parametrize("pair_features", [False, True])
 def test_kgrec_scorer_matches_the_models_own_scores(tables: CatalogTables,
                                                     pair_features: bool) -> None:
-    from kgrec.coldstart import ColdStartModel
+    from kgrec.coldstart import ColdStartModel, ModelConfig
     from kgrec.encoders import HashingEncoder
     from kgrec.evaluation.runner import Regime, _KgrecScorer
 
     split = make_split(tables, seed=0)
     graph = export(split.train)
-    model = ColdStartModel(text_encoder=HashingEncoder(dim=32), hidden_dim=16, epochs=2,
-                           steps_per_epoch=1, pair_features=pair_features, num_threads=1,
-                           seed=0).fit(graph)
+    config = ModelConfig(hidden_dim=16, epochs=2, steps_per_epoch=1,
+                         pair_features=pair_features, seed=0)
+    model = ColdStartModel(config, text_encoder=HashingEncoder(dim=32), num_threads=1).fit(graph)
     users, items = np.arange(5), np.arange(len(graph.node_ids["Item"]))
     empty = np.zeros((2, 0), dtype=np.int64)
     regime = Regime("warm", users=users, candidates=items, truth=empty, exclude=empty)

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kgrec.coldstart import ModelConfig
 from kgrec.errors import ColdStartWarning, DataError, NotFittedError, UnknownIdError
 from kgrec.graph.build import build_graph
 from kgrec.graph.embedded import EmbeddedGraphStore
@@ -18,7 +19,7 @@ from tests.shops import HOMERS, MUGS, RUNNERS, SHOES, make_recommender, new_item
 
 
 def test_not_fitted_raises_with_fix() -> None:
-    rec = Recommender(epochs=1)
+    rec = Recommender(ModelConfig(epochs=1))
     with pytest.raises(NotFittedError, match="call rec.fit"):
         rec.recommend(["x"])
     with pytest.raises(NotFittedError):
@@ -28,11 +29,14 @@ def test_not_fitted_raises_with_fix() -> None:
 
 
 def test_constructor_only_stores_params() -> None:
-    rec = Recommender(rerank_n=5, epochs=3, hidden_dim=8)
-    assert rec.get_params()["epochs"] == 3 and rec.get_params()["rerank_n"] == 5
+    config = ModelConfig(epochs=3, hidden_dim=8)
+    rec = Recommender(config, rerank_n=5)
+    assert rec.get_params()["config"] is config and rec.get_params()["rerank_n"] == 5
     assert not hasattr(rec, "model_")
-    rec.set_params(epochs=4, rerank_n=7)
-    assert rec.model_params["epochs"] == 4 and rec.rerank_n == 7
+    rec.set_params(config=config.replace(epochs=4), rerank_n=7)
+    assert rec.config is not None and rec.config.epochs == 4 and rec.rerank_n == 7
+    with pytest.raises(ValueError, match="config=ModelConfig"):
+        rec.set_params(epochs=5)
 
 
 def test_recommend_shapes_and_segments(rec: Recommender) -> None:
@@ -146,7 +150,9 @@ def test_new_user_from_profile_and_clicks(rec: Recommender) -> None:
 
 def test_save_load_identical_scores(rec: Recommender, graph: ExportedGraph, tmp_path) -> None:
     rec.save(tmp_path / "m")
-    loaded = Recommender.load(tmp_path / "m", graph, text_encoder=rec.text_encoder)
+    loaded = Recommender.load(tmp_path / "m", graph, text_encoder=rec.text_encoder,
+                              num_threads=rec.num_threads)
+    assert loaded.config == rec.model_.config_
     a_ids, a_scores = rec.recommend(RUNNERS + HOMERS, k=4)
     b_ids, b_scores = loaded.recommend(RUNNERS + HOMERS, k=4)
     np.testing.assert_array_equal(a_ids, b_ids)

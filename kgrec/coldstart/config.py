@@ -1,0 +1,206 @@
+"""``ModelConfig``: every setting of the cold-start model, with ONE set of defaults.
+
+Why one object: the library, ``kgrec train``, ``kgrec evaluate`` and the demo used to carry their
+own copies of these numbers, and the configuration behind the benchmarked figures was not the one
+a user got from ``Recommender()``. Now each entry point takes a ``ModelConfig`` (the demo shortens
+``epochs`` explicitly and says so), the model saves it beside its weights, and every report prints
+it. The defaults are the settings of ``benchmarks/EVALUATION.md``.
+
+Runtime choices that do not change what is learned (device, threads, progress bars, the text
+encoder and its cache) are arguments of :class:`~kgrec.coldstart.ColdStartModel`, not settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from kgrec.errors import ModelError
+
+CONVS: tuple[str, ...] = ("sage", "gat", "hgt")
+
+# Settings that older kgrec versions saved and that were removed with their code (they did not
+# help on validation, benchmarks/TRAIN.md round 2): loading such a model drops them when they
+# hold their "off" value and refuses it otherwise.
+REMOVED_SETTINGS: dict[str, Any] = {
+    "softmax_weight": 0.0, "softmax_max_items": None, "softmax_samples": None,
+    "cold_softmax_weight": 0.0, "center_embeddings": False, "attr_match_buckets": 0,
+    "attr_match_max_floats": None,
+}
+# Runtime arguments that older versions saved among the settings.
+RUNTIME_ARGUMENTS: frozenset[str] = frozenset(
+    {"device", "num_threads", "show_progress", "cache_dir"})
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """What the cold-start model is and how it is trained.
+
+    Architecture:
+        hidden_dim: Representation size, default 64.
+        num_layers: Message-passing layers, default 2.
+        conv: ``"sage"`` (default), ``"gat"`` or ``"hgt"``.
+        heads: Attention heads for GAT/HGT, default 2.
+        dropout: Dropout on each GNN layer's update, default 0.1.
+        text_match: A learned-weight cosine between an item's text vector and the mean text
+            vector of the user's items in the tower (keeps retrieval a dot product), default True.
+        pair_features: The head's "wide" part over graph-path features of the pair
+            (:mod:`kgrec.coldstart.pairs`), default True; False gives the deep-only model.
+        max_history: Most recent history items per user the pair features read, default 256.
+        use_price: Standardised log-price among the item inputs, default True.
+        use_related: Use RELATED (knowledge-graph) edges, default True.
+
+    Training:
+        epochs: Maximum epochs, default 60.
+        steps_per_epoch: Optimiser steps (supervision batches) per epoch, default 8.
+        lr: Adam learning rate, default 5e-3; the wide part uses ``lr * wide_lr_scale``.
+        weight_decay: Adam L2 penalty, default 1e-5.
+        neg_ratio: Sampled negatives per supervision positive, default 4.
+        pop_neg_share: Share of negatives drawn by item popularity (rest uniform), default 0.5.
+        cold_matched_negatives: A positive on an edge-hidden item gets its negatives among
+            edge-hidden items, default True.
+        supervision_share: Share of training positives used as supervision (not message) edges
+            each epoch, default 0.3.
+        item_edge_dropout: Share of items whose interaction edges are hidden each step, so the
+            model learns to score from content, default 0.3.
+        user_edge_dropout: The same for users, default 0.3.
+        shared_id_dropout: Share of brand/category/attribute ids replaced by "unknown" each step,
+            default 0.05.
+        tower_loss_weight: Weight of the retrieval tower's own BCE term, default 0.5.
+        deep_loss_weight: Weight of the BCE on the logit without the wide part, default 0.5.
+        wide_lr_scale: Learning-rate multiplier of the wide part, default 10.
+        patience: Epochs without validation gain before stopping, default 8.
+        val_user_share: Users whose latest positive is held out for early stopping and
+            calibration, default 0.1.
+        cold_val_share: Share of the items with positives held out of training entirely, for
+            early stopping on the item-cold task and the refit of the gate, default 0.1.
+        val_negatives: Sampled negatives per validation positive, default 100.
+        max_val_pairs: Most validation positives scored per epoch, default 2,000.
+        calibration_negatives: Uniform negatives per validation positive for calibration,
+            default 100.
+        seed: Seed of every random draw, default 0.
+    """
+
+    hidden_dim: int = 64
+    num_layers: int = 2
+    conv: str = "sage"
+    heads: int = 2
+    dropout: float = 0.1
+    text_match: bool = True
+    pair_features: bool = True
+    max_history: int = 256
+    use_price: bool = True
+    use_related: bool = True
+    epochs: int = 60
+    steps_per_epoch: int = 8
+    lr: float = 5e-3
+    weight_decay: float = 1e-5
+    neg_ratio: int = 4
+    pop_neg_share: float = 0.5
+    cold_matched_negatives: bool = True
+    supervision_share: float = 0.3
+    item_edge_dropout: float = 0.3
+    user_edge_dropout: float = 0.3
+    shared_id_dropout: float = 0.05
+    tower_loss_weight: float = 0.5
+    deep_loss_weight: float = 0.5
+    wide_lr_scale: float = 10.0
+    patience: int = 8
+    val_user_share: float = 0.1
+    cold_val_share: float = 0.1
+    val_negatives: int = 100
+    max_val_pairs: int = 2000
+    calibration_negatives: int = 100
+    seed: int = 0
+
+    def validate(self) -> ModelConfig:
+        """Check every setting; returns ``self``.
+
+        Raises:
+            ValueError: a setting out of range, naming it and the range.
+        """
+        checks = [
+            (self.conv in CONVS, f"conv must be one of {CONVS}, got {self.conv!r}"),
+            (self.hidden_dim >= 2, f"hidden_dim must be >= 2, got {self.hidden_dim}"),
+            (self.num_layers >= 1, f"num_layers must be >= 1, got {self.num_layers}"),
+            (self.heads >= 1, f"heads must be >= 1, got {self.heads}"),
+            (0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}"),
+            (self.max_history >= 1, f"max_history must be >= 1, got {self.max_history}"),
+            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (self.steps_per_epoch >= 1,
+             f"steps_per_epoch must be >= 1, got {self.steps_per_epoch}"),
+            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
+            (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
+            (self.neg_ratio >= 1, f"neg_ratio must be >= 1, got {self.neg_ratio}"),
+            (0 <= self.pop_neg_share <= 1, "pop_neg_share must be in [0, 1]"),
+            (0 < self.supervision_share < 1, "supervision_share must be in (0, 1)"),
+            (0 <= self.item_edge_dropout < 1, "item_edge_dropout must be in [0, 1)"),
+            (0 <= self.user_edge_dropout < 1, "user_edge_dropout must be in [0, 1)"),
+            (0 <= self.shared_id_dropout < 1, "shared_id_dropout must be in [0, 1)"),
+            (self.tower_loss_weight >= 0, "tower_loss_weight must be >= 0"),
+            (self.deep_loss_weight >= 0, "deep_loss_weight must be >= 0"),
+            (self.wide_lr_scale > 0, "wide_lr_scale must be > 0"),
+            (self.patience >= 1, f"patience must be >= 1, got {self.patience}"),
+            (0 <= self.val_user_share < 1, "val_user_share must be in [0, 1)"),
+            (0 <= self.cold_val_share < 1, "cold_val_share must be in [0, 1)"),
+            (self.val_negatives >= 1, "val_negatives must be >= 1"),
+            (self.max_val_pairs >= 1, "max_val_pairs must be >= 1"),
+            (self.calibration_negatives >= 1, "calibration_negatives must be >= 1"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(msg)
+        return self
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        """A copy with ``changes`` applied.
+
+        Raises:
+            ValueError: an unknown setting name (the message lists the valid ones).
+        """
+        unknown = sorted(set(changes) - set(self.to_dict()))
+        if unknown:
+            raise ValueError(f"unknown model setting(s) {unknown}; valid: "
+                             f"{sorted(self.to_dict())}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every setting by name (JSON-serialisable)."""
+        return dataclasses.asdict(self)
+
+    def changed(self) -> dict[str, Any]:
+        """The settings that differ from the defaults."""
+        default = ModelConfig().to_dict()
+        return {k: v for k, v in self.to_dict().items() if v != default[k]}
+
+    def describe(self) -> str:
+        """One line for reports: ``defaults`` or the changed settings."""
+        changed = self.changed()
+        if not changed:
+            return "ModelConfig() (the defaults)"
+        return "ModelConfig(" + ", ".join(f"{k}={v!r}" for k, v in changed.items()) + ")"
+
+    @classmethod
+    def from_dict(cls, settings: dict[str, Any]) -> ModelConfig:
+        """The config saved by :meth:`to_dict` (or by an older kgrec, see ``REMOVED_SETTINGS``).
+
+        Raises:
+            ModelError: an unknown setting, or a removed one that was switched on.
+        """
+        known = {f.name for f in dataclasses.fields(cls)}
+        kept: dict[str, Any] = {}
+        for key, value in settings.items():
+            if key in known:
+                kept[key] = value
+            elif key in RUNTIME_ARGUMENTS or key == "text_encoder":
+                continue
+            elif key in REMOVED_SETTINGS:
+                off = REMOVED_SETTINGS[key]
+                if off is not None and value != off:
+                    raise ModelError(f"this model uses {key}={value!r}, which kgrec no longer "
+                                     "supports; retrain it with this version")
+            else:
+                raise ModelError(f"unknown model setting {key!r}; retrain the model with this "
+                                 "version of kgrec")
+        return cls(**kept)
