@@ -40,8 +40,8 @@ _EXPORTS: dict[str, str] = {
     "Neo4jGraphStore": "kgrec.graph.neo4j_store",
     "Neo4jServer": "kgrec.graph.neo4j_server",
     "Neo4jServerError": "kgrec.errors",
-    "NewItemRanking": "kgrec.ranking.recommender",
-    "NewUserRanking": "kgrec.ranking.recommender",
+    "NewItemRanking": "kgrec.ranking.results",
+    "NewUserRanking": "kgrec.ranking.results",
     "NodeEmbeddings": "kgrec.coldstart",
     "NodeLabel": "kgrec.graph.schema",
     "NotFittedError": "kgrec.errors",
@@ -138,9 +138,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from kgrec.ranking.explain import Explanation as Explanation
     from kgrec.ranking.explain import GraphPath as GraphPath
     from kgrec.ranking.explain import PathNode as PathNode
-    from kgrec.ranking.recommender import NewItemRanking as NewItemRanking
-    from kgrec.ranking.recommender import NewUserRanking as NewUserRanking
     from kgrec.ranking.recommender import Recommender as Recommender
+    from kgrec.ranking.results import NewItemRanking as NewItemRanking
+    from kgrec.ranking.results import NewUserRanking as NewUserRanking
 
 
 

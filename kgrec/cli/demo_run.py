@@ -280,12 +280,17 @@ def _segment_sanity(by_user: pd.DataFrame, train: CatalogTables, segments: pd.Se
 
 
 def _reliability(rec: Any, held: pd.DataFrame, pseudo: Any) -> pd.DataFrame:
-    """Predicted vs observed click rate on held-out last interactions (all unseen items)."""
+    """Predicted vs observed click rate on held-out last interactions (all unseen items), on
+    the evaluation's log-spaced bins (:func:`kgrec.evaluation.plots.bins_frame`)."""
+    from kgrec.coldstart.calibration import calibration_bins
+    from kgrec.evaluation.metrics import RELIABILITY_EDGES
+    from kgrec.evaluation.plots import bins_frame
+
     users = pd.Series(pseudo.pseudonymize(held["user_id"]), dtype=object)
     known = users.isin(rec.emb_.user_ids) & held["item_id"].isin(rec.emb_.item_ids)
     users, items = users[known].to_numpy(object), held["item_id"][known].to_numpy(object)
     if not len(users):
-        return pd.DataFrame(columns=["bin", "predicted", "observed", "pairs"])
+        return bins_frame({})
     urows = pd.Index(rec.emb_.user_ids).get_indexer(users)
     p = rec.model_.score_matrix(rec.emb_, urows)
     y = np.zeros_like(p, dtype=bool)
@@ -293,30 +298,24 @@ def _reliability(rec: Any, held: pd.DataFrame, pseudo: Any) -> pd.DataFrame:
     pos, seen = rec.seen_.gather(urows)
     unseen = np.ones_like(y)
     unseen[pos, seen] = False
-    p, y = p[unseen], y[unseen]
-    edges = np.quantile(p, np.linspace(0, 1, 11))
-    b = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, 9)
-    frame = pd.DataFrame({"bin": b, "p": p, "y": y})
-    return frame.groupby("bin").agg(predicted=("p", "mean"), observed=("y", "mean"),
-                                    pairs=("y", "size")).reset_index()
+    n, sy, sp = calibration_bins(y[unseen], p[unseen], RELIABILITY_EDGES)
+    return bins_frame({"held-out last interactions": [
+        {"count": n.tolist(), "sum_label": sy.tolist(), "sum_proba": sp.tolist()}]})
 
 
 def _plots(out: Path, rec: Any, by_user: pd.DataFrame, rel: pd.DataFrame) -> list[Path]:
+    """Training curves and the reliability diagram with the evaluation's plotters, and the
+    score histogram of the new-SKU candidates."""
     import matplotlib.pyplot as plt
 
+    from kgrec.evaluation.plots import plot_learning_curves, plot_reliability
+
     paths = []
-    hist = pd.DataFrame(rec.model_.history_)
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    if len(hist):
-        ax.plot(hist["epoch"] + 1, hist["loss"], marker="o", label="training loss")
-        if "val_loss" in hist:
-            ax.plot(hist["epoch"] + 1, hist["val_loss"], marker="s", label="validation loss")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss (BCE)")
-    ax.set_title("Training loss")
-    ax.legend()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    if rec.model_.history_:
+        plot_learning_curves(rec.model_.history_, axes, title="kgrec")
     fig.tight_layout()
-    paths.append(out / "training_loss.png")
+    paths.append(out / "training_curves.png")
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
 
@@ -330,17 +329,8 @@ def _plots(out: Path, rec: Any, by_user: pd.DataFrame, rel: pd.DataFrame) -> lis
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    if len(rel):
-        top = float(max(rel["predicted"].max(), rel["observed"].max()) * 1.1)
-        ax.plot([0, top], [0, top], "--", color="grey", label="perfect calibration")
-        ax.plot(rel["predicted"], rel["observed"], marker="o", label="kgrec")
-        ax.set_xscale("symlog", linthresh=1e-3)
-        ax.set_yscale("symlog", linthresh=1e-3)
-    ax.set_xlabel("predicted click probability (bin mean)")
-    ax.set_ylabel("observed held-out click rate")
-    ax.set_title("Calibration reliability diagram")
-    ax.legend()
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    plot_reliability(rel, ax=ax, title="Calibration on held-out last interactions")
     fig.tight_layout()
     paths.append(out / "reliability.png")
     fig.savefig(paths[-1], dpi=110)
@@ -354,6 +344,8 @@ def _report(cfg: DemoConfig, source: str, ingest_summary: str, rec: Any, ranking
     cal = rec.model_.calibration_
     lines = ["# kgrec demo report", "",
              f"- Data: {source}", f"- Store: `{store_spec}`; ingest: {ingest_summary}",
+             f"- Model settings: `{rec.model_.config_.describe()}` (epochs shortened from the "
+             f"default {ModelConfig().epochs} for the demo, no early stopping)",
              f"- Text encoder: {cfg.encoder}; model `{rec.model_version_}` "
              f"({len(rec.model_.history_)} epochs), saved in `{res.out / 'model'}`",
              f"- Calibration (held out): ECE {cal.get('ece', float('nan')):.4f}, "
@@ -377,9 +369,10 @@ def _report(cfg: DemoConfig, source: str, ingest_summary: str, rec: Any, ranking
                   f"{sanity['new_user_same_segment_share_random']:.3f}.", ""]
     lines += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in res.plots] + [""]
     if len(rel):
-        lines += ["Reliability on held-out last interactions (all unseen items per user):", "",
-                  "| bin | mean predicted | observed | pairs |", "|---|---|---|---|"]
-        lines += [f"| {int(r.bin)} | {r.predicted:.5f} | {r.observed:.5f} | {int(r.pairs):,} |"
+        lines += ["Reliability on held-out last interactions (all unseen items per user; "
+                  "the evaluation's log-spaced bins, non-empty ones):", "",
+                  "| mean predicted | observed | pairs |", "|---|---|---|"]
+        lines += [f"| {r.mean_proba:.6f} | {r.positive_rate:.6f} | {int(r.count):,} |"
                   for r in rel.itertuples()] + [""]
     lines += ["## Cold-start candidates: new SKUs", "",
               "| user | new SKU | rank | score | top explanation paths (weight) |",

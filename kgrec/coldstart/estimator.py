@@ -11,8 +11,7 @@ import contextlib
 import copy
 import inspect
 import logging
-import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +20,13 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from kgrec.coldstart.calibration import PlattCalibrator, calibrate_on_validation
+from kgrec.coldstart.calibration import calibrate_on_validation
 from kgrec.coldstart.config import ModelConfig
 from kgrec.coldstart.features import (
+    INTERACTED,
     ITEM,
     PRICE_DIM,
+    REV_INTERACTED,
     SHARED_TYPES,
     USER,
     GraphTensors,
@@ -38,7 +39,13 @@ from kgrec.coldstart.features import (
     with_interactions,
 )
 from kgrec.coldstart.heads import CTRHead
-from kgrec.coldstart.inference import NodeEmbeddings, induced_subgraph, khop_nodes
+from kgrec.coldstart.inference import (
+    NodeEmbeddings,
+    check_rows,
+    induced_subgraph,
+    khop_nodes,
+    torch_threads,
+)
 from kgrec.coldstart.memory import release_free_memory
 from kgrec.coldstart.model import HeteroGNN
 from kgrec.coldstart.pairs import (
@@ -52,7 +59,7 @@ from kgrec.coldstart.pairs import (
     pair_features,
     stable_keys,
 )
-from kgrec.coldstart.persistence import check_encoder, load_dir, save_dir
+from kgrec.coldstart.persistence import check_encoder, load_dir, restore_state, save_model
 from kgrec.coldstart.sampling import carve_cold_items, carve_validation
 from kgrec.coldstart.train import Callback, fit_loop, pair_logits
 from kgrec.encoders import (
@@ -141,18 +148,8 @@ class ColdStartModel:
             return fitted  # type: ignore[no-any-return]
         return self.config if self.config is not None else ModelConfig()
 
-    @contextlib.contextmanager
-    def _threads(self) -> Iterator[None]:
-        """Temporarily use ``num_threads`` torch threads (global torch state is restored)."""
-        if self.num_threads is None:
-            yield
-            return
-        before = torch.get_num_threads()
-        torch.set_num_threads(int(self.num_threads))
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
+    def _threads(self) -> contextlib.AbstractContextManager[None]:
+        return torch_threads(self.num_threads)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "encoder_"):
@@ -168,7 +165,7 @@ class ColdStartModel:
     def _build_modules(self, text_dim: int, edge_types: list[tuple[str, str, str]]) -> None:
         cfg = self.config_
         all_types = [et for base in edge_types for et in (base, reverse(base))]
-        all_types += [("User", "INTERACTED", "Item"), ("Item", "rev_INTERACTED", "User")]
+        all_types += [INTERACTED, REV_INTERACTED]
         in_item = text_dim + (PRICE_DIM if cfg.use_price else 0)
         self.encoder_ = HeteroGNN(in_item=in_item,
                                   vocab_sizes={t: len(v) for t, v in self.vocabs_.items()},
@@ -354,15 +351,6 @@ class ColdStartModel:
                                  {k: v.to(self.device) for k, v in
                                   with_interactions(tensors, tensors.pos).items()})
 
-    @staticmethod
-    def _rows(idx: Sequence[int] | np.ndarray | None, n: int) -> Tensor:
-        if idx is None:
-            return torch.arange(n)
-        t = torch.as_tensor(np.asarray(idx, dtype=np.int64))
-        if len(t) and (t.min() < 0 or t.max() >= n):
-            raise IndexError(f"row indices must be in [0, {n}); got {int(t.min())}..{int(t.max())}")
-        return t
-
     def predict_logits(self, emb: NodeEmbeddings, user_idx: Sequence[int] | np.ndarray,
                        item_idx: Sequence[int] | np.ndarray) -> np.ndarray:
         """Raw (uncalibrated) head logits for pairs ``(emb.user[u_k], emb.item[i_k])``.
@@ -374,8 +362,8 @@ class ColdStartModel:
             ValueError: the index arrays differ in length.
         """
         self._check_fitted()
-        u = self._rows(user_idx, len(emb.user_ids))
-        i = self._rows(item_idx, len(emb.item_ids))
+        u = check_rows(user_idx, len(emb.user_ids))
+        i = check_rows(item_idx, len(emb.item_ids))
         if len(u) != len(i):
             raise ValueError(f"user_idx and item_idx differ in length: {len(u)} vs {len(i)}")
         pairs = self._emb_pairs(emb)
@@ -429,8 +417,8 @@ class ColdStartModel:
         self._check_fitted()
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-        u = self._rows(user_idx, len(emb.user_ids))
-        i = self._rows(item_idx, len(emb.item_ids))
+        u = check_rows(user_idx, len(emb.user_ids))
+        i = check_rows(item_idx, len(emb.item_ids))
         out = np.empty((len(u), len(i)), dtype=np.float32)
         cols = max(1, min(len(i), chunk_size))
         rows = max(1, chunk_size // cols)
@@ -470,11 +458,11 @@ class ColdStartModel:
             NotFittedError: before ``fit``/``load``.
         """
         uv, iv = self.retrieval_vectors(emb)
-        u = self._rows(user_idx, len(uv)).numpy()
-        i = self._rows(item_idx, len(iv)).numpy()
+        u = check_rows(user_idx, len(uv)).numpy()
+        i = check_rows(item_idx, len(iv)).numpy()
         return uv[u] @ iv[i].T
 
-    # -- persistence ----------------------------------------------------------------------
+    # -- persistence ------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write the model directory (JSON config + safetensors + vocabularies); returns it.
 
@@ -483,21 +471,7 @@ class ColdStartModel:
             ModelError: the directory cannot be written.
         """
         self._check_fitted()
-        config = {
-            "config": self.config_.to_dict(),
-            "text_dim": self.text_dim_,
-            "edge_types": [list(et) for et in self.edge_types_],
-            "price": None if self.price_ is None else
-            {"mean": self.price_.mean, "std": self.price_.std},
-            "calibration": {k: v for k, v in self.calibration_.items()
-                            if not isinstance(v, float) or math.isfinite(v)},
-            "encoder_identity": self.encoder_identity_,
-            "history": self.history_,
-        }
-        weights = {f"encoder.{k}": v.cpu() for k, v in self.encoder_.state_dict().items()}
-        weights.update({f"head.{k}": v.cpu() for k, v in self.head_.state_dict().items()})
-        vocab = {t: v.ids for t, v in self.vocabs_.items()}
-        return save_dir(path, config, vocab, weights)
+        return save_model(self, path)
 
     @classmethod
     def load(cls, path: str | Path, *, text_encoder: TextEncoder | None = None,
@@ -527,24 +501,10 @@ class ColdStartModel:
                     num_threads=num_threads, cache_dir=cache_dir)
         model.config_ = model.settings.validate()
         model.text_ = TextFeaturizer(model._resolve_encoder(), show_progress=False)
-        model.encoder_identity_ = saved
         model.vocabs_ = {t: IdVocab(vocab.get(t, [])) for t in SHARED_TYPES}
         model.price_ = PriceScaler(**config["price"]) if config["price"] else None
         model.edge_types_ = [(et[0], et[1], et[2]) for et in config["edge_types"]]
         model.text_dim_ = int(config["text_dim"])
         model._build_modules(model.text_dim_, model.edge_types_)
-        try:
-            model.encoder_.load_state_dict(
-                {k[8:]: v for k, v in weights.items() if k.startswith("encoder.")})
-            model.head_.load_state_dict(
-                {k[5:]: v for k, v in weights.items() if k.startswith("head.")})
-        except RuntimeError as e:
-            raise ModelError(f"weights in {path} do not fit the saved config: {e}") from e
-        model.encoder_.eval()
-        model.head_.eval()
-        cal = config["calibration"]
-        model.calibrator_ = PlattCalibrator()
-        model.calibrator_.a_, model.calibrator_.b_ = float(cal["a"]), float(cal["b"])
-        model.calibration_ = cal
-        model.history_ = config.get("history", [])
+        restore_state(model, config, weights, path)
         return model

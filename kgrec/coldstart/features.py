@@ -25,17 +25,19 @@ from torch import Tensor
 from kgrec.encoders import compose_item_texts
 from kgrec.encoders.text import TextEncoder
 from kgrec.graph.export import ExportedGraph
+from kgrec.graph.schema import NodeLabel, RelType
 
 logger = logging.getLogger(__name__)
 
 EdgeType = tuple[str, str, str]
-USER, ITEM = "User", "Item"
-SHARED_TYPES: tuple[str, ...] = ("Brand", "Category", "Attribute")
+# PyG type names are the schema's labels and relationship types (kgrec.graph.schema)
+USER, ITEM = NodeLabel.USER.value, NodeLabel.ITEM.value
+SHARED_TYPES: tuple[str, ...] = tuple(label.value for label in (
+    NodeLabel.BRAND, NodeLabel.CATEGORY, NodeLabel.ATTRIBUTE))
 NODE_TYPES: tuple[str, ...] = (USER, ITEM, *SHARED_TYPES)
-INTERACTED: EdgeType = (USER, "INTERACTED", ITEM)
-REV_INTERACTED: EdgeType = (ITEM, "rev_INTERACTED", USER)
+INTERACTED: EdgeType = (USER, RelType.INTERACTED.value, ITEM)
+REV_INTERACTED: EdgeType = (ITEM, f"rev_{RelType.INTERACTED.value}", USER)
 POSITIVE_EVENTS: frozenset[str] = frozenset({"click", "cart", "purchase", "rating"})
-IMPRESSION_EVENT = "view"
 PRICE_DIM = 2  # standardised log1p(price), "price missing" flag
 
 
@@ -53,7 +55,7 @@ def structural_edge_types(graph: ExportedGraph, *, use_related: bool = True) -> 
     """
     out = []
     for et in graph.data.edge_types:
-        if et == INTERACTED or (et[1] == "RELATED" and not use_related):
+        if et == INTERACTED or (et[1] == RelType.RELATED.value and not use_related):
             continue
         if graph.data[et].edge_index.shape[1] > 0:
             out.append(tuple(et))

@@ -8,6 +8,8 @@ same vectors (up to float summation order) as running it on the whole graph.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -16,8 +18,10 @@ from torch import Tensor
 
 from kgrec.coldstart.features import (
     INTERACTED,
+    ITEM,
     NODE_TYPES,
     REV_INTERACTED,
+    USER,
     GraphTensors,
     with_interactions,
 )
@@ -96,11 +100,11 @@ def induced_subgraph(tensors: GraphTensors, keep: dict[str, Tensor]) -> GraphTen
         return torch.stack([s[ok], d[ok]])
 
     pos_ok = sub(INTERACTED, tensors.pos)
-    mask_pos = (remap["User"][tensors.pos[0]] >= 0) & (remap["Item"][tensors.pos[1]] >= 0) \
+    mask_pos = (remap[USER][tensors.pos[0]] >= 0) & (remap[ITEM][tensors.pos[1]] >= 0) \
         if tensors.pos.shape[1] else torch.zeros(0, dtype=torch.bool)
     return GraphTensors(
         num_nodes={t: len(keep[t]) for t in NODE_TYPES},
-        item_x=tensors.item_x[keep["Item"]],
+        item_x=tensors.item_x[keep[ITEM]],
         shared_index={t: v[keep[t]] for t, v in tensors.shared_index.items()},
         edges={et: sub(et, ei) for et, ei in tensors.edges.items()
                if et not in (INTERACTED, REV_INTERACTED)},
@@ -108,3 +112,31 @@ def induced_subgraph(tensors: GraphTensors, keep: dict[str, Tensor]) -> GraphTen
         pos_time=tensors.pos_time[mask_pos],
         impressions=torch.zeros((2, 0), dtype=torch.long),
     )
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Temporarily use ``n`` torch CPU threads (None: leave torch's setting); restored after."""
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def check_rows(idx: Sequence[int] | np.ndarray | None, n: int) -> Tensor:
+    """Row indices as a tensor (None: all ``n`` rows).
+
+    Raises:
+        IndexError: an index outside ``[0, n)``.
+    """
+    if idx is None:
+        return torch.arange(n)
+    t = torch.as_tensor(np.asarray(idx, dtype=np.int64))
+    if len(t) and (t.min() < 0 or t.max() >= n):
+        raise IndexError(f"row indices must be in [0, {n}); got {int(t.min())}..{int(t.max())}")
+    return t

@@ -21,7 +21,14 @@ from torch import Tensor, nn
 from torch_geometric.nn import GATConv, HeteroConv, HGTConv, SAGEConv
 from torch_geometric.utils import to_torch_csr_tensor as _pyg_csr
 
-from kgrec.coldstart.features import ITEM, NODE_TYPES, SHARED_TYPES, USER, EdgeType
+from kgrec.coldstart.features import (
+    INTERACTED,
+    ITEM,
+    NODE_TYPES,
+    SHARED_TYPES,
+    USER,
+    EdgeType,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +149,7 @@ class HeteroGNN(nn.Module):
         out_h = {t: self.norms[t](v) for t, v in h.items()}
         if self.text_match_dim:
             item_text = nn.functional.normalize(item_x[:, :self.text_match_dim], dim=-1)
-            inter = edges[(USER, "INTERACTED", ITEM)]
+            inter = edges[INTERACTED]
             adj = to_torch_csr_tensor(inter, size=(num_users, len(item_x)))
             user_text = nn.functional.normalize(torch.sparse.mm(adj, item_text, "mean")
                                                 if inter.shape[1] else

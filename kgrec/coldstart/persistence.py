@@ -2,7 +2,7 @@
 
 Layout of a model directory::
 
-    config.json          constructor parameters, derived sizes, edge types, price scaler,
+    config.json          the ModelConfig, derived sizes, edge types, price scaler,
                          calibration, kgrec version, text-encoder identity
     vocab.json           external ids of Brand / Category / Attribute in embedding-row order
     weights.safetensors  GNN weights (prefix ``encoder.``) and CTR head weights (``head.``)
@@ -14,16 +14,21 @@ or made with another text encoder raises :class:`~kgrec.errors.IncompatibleModel
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from kgrec._version import __version__
 from kgrec.errors import IncompatibleModelError, ModelError
+
+if TYPE_CHECKING:
+    from kgrec.coldstart.estimator import ColdStartModel
 
 logger = logging.getLogger(__name__)
 
@@ -96,3 +101,59 @@ def check_encoder(saved: dict[str, Any], current: dict[str, Any], where: str | P
             f"{where} was trained with text encoder {saved.get('name')!r} ({saved}), but the "
             f"encoder given is {current.get('name')!r} ({current}); pass the same encoder to "
             f"ColdStartModel.load(path, text_encoder=...) or retrain")
+
+
+def save_model(model: ColdStartModel, path: str | Path) -> Path:
+    """Write a fitted model's directory: settings, sizes, calibration, weights, vocabularies."""
+    config = {
+        "config": model.config_.to_dict(),
+        "text_dim": model.text_dim_,
+        "edge_types": [list(et) for et in model.edge_types_],
+        "price": None if model.price_ is None else
+        {"mean": model.price_.mean, "std": model.price_.std},
+        "calibration": {k: v for k, v in model.calibration_.items()
+                        if not isinstance(v, float) or math.isfinite(v)},
+        "encoder_identity": model.encoder_identity_,
+        "history": model.history_,
+    }
+    weights = {f"encoder.{k}": v.cpu() for k, v in model.encoder_.state_dict().items()}
+    weights.update({f"head.{k}": v.cpu() for k, v in model.head_.state_dict().items()})
+    vocab = {t: v.ids for t, v in model.vocabs_.items()}
+    return save_dir(path, config, vocab, weights)
+
+
+def restore_state(model: ColdStartModel, config: dict[str, Any],
+                  weights: dict[str, torch.Tensor], path: str | Path) -> None:
+    """Put saved weights, calibration and history into a model whose modules are built.
+
+    Raises:
+        ModelError: the weights do not fit the saved configuration.
+    """
+    from kgrec.coldstart.calibration import PlattCalibrator
+
+    try:
+        model.encoder_.load_state_dict(
+            {k[8:]: v for k, v in weights.items() if k.startswith("encoder.")})
+        model.head_.load_state_dict(
+            {k[5:]: v for k, v in weights.items() if k.startswith("head.")})
+    except RuntimeError as e:
+        raise ModelError(f"weights in {path} do not fit the saved config: {e}") from e
+    model.encoder_.eval()
+    model.head_.eval()
+    cal = config["calibration"]
+    model.calibrator_ = PlattCalibrator()
+    model.calibrator_.a_, model.calibrator_.b_ = float(cal["a"]), float(cal["b"])
+    model.calibration_ = cal
+    model.encoder_identity_ = config["encoder_identity"]
+    model.history_ = config.get("history", [])
+
+
+def model_version(model: ColdStartModel) -> str:
+    """``kgrec-<version>-<12 hex digits of a hash of the weights and calibration>``."""
+    h = hashlib.sha256()
+    for module in (model.encoder_, model.head_):
+        for name, t in sorted(module.state_dict().items()):
+            h.update(name.encode())
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    h.update(json.dumps([model.calibrator_.a_, model.calibrator_.b_]).encode())
+    return f"kgrec-{__version__}-{h.hexdigest()[:12]}"

@@ -8,7 +8,6 @@ Temporary files start with ``TMP_PREFIX`` so readers can skip (and clean) leftov
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -51,15 +50,3 @@ def npz_bytes(**arrays: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.savez(buf, **arrays)  # type: ignore[arg-type]
     return buf.getvalue()
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()

@@ -11,4 +11,3 @@ ABLATIONS: dict[str, str] = {
     "ctr_separate": "CTR head trained separately: not supported by ColdStartModel (skipped)",
 }
 SUPPORTED_ABLATIONS: tuple[str, ...] = ("no_text", "no_attributes", "no_dropout")
-REGIME_NAMES: tuple[str, ...] = ("item_cold", "user_cold", "warm")

@@ -17,6 +17,9 @@ import numpy as np
 import pandas as pd
 
 from kgrec.graph.explore import NODE_COLOURS
+from kgrec.graph.schema import NodeLabel
+
+USER, ITEM = NodeLabel.USER.value, NodeLabel.ITEM.value
 
 if TYPE_CHECKING:
     from kgrec.evaluation.runner import EvalResults
@@ -170,11 +173,21 @@ def plot_user_cold_curve(results: EvalResults | pd.DataFrame, metric: str = "rec
 def reliability_frame(results: EvalResults, model: str = "kgrec") -> pd.DataFrame:
     """Reliability-diagram points of ``model``: ``regime, mean_proba, positive_rate, count``
     (bins summed over seeds; empty bins left out)."""
-    rows = []
+    by_regime = {}
     for key, bins in results.reliability.items():
         name, regime = key.split("/", 1)
-        if name != model or not bins:
-            continue
+        if name == model and bins:
+            by_regime[regime] = bins
+    return bins_frame(by_regime)
+
+
+def bins_frame(bins_by_group: Mapping[str, Sequence[Mapping[str, Sequence[float]]]]
+               ) -> pd.DataFrame:
+    """Reliability points from :func:`kgrec.coldstart.calibration.calibration_bins` output
+    (``count``, ``sum_label``, ``sum_proba`` lists; several per group are summed):
+    ``regime, mean_proba, positive_rate, count``, empty bins left out."""
+    rows = []
+    for regime, bins in bins_by_group.items():
         n = np.sum([b["count"] for b in bins], axis=0)
         y = np.sum([b["sum_label"] for b in bins], axis=0)
         p = np.sum([b["sum_proba"] for b in bins], axis=0)
@@ -186,15 +199,16 @@ def reliability_frame(results: EvalResults, model: str = "kgrec") -> pd.DataFram
     return pd.concat(rows, ignore_index=True)
 
 
-def plot_reliability(results: EvalResults, model: str = "kgrec", ax: Any = None, *,
-                     title: str = "", floor: float = 1e-6) -> Any:
+def plot_reliability(results: EvalResults | pd.DataFrame, model: str = "kgrec", ax: Any = None,
+                     *, title: str = "", floor: float = 1e-6) -> Any:
     """Reliability diagram (log-log) of ``model``'s calibrated probabilities per regime.
 
-    Bins without any positive cannot be drawn on a log axis: they are marked with a triangle
-    at ``floor`` and left out of the line.
+    ``results`` is an evaluation's results or a :func:`bins_frame`. Bins without any positive
+    cannot be drawn on a log axis: they are marked with a triangle at ``floor`` and left out
+    of the line.
     """
     ax = _axes(ax, (6.4, 5.2))
-    rel = reliability_frame(results, model)
+    rel = results if isinstance(results, pd.DataFrame) else reliability_frame(results, model)
     for regime, part in rel.groupby("regime", sort=False):
         hit = part[part["positive_rate"] > 0]
         line = ax.plot(hit["mean_proba"], hit["positive_rate"], marker="o", ms=3,
@@ -226,9 +240,9 @@ def explanation_graph(explanation: Explanation) -> nx.MultiDiGraph:
     """
     graph = nx.MultiDiGraph(user_id=explanation.user_id, item_id=explanation.item_id,
                             score=explanation.score)
-    user, item = ("User", explanation.user_id), ("Item", explanation.item_id)
-    graph.add_node(user, label="User", id=explanation.user_id, step=0.0)
-    graph.add_node(item, label="Item", id=explanation.item_id, step=1.0)
+    user, item = (USER, explanation.user_id), (ITEM, explanation.item_id)
+    graph.add_node(user, label=USER, id=explanation.user_id, step=0.0)
+    graph.add_node(item, label=ITEM, id=explanation.item_id, step=1.0)
     for rank, path in enumerate(explanation.paths, start=1):
         keys = [(n.label, n.id) for n in path.nodes]
         last = max(len(keys) - 1, 1)
@@ -288,7 +302,7 @@ def draw_explanation(explanation: Explanation, ax: Any = None, *, title: str = "
         edge_labels.setdefault((a, b), d["rel"])
     nx.draw_networkx_edge_labels(graph, pos, edge_labels=edge_labels, ax=ax, font_size=7,
                                  rotate=False, label_pos=0.5)
-    ends = {("User", explanation.user_id), ("Item", explanation.item_id)}
+    ends = {(USER, explanation.user_id), (ITEM, explanation.item_id)}
     nx.draw_networkx_nodes(graph, pos, ax=ax,
                            node_color=[NODE_COLOURS.get(n[0], "#999999") for n in graph.nodes],
                            node_size=[900 if n in ends else 450 for n in graph.nodes])

@@ -159,8 +159,3 @@ def write_report(results: EvalResults, out_dir: str | Path, *, command: str = ""
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-def summary_frame(path: str | Path) -> pd.DataFrame:
-    """Read back a ``results.csv``."""
-    return pd.read_csv(path)

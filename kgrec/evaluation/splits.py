@@ -42,7 +42,6 @@ from kgrec.graph.tables import CatalogTables
 
 logger = logging.getLogger(__name__)
 
-REGIMES: tuple[str, ...] = ("item_cold", "user_cold", "warm")
 
 
 @dataclass

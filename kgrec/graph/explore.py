@@ -112,8 +112,9 @@ def neighbourhood(store: GraphStore, label: str, node_id: str, *, hops: int = 2,
     return graph
 
 
-NODE_COLOURS = {"User": "#4c72b0", "Item": "#dd8452", "Brand": "#55a868",
-                "Category": "#c44e52", "Attribute": "#8172b3"}
+NODE_COLOURS = {NodeLabel.USER.value: "#4c72b0", NodeLabel.ITEM.value: "#dd8452",
+                NodeLabel.BRAND.value: "#55a868", NodeLabel.CATEGORY.value: "#c44e52",
+                NodeLabel.ATTRIBUTE.value: "#8172b3"}
 
 
 def draw_graph(graph: nx.MultiDiGraph, ax: Any = None, *, title: str = "",

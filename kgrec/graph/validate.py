@@ -243,11 +243,6 @@ def _raw_json(value: Any) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _strings(s: pd.Series) -> pd.Series:
-    """Text as is; cast to the ``string`` dtype after rejects (see ``_Table.dedupe``)."""
-    return s
-
-
 def _validate_items(t: _Table) -> pd.DataFrame:
     c = t.clean
     _check_text(c, t.raw, t.verdict, ["item_id"])
@@ -257,19 +252,19 @@ def _validate_items(t: _Table) -> pd.DataFrame:
         bad = c["price"].notna().to_numpy() & ~(np.isfinite(price) & (price >= 0))
         t.verdict.reject(bad, "price", "price is not a non-negative number")
     typed = pd.DataFrame({col: (pd.Series(price, index=c.index) if col == "price"
-                                else _strings(c[col]) if col in c
+                                else c[col] if col in c
                                 else pd.Series(pd.NA, index=c.index, dtype="string"))
                           for col in ITEM_COLUMNS})
     for col in c.columns:
         if col not in ITEM_COLUMNS:
-            typed[col] = _strings(c[col])
+            typed[col] = c[col]
     return t.dedupe(typed, ["item_id"], "item_id")
 
 
 def _validate_users(t: _Table) -> pd.DataFrame:
     _check_text(t.clean, t.raw, t.verdict, ["user_id"])
     cols = ["user_id"] + [c for c in t.clean.columns if c != "user_id"]
-    typed = pd.DataFrame({col: _strings(t.clean[col]) for col in cols})
+    typed = pd.DataFrame({col: t.clean[col] for col in cols})
     return t.dedupe(typed, ["user_id"], "user_id")
 
 
@@ -332,8 +327,8 @@ def _validate_interactions(
         pos[~t.verdict.bad] = order.to_numpy()
         sec[fill] = pos[fill]
     typed = pd.DataFrame({
-        "user_id": _strings(c["user_id"]), "item_id": _strings(c["item_id"]),
-        "event": _strings(ev), "ts": sec, "value": value,
+        "user_id": c["user_id"], "item_id": c["item_id"],
+        "event": ev, "ts": sec, "value": value,
     }, index=c.index)
     return t.dedupe(typed, ["user_id", "item_id", "event", "ts"], "interaction")
 
@@ -358,7 +353,7 @@ def _validate_kg(
     if item_ids is not None:
         t.verdict.reject(~t.clean["item_id"].isin(item_ids).to_numpy(), "item_id",
                          "unknown item (not in the items table nor known_item_ids)")
-    typed = pd.DataFrame({col: _strings(t.clean[col]) for col in columns})
+    typed = pd.DataFrame({col: t.clean[col] for col in columns})
     return t.dedupe(typed, list(columns), table), t
 
 

@@ -11,13 +11,11 @@ the store's key), else graph ids. Item ids are always graph ids (SKUs).
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 import logging
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from kgrec._version import __version__
+from kgrec.coldstart.persistence import model_version
 from kgrec.errors import (
     ColdStartWarning,
     DataError,
@@ -44,8 +43,6 @@ from kgrec.ranking.candidates import (
 )
 from kgrec.ranking.explain import (
     Explanation,
-    PathIndex,
-    PathNode,
     explanations,
 )
 from kgrec.ranking.foldin import (
@@ -58,6 +55,7 @@ from kgrec.ranking.foldin import (
     top_users_per_item,
     unknown_new_items,
 )
+from kgrec.ranking.results import NewItemRanking, NewUserRanking, Scope
 
 if TYPE_CHECKING:
     from kgrec.coldstart import ColdStartModel, ModelConfig, NodeEmbeddings
@@ -73,45 +71,6 @@ _NOT_FITTED = ("This Recommender is not fitted yet: call rec.fit(store_or_graph)
 STATE_FILE = "recommender.json"
 MODEL_SUBDIR = "model"
 SAVED_PARAMS: tuple[str, ...] = ("rerank_n", "user_chunk", "explain_history")
-
-
-@dataclass
-class _Scope:
-    """A graph plus embeddings of (at least) the nodes being ranked/explained."""
-
-    frames: GraphFrames
-    emb: NodeEmbeddings
-    _index: PathIndex | None = None
-
-    def index(self, history: int) -> PathIndex:
-        if self._index is None:
-            self._index = PathIndex(self.frames, history=history)
-        return self._index
-
-
-@dataclass
-class NewItemRanking:
-    """Result of :meth:`Recommender.rank_new_items`.
-
-    Attributes:
-        by_user: For each user, the best new SKUs (``user_id, item_id, rank, score``).
-        by_item: For each new SKU, the users most likely to click (same columns, ranked per
-            item).
-        cold_items: New SKUs with no text and no known brand/category/attribute (scored from
-            the model's "unknown" embeddings only; a ``ColdStartWarning`` was issued).
-    """
-
-    by_user: pd.DataFrame
-    by_item: pd.DataFrame
-    cold_items: list[str] = field(default_factory=list)
-    _rec: Recommender | None = field(default=None, repr=False)
-    _scope: _Scope | None = field(default=None, repr=False)
-
-    def explain(self, user_id: str, item_id: str, max_paths: int = 3) -> Explanation:
-        """Graph paths supporting ``item_id`` (a new SKU) for ``user_id`` (see explain.py)."""
-        if self._rec is None or self._scope is None:
-            raise NotFittedError("this ranking has no graph attached")
-        return self._rec._explain_in(self._scope, [(user_id, item_id)], max_paths)[0]
 
 
 class Recommender:
@@ -218,7 +177,7 @@ class Recommender:
         self.model_version_ = model_version(model)
         self._user_pos = pd.Index(self.emb_.user_ids)
         self._item_pos = pd.Index(self.emb_.item_ids)
-        self._scope_ = _Scope(frames, self.emb_)
+        self._scope_ = Scope(frames, self.emb_)
 
     # -- id handling ----------------------------------------------------------------------
     def _graph_user_ids(self, user_ids: Sequence[object]) -> np.ndarray:
@@ -232,8 +191,9 @@ class Recommender:
         pos = self._user_pos.get_indexer(gids)
         if (pos < 0).any():
             bad = [u for u, p in zip(user_ids, pos, strict=True) if p < 0]
-            raise UnknownIdError("User", bad, hint="they are not users of the fitted graph; "
-                                 "use recommend_for_new_user for a user with no history")
+            raise UnknownIdError(NodeLabel.USER.value, bad,
+                                 hint="they are not users of the fitted graph; use "
+                                 "recommend_for_new_user for a user with no history")
         return pos.astype(np.int64)
 
     def _item_rows(self, item_ids: Iterable[object]) -> np.ndarray:
@@ -241,8 +201,9 @@ class Recommender:
         pos = self._item_pos.get_indexer(ids)
         if (pos < 0).any():
             bad = [i for i, p in zip(ids, pos, strict=True) if p < 0]
-            raise UnknownIdError("Item", bad, hint="they are not items of the fitted graph; "
-                                 "use rank_new_items for new SKUs")
+            raise UnknownIdError(NodeLabel.ITEM.value, bad,
+                                 hint="they are not items of the fitted graph; use "
+                                 "rank_new_items for new SKUs")
         return pos.astype(np.int64)
 
     # -- recommending ---------------------------------------------------------------------
@@ -365,7 +326,7 @@ class Recommender:
         by_item = top_users_per_item(self.model_, emb, out_users, k, self.user_chunk)
         # explanations need the old items too: base embeddings plus the new SKUs
         combined = self.emb_.with_items(emb)
-        scope = _Scope(frames, combined)
+        scope = Scope(frames, combined)
         return NewItemRanking(by_user=by_user, by_item=by_item, cold_items=cold, _rec=self,
                               _scope=scope)
 
@@ -442,7 +403,7 @@ class Recommender:
                                   user_chunk=self.user_chunk)] or [empty_result()],
             ignore_index=True)
         # the scope speaks graph ids: the temporary ids stand for the new users
-        scope = _Scope(frames, combined)
+        scope = Scope(frames, combined)
         return NewUserRanking(by_user=frame, cold_users=cold, _rec=self, _scope=scope,
                               _temp=to_temp)
 
@@ -463,7 +424,7 @@ class Recommender:
         gid = str(self.emb_.user_ids[row[0]])
         return self._explain_in(self._scope_, [(gid, str(item_id))], max_paths)[0]
 
-    def _explain_in(self, scope: _Scope, pairs: Sequence[tuple[str, str]],
+    def _explain_in(self, scope: Scope, pairs: Sequence[tuple[str, str]],
                     max_paths: int) -> list[Explanation]:
         upos, ipos = pd.Index(scope.emb.user_ids), pd.Index(scope.emb.item_ids)
         u = upos.get_indexer([p[0] for p in pairs])
@@ -547,51 +508,3 @@ class Recommender:
         frames, exported = frames_and_export(graph)
         rec._attach(model, frames, exported)
         return rec
-
-
-@dataclass
-class NewUserRanking:
-    """Result of :meth:`Recommender.recommend_for_new_users`.
-
-    Attributes:
-        by_user: ``user_id, item_id, rank, score`` (user ids as given).
-        cold_users: Users with nothing to score them from (a ``ColdStartWarning`` was issued).
-    """
-
-    by_user: pd.DataFrame
-    cold_users: list[str] = field(default_factory=list)
-    _rec: Recommender | None = field(default=None, repr=False)
-    _scope: _Scope | None = field(default=None, repr=False)
-    _temp: dict[str, str] = field(default_factory=dict, repr=False)
-
-    def explain(self, user_id: str, item_id: str, max_paths: int = 3) -> Explanation:
-        """Graph paths supporting ``item_id`` for the new user ``user_id`` (as given).
-
-        The new user is not in the store; the paths show it under the id the caller gave.
-        """
-        if self._rec is None or self._scope is None:
-            raise NotFittedError("this ranking has no graph attached")
-        if user_id not in self._temp:
-            raise UnknownIdError("User", [user_id], hint="not one of the new users ranked")
-        temp = self._temp[user_id]
-        exp = self._rec._explain_in(self._scope, [(temp, item_id)], max_paths)[0]
-
-        def shown(node: PathNode) -> PathNode:
-            return PathNode(node.label, user_id) if node.label == "User" and node.id == temp \
-                else node
-
-        paths = tuple(replace(p, nodes=tuple(shown(n) for n in p.nodes)) for p in exp.paths)
-        return replace(exp, user_id=user_id, paths=paths)
-
-
-def model_version(model: ColdStartModel) -> str:
-    """``kgrec-<version>-<12 hex digits of a hash of the weights and calibration>``."""
-    h = hashlib.sha256()
-    for module in (model.encoder_, model.head_):
-        for name, t in sorted(module.state_dict().items()):
-            h.update(name.encode())
-            h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    h.update(json.dumps([model.calibrator_.a_, model.calibrator_.b_]).encode())
-    return f"kgrec-{__version__}-{h.hexdigest()[:12]}"
-
-

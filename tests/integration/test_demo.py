@@ -7,8 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from kgrec.cli import main
 from kgrec.cli.demo_run import DemoConfig, run_demo
 from kgrec.graph.schema import NodeLabel
+from kgrec.graph.synthetic import generate_catalog
 
 pytestmark = pytest.mark.integration
 
@@ -68,3 +70,28 @@ def test_demo_refuses_to_clear_a_named_store_that_holds_data(
                             encoder="hashing", n_users=50, n_items=40, n_interactions=400,
                             n_new_items=5, n_new_users=3, epochs=1, threads=1))
     assert len(EmbeddedGraphStore(tmp_path / "mine").nodes(NodeLabel.ITEM)) == 3
+
+
+def _canonical_folder(folder: Path) -> int:
+    tables = generate_catalog(120, 100, 1_500, n_new_items=0, n_new_users=0, seed=5).tables
+    folder.mkdir()
+    tables.items.to_csv(folder / "items.csv", index=False)
+    tables.users.to_csv(folder / "users.csv", index=False)
+    tables.interactions.to_csv(folder / "interactions.csv", index=False)
+    return len(tables.items)
+
+
+def test_demo_runs_on_a_folder_of_canonical_csvs(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("KGREC_PSEUDONYM_KEY", "demo-test-key-0123456789")
+    n_items = _canonical_folder(tmp_path / "shop")
+    out = tmp_path / "demo"
+    assert main(["demo", "--data", str(tmp_path / "shop"), "--out", str(out),
+                 "--encoder", "hashing", "--epochs", "2"]) == 0
+    report = (out / "report.md").read_text()
+    assert f"dataset {tmp_path / 'shop'}" in report
+    assert "ModelConfig(epochs=2, patience=2)" in report  # the demo says what it shortened
+    cands = pd.read_parquet(out / "candidates_new_skus.parquet")
+    assert cands["item_id"].nunique() == n_items // 20  # 5% of the items held out as new SKUs
+    assert "epochs shortened" in capsys.readouterr().out

@@ -116,3 +116,19 @@ def test_public_names_resolve() -> None:
         assert getattr(ev, name) is not None
     with pytest.raises(AttributeError, match="no attribute"):
         _ = ev.nope
+
+
+@pytest.mark.parametrize("k", [1, 5, 20])
+def test_streaming_ndcg_matches_scikit_learn(k: int) -> None:
+    """The streaming NDCG@K equals ``sklearn.metrics.ndcg_score`` (binary gains, no ties)."""
+    from sklearn.metrics import ndcg_score
+
+    rng = np.random.default_rng(k)
+    scores = rng.random((40, 30))
+    truth = rng.random((40, 30)) < 0.15
+    truth[np.arange(40), rng.integers(30, size=40)] = True  # every user has a positive
+    acc = MetricAccumulator(ks=(k,), seed=0)
+    for block in (slice(0, 17), slice(17, 40)):  # streamed in two blocks
+        acc.add(scores[block], truth[block])
+    assert acc.result()[f"ndcg@{k}"] == pytest.approx(
+        ndcg_score(truth.astype(float), scores, k=k), rel=1e-12)
