@@ -7,7 +7,7 @@ Parts (run each in its own process, so peak RSS belongs to that part only):
   (``kgrec.ranking.candidates.retrieve`` per user chunk, with seen-item masking of ~20 items per
   user, and the id/rank bookkeeping) against the bare loop ``topk(U[chunk] @ I.T, N)`` over the
   same embeddings and chunk size, in the same run. Target: ratio <= 1.5.
-* ``amazon`` -- Amazon Industrial & Scientific (``load_amazon`` + ``validate_catalog``), a model
+* ``amazon`` -- Amazon Industrial & Scientific (``load_tables``), a model
   trained with ``HashingEncoder`` (model-free text features, so the figure is about the top-K
   machinery, not BERT) for ``--epochs`` epochs; then every user x every item: retrieval stage
   vs bare matmul+topk, and the full path (retrieval + calibrated CTR re-rank of N, seen items
@@ -84,15 +84,14 @@ def amazon(args: argparse.Namespace) -> None:
 
     from kgrec.coldstart import ModelConfig
     from kgrec.encoders import HashingEncoder
-    from kgrec.graph.adapters import load_amazon
+    from kgrec.graph.adapters import load_tables
     from kgrec.graph.build import build_graph
     from kgrec.graph.export import to_hetero_data
-    from kgrec.graph.validate import validate_catalog
     from kgrec.ranking.recommender import Recommender
 
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    tables = validate_catalog(load_amazon(shared_data() / "amazon-industrial-scientific")).tables
+    tables = load_tables(shared_data() / "amazon-industrial-scientific")
     graph = to_hetero_data(build_graph(tables))
     rec = Recommender(ModelConfig(epochs=args.epochs, patience=args.epochs),
                       text_encoder=HashingEncoder(), num_threads=args.threads,

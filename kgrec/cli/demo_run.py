@@ -30,7 +30,7 @@ from kgrec.errors import ConfigError
 from kgrec.graph.pseudonym import Pseudonymizer
 from kgrec.graph.schema import NodeLabel
 from kgrec.graph.store import GraphStore
-from kgrec.graph.tables import CatalogTables
+from kgrec.graph.tables import POSITIVE_EVENTS, CatalogTables
 
 logger = logging.getLogger(__name__)
 
@@ -72,37 +72,31 @@ def demo_model_config(cfg: DemoConfig) -> ModelConfig:
     return ModelConfig(epochs=cfg.epochs, patience=cfg.epochs, seed=cfg.seed)
 
 
-def _split_dataset(tables: CatalogTables, seed: int) -> tuple[CatalogTables, pd.DataFrame,
-                                                             pd.DataFrame]:
-    """Hold out 5% of the items (and their interactions) as new SKUs."""
-    rng = np.random.default_rng(seed)
-    items = tables.items
-    n_new = max(1, len(items) // 20)
-    new = items.iloc[rng.choice(len(items), n_new, replace=False)]
-    is_new = tables.interactions["item_id"].isin(new["item_id"])
-    truth = tables.interactions[is_new][["user_id", "item_id"]].drop_duplicates()
-    train = replace(tables, items=items[~items["item_id"].isin(new["item_id"])]
-                    .reset_index(drop=True),
-                    interactions=tables.interactions[~is_new].reset_index(drop=True))
-    return train, new.reset_index(drop=True), truth
+HELD_OUT_SHARE = 0.2  # of each user's latest interactions, for the calibration check
+NEW_SKU_SHARE = 0.05  # of a dataset's items, held apart as new SKUs
 
 
-def _holdout_last(tables: CatalogTables, share: float, seed: int
-                  ) -> tuple[CatalogTables, pd.DataFrame]:
-    """Remove the latest positive interaction of a share of users (for the reliability plot)."""
+def demo_split(tables: CatalogTables, seed: int, new_sku_share: float
+               ) -> tuple[CatalogTables, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The evaluation's split (:func:`kgrec.evaluation.splits.make_split`) for the demo.
+
+    Returns ``(training tables, new SKU rows, their held-out interactions, held-out latest
+    interactions of the other items)``: the ``new_sku_share`` cold items leave the catalogue
+    (the demo ranks them as SKUs listed today); the warm tails check calibration.
+    """
+    from kgrec.evaluation.splits import make_split
+
+    split = make_split(tables, seed=seed, item_share=new_sku_share, user_share=0.0,
+                       warm_share=HELD_OUT_SHARE, reveal=(0,))
+    items = split.train.items
+    is_new = items["item_id"].astype(str).isin(set(split.cold_items)).to_numpy()
+    train = replace(split.train, items=items[~is_new].reset_index(drop=True))
+    # the calibration check is about clicks: held-out pairs with a positive event only
     inter = tables.interactions
-    pos = inter[inter["event"] != "view"]
-    counts = pos["user_id"].value_counts()
-    eligible = counts[counts >= 3].index.to_numpy(object)
-    rng = np.random.default_rng(seed + 1)
-    chosen = rng.choice(eligible, int(len(eligible) * share), replace=False) \
-        if len(eligible) else np.empty(0, object)
-    last = pos[pos["user_id"].isin(chosen)].sort_values("ts").groupby("user_id").tail(1)
-    drop = inter.index.isin(last.index) | (
-        inter["user_id"].isin(chosen) & inter.set_index(["user_id", "item_id"]).index
-        .isin(last.set_index(["user_id", "item_id"]).index))
-    return (replace(tables, interactions=inter[~drop].reset_index(drop=True)),
-            last[["user_id", "item_id"]].reset_index(drop=True))
+    positive = inter.loc[inter["event"].isin(POSITIVE_EVENTS), ["user_id", "item_id"]]
+    held = split.warm_truth.merge(positive.astype(str).drop_duplicates(),
+                                  on=["user_id", "item_id"])
+    return train, items[is_new].reset_index(drop=True), split.item_cold_truth, held
 
 
 def run_demo(cfg: DemoConfig, echo: Callable[[str], Any] = logger.info) -> DemoResult:
@@ -124,8 +118,8 @@ def run_demo(cfg: DemoConfig, echo: Callable[[str], Any] = logger.info) -> DemoR
     if cfg.data:
         from kgrec.graph.adapters import load_tables
 
-        tables = load_tables(cfg.data)
-        train, new_items, truth_hits = _split_dataset(tables, cfg.seed)
+        train, new_items, truth_hits, held = demo_split(load_tables(cfg.data), cfg.seed,
+                                                        NEW_SKU_SHARE)
         source = f"dataset {cfg.data}"
     else:
         from kgrec.graph.synthetic import generate_catalog
@@ -133,12 +127,12 @@ def run_demo(cfg: DemoConfig, echo: Callable[[str], Any] = logger.info) -> DemoR
         cat = generate_catalog(cfg.n_users, cfg.n_items, cfg.n_interactions,
                                n_new_items=cfg.n_new_items, n_new_users=cfg.n_new_users,
                                seed=cfg.seed)
-        train, new_items = cat.tables, cat.new_items
+        train, _, _, held = demo_split(cat.tables, cfg.seed, 0.0)
+        new_items = cat.new_items
         truth_aff, truth_hits = cat.affinity, None
         new_users, new_clicks, segments = cat.new_users, cat.new_user_clicks, cat.segments
         source = (f"generated shop ({cfg.n_users:,} users, {cfg.n_items:,} items, "
                   f"{cfg.n_interactions:,} draws, seed {cfg.seed})")
-    train, held = _holdout_last(train, 0.2, cfg.seed)
     store_spec = cfg.store or f"embedded:{out / 'store'}"
     store, pseudo = open_store(store_spec)
     try:
@@ -280,21 +274,22 @@ def _segment_sanity(by_user: pd.DataFrame, train: CatalogTables, segments: pd.Se
 
 
 def _reliability(rec: Any, held: pd.DataFrame, pseudo: Any) -> pd.DataFrame:
-    """Predicted vs observed click rate on held-out last interactions (all unseen items), on
+    """Predicted vs observed click rate on held-out latest interactions (all unseen items), on
     the evaluation's log-spaced bins (:func:`kgrec.evaluation.plots.bins_frame`)."""
     from kgrec.coldstart.calibration import calibration_bins
     from kgrec.evaluation.metrics import RELIABILITY_EDGES
     from kgrec.evaluation.plots import bins_frame
 
-    users = pd.Series(pseudo.pseudonymize(held["user_id"]), dtype=object)
+    users = pd.Series(pseudo.pseudonymize(held["user_id"].astype(str)), dtype=object)
     known = users.isin(rec.emb_.user_ids) & held["item_id"].isin(rec.emb_.item_ids)
     users, items = users[known].to_numpy(object), held["item_id"][known].to_numpy(object)
     if not len(users):
         return bins_frame({})
-    urows = pd.Index(rec.emb_.user_ids).get_indexer(users)
+    urows, row_of = np.unique(pd.Index(rec.emb_.user_ids).get_indexer(users),
+                              return_inverse=True)
     p = rec.model_.score_matrix(rec.emb_, urows)
     y = np.zeros_like(p, dtype=bool)
-    y[np.arange(len(urows)), pd.Index(rec.emb_.item_ids).get_indexer(items)] = True
+    y[row_of, pd.Index(rec.emb_.item_ids).get_indexer(items)] = True
     pos, seen = rec.seen_.gather(urows)
     unseen = np.ones_like(y)
     unseen[pos, seen] = False

@@ -23,9 +23,11 @@ import torch
 from torch import Tensor
 
 from kgrec.encoders import compose_item_texts
+from kgrec.encoders.cache import text_keys
 from kgrec.encoders.text import TextEncoder
 from kgrec.graph.export import ExportedGraph
 from kgrec.graph.schema import NodeLabel, RelType
+from kgrec.graph.tables import POSITIVE_EVENTS
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +39,6 @@ SHARED_TYPES: tuple[str, ...] = tuple(label.value for label in (
 NODE_TYPES: tuple[str, ...] = (USER, ITEM, *SHARED_TYPES)
 INTERACTED: EdgeType = (USER, RelType.INTERACTED.value, ITEM)
 REV_INTERACTED: EdgeType = (ITEM, f"rev_{RelType.INTERACTED.value}", USER)
-POSITIVE_EVENTS: frozenset[str] = frozenset({"click", "cart", "purchase", "rating"})
 PRICE_DIM = 2  # standardised log1p(price), "price missing" flag
 
 
@@ -90,6 +91,10 @@ class IdVocab:
 class TextFeaturizer:
     """Item text vectors with an in-memory memo, so each distinct text is encoded once.
 
+    A saved model keeps the vectors it was trained with (:meth:`snapshot`) and a loaded one
+    starts from them (:meth:`preload`, keyed by the sha256 of each text): loading a model
+    encodes only texts that are new or changed.
+
     Args:
         encoder: The text encoder (wrap it in a ``CachedTextEncoder`` for an on-disk cache).
         batch_size: Texts per encoder batch, default 64.
@@ -102,14 +107,33 @@ class TextFeaturizer:
         self.batch_size = batch_size
         self.show_progress = show_progress
         self._memo: dict[str, np.ndarray] = {}
+        self._preloaded: dict[bytes, np.ndarray] = {}
 
     def __repr__(self) -> str:
         return f"TextFeaturizer({self.encoder!r}, memo={len(self._memo)})"
+
+    def preload(self, keys: np.ndarray, vectors: np.ndarray) -> None:
+        """Known vectors by text key (``kgrec.encoders.cache.text_keys``), ``(n,)`` and
+        ``(n, dim)``; a text whose key is here is never encoded."""
+        self._preloaded.update(zip(np.asarray(keys).tolist(), np.asarray(vectors, np.float32),
+                                   strict=True))
+
+    def snapshot(self) -> tuple[np.ndarray, np.ndarray]:
+        """Keys and vectors of every text seen so far (for saving with a model)."""
+        texts = sorted(self._memo)
+        vectors = np.stack([self._memo[t] for t in texts]) if texts else \
+            np.zeros((0, self.encoder.dim), np.float32)
+        return text_keys(texts), vectors.astype(np.float32)
 
     def item_vectors(self, items: pd.DataFrame) -> np.ndarray:
         """Text vectors of ``items`` rows (``compose_item_texts``), shape ``(n, dim)``."""
         texts, _ = compose_item_texts(items) if len(items) else ([], None)
         new = sorted({t for t in texts if t not in self._memo})
+        if new and self._preloaded:
+            for text, key in zip(new, text_keys(new).tolist(), strict=True):
+                if key in self._preloaded:
+                    self._memo[text] = self._preloaded[key]
+            new = [t for t in new if t not in self._memo]
         if new:
             vecs = self.encoder.encode(new, batch_size=self.batch_size,
                                        show_progress=self.show_progress)

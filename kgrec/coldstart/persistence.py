@@ -5,7 +5,9 @@ Layout of a model directory::
     config.json          the ModelConfig, derived sizes, edge types, price scaler,
                          calibration, kgrec version, text-encoder identity
     vocab.json           external ids of Brand / Category / Attribute in embedding-row order
-    weights.safetensors  GNN weights (prefix ``encoder.``) and CTR head weights (``head.``)
+    weights.safetensors  GNN weights (prefix ``encoder.``), CTR head weights (``head.``), and
+                         the item text vectors of training (``text.keys`` sha256 of each text,
+                         ``text.vectors``), so a load encodes only new or changed texts
 
 Why these checks: the weights only mean something together with the exact text vectors they
 were trained on and with the code that built them, so a model from another kgrec ``major.minor``
@@ -21,6 +23,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -33,6 +36,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CONFIG_FILE, VOCAB_FILE, WEIGHTS_FILE = "config.json", "vocab.json", "weights.safetensors"
+# the item text vectors the model was trained with, beside its weights (sha256 keys of texts)
+TEXT_KEYS, TEXT_VECTORS = "text.keys", "text.vectors"
 FORMAT = 1
 
 
@@ -118,6 +123,9 @@ def save_model(model: ColdStartModel, path: str | Path) -> Path:
     }
     weights = {f"encoder.{k}": v.cpu() for k, v in model.encoder_.state_dict().items()}
     weights.update({f"head.{k}": v.cpu() for k, v in model.head_.state_dict().items()})
+    keys, vectors = model.text_.snapshot()  # the text vectors it was trained with: a load
+    weights[TEXT_KEYS] = torch.from_numpy(keys.view(np.uint8).reshape(len(keys), -1).copy())
+    weights[TEXT_VECTORS] = torch.from_numpy(vectors)  # encodes only new or changed texts
     vocab = {t: v.ids for t, v in model.vocabs_.items()}
     return save_dir(path, config, vocab, weights)
 
@@ -146,6 +154,9 @@ def restore_state(model: ColdStartModel, config: dict[str, Any],
     model.calibration_ = cal
     model.encoder_identity_ = config["encoder_identity"]
     model.history_ = config.get("history", [])
+    if TEXT_KEYS in weights and TEXT_VECTORS in weights:
+        keys = weights[TEXT_KEYS].numpy().copy().view("S64").reshape(-1)
+        model.text_.preload(keys, weights[TEXT_VECTORS].numpy())
 
 
 def model_version(model: ColdStartModel) -> str:

@@ -109,19 +109,20 @@ def make_split(tables: CatalogTables, *, seed: int = 0, item_share: float = 0.2,
     Args:
         tables: Validated canonical tables.
         seed: Seed of the item and user draws; the same tables and seed give the same split.
-        item_share: Share of items made cold, default 0.2.
-        user_share: Share of users made cold, default 0.2.
+        item_share: Share of items made cold, default 0.2 (0: no item-cold regime).
+        user_share: Share of users made cold, default 0.2 (0: no user-cold regime).
         warm_share: Share of each warm user's interactions held out (latest first), default 0.2.
         reveal: Interactions revealed per cold user, default ``(0, 1, 3)``.
 
     Raises:
-        ValueError: a share outside (0, 1) or a negative ``reveal``.
+        ValueError: a share outside its range or a negative ``reveal``.
         DataError: the tables have no interactions.
     """
-    for name, share in (("item_share", item_share), ("user_share", user_share),
-                        ("warm_share", warm_share)):
-        if not 0 < share < 1:
-            raise ValueError(f"{name} must be in (0, 1), got {share}")
+    for name, share in (("item_share", item_share), ("user_share", user_share)):
+        if not 0 <= share < 1:
+            raise ValueError(f"{name} must be in [0, 1), got {share}")
+    if not 0 < warm_share < 1:
+        raise ValueError(f"warm_share must be in (0, 1), got {warm_share}")
     reveal = tuple(sorted({int(k) for k in reveal}))
     if not reveal or reveal[0] < 0:
         raise ValueError(f"reveal must be non-negative counts, got {reveal}")

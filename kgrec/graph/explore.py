@@ -6,6 +6,7 @@ Why: notebooks only import kgrec; any logic they show lives here, tested, and wo
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import networkx as nx
@@ -15,8 +16,7 @@ import pandas as pd
 from kgrec.errors import UnknownIdError
 from kgrec.graph.schema import GRAPH_REL_TYPES, NodeLabel, RelType
 from kgrec.graph.store import GraphStore
-
-POSITIVE_EVENTS = ("click", "cart", "purchase", "rating")
+from kgrec.graph.tables import POSITIVE_EVENTS
 
 
 def interaction_degrees(store: GraphStore) -> pd.DataFrame:
@@ -58,7 +58,7 @@ def category_tree(store: GraphStore) -> nx.DiGraph:
 
 
 def popularity(store: GraphStore, by: str = "brand", *, top: int = 20,
-               events: tuple[str, ...] = POSITIVE_EVENTS) -> pd.DataFrame:
+               events: Iterable[str] = POSITIVE_EVENTS) -> pd.DataFrame:
     """Positive interactions and distinct items per brand or category: ``by, interactions,
     items, users``, most popular first.
 
@@ -69,7 +69,7 @@ def popularity(store: GraphStore, by: str = "brand", *, top: int = 20,
     if rel is None:
         raise ValueError(f"by must be 'brand' or 'category', not {by!r}")
     inter = store.edges(RelType.INTERACTED)
-    inter = inter[inter["event"].isin(events)]
+    inter = inter[inter["event"].isin(list(events))]
     link = store.edges(rel)[["src", "dst"]].rename(columns={"src": "item", "dst": by})
     joined = inter[["src", "dst"]].rename(columns={"src": "user", "dst": "item"}).merge(link)
     out = joined.groupby(by).agg(interactions=("item", "size"), items=("item", "nunique"),

@@ -23,6 +23,8 @@ import pandas as pd
 CATEGORY_SEP = " > "
 MULTI_SEP = "|"
 EVENTS: tuple[str, ...] = ("view", "click", "cart", "purchase", "rating")
+# events that say the user wanted the item; a "view" alone is an impression (a negative)
+POSITIVE_EVENTS: frozenset[str] = frozenset({"click", "cart", "purchase", "rating"})
 
 ITEM_COLUMNS: tuple[str, ...] = ("item_id", "title", "description", "brand", "category", "price")
 USER_COLUMNS: tuple[str, ...] = ("user_id",)

@@ -9,8 +9,7 @@ import pytest
 
 from kgrec.encoders import CachedTextEncoder, EmbeddingCache, HashingEncoder, _io
 from kgrec.errors import EncoderError
-
-from .conftest import CountingEncoder
+from tests.fakes import CountingEncoder
 
 TEXTS = ["red drill", "blue saw", "green tea", "red drill"]
 

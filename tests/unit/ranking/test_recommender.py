@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,6 +17,7 @@ from kgrec.graph.pseudonym import Pseudonymizer
 from kgrec.graph.store import write_graph
 from kgrec.graph.tables import CatalogTables
 from kgrec.ranking.recommender import Recommender
+from tests.fakes import CountingEncoder
 from tests.shops import HOMERS, MUGS, RUNNERS, SHOES, make_recommender, new_items, shop_tables
 
 
@@ -188,3 +191,20 @@ def test_new_user_explanation_names_the_caller_id(rec: Recommender) -> None:
     user_nodes = {n.id for p in exp.paths for n in p.nodes if n.label == "User"}
     assert "visitor-42" in user_nodes
     assert not any(i.startswith("__new_user__") for i in user_nodes)
+
+
+def test_load_encodes_only_texts_that_are_new(tmp_path: Path) -> None:
+    """A saved model keeps its training text vectors: a load encodes no known item text, and
+    after SKUs are added to the store it encodes exactly those."""
+    store = EmbeddedGraphStore(tmp_path / "store")
+    write_graph(store, build_graph(shop_tables(with_new_items=False)))
+    fitted = make_recommender(text_encoder=CountingEncoder(dim=64), epochs=2).fit(store)
+    fitted.save(tmp_path / "m")
+    again = CountingEncoder(dim=64)
+    loaded = Recommender.load(tmp_path / "m", store, text_encoder=again, num_threads=1)
+    loaded.recommend(RUNNERS[0], k=3)
+    assert again.encoded == []
+    write_graph(store, build_graph(CatalogTables(items=new_items())))
+    grown = CountingEncoder(dim=64)
+    Recommender.load(tmp_path / "m", store, text_encoder=grown, num_threads=1)
+    assert len(grown.encoded) == len(new_items())
