@@ -18,6 +18,8 @@ import torch
 from sklearn.metrics import log_loss as sklearn_log_loss
 from torch import Tensor
 
+from kgrec.coldstart.pairs import PairInputs
+
 logger = logging.getLogger(__name__)
 
 
@@ -189,15 +191,17 @@ LogitFn = Callable[[Tensor, Tensor], np.ndarray]
 
 
 def calibrate_on_validation(logit_fn: LogitFn, val: Tensor, n_items: int, known: Tensor,
-                            m: int, gen: torch.Generator) -> tuple[PlattCalibrator,
-                                                                   dict[str, Any]]:
+                            m: int, gen: torch.Generator, *, candidates: Tensor | None = None,
+                            n_pos: Tensor | None = None) -> tuple[PlattCalibrator,
+                                                                  dict[str, Any]]:
     """Platt-scale on validation pairs weighted to the real base rate; returns the calibrator
     and its report (slope, intercept, held-out ECE and log-loss).
 
-    Each validation positive ``val`` ``(2, n)`` gets ``m`` uniform negatives; a validation user
-    has one held-out positive among ``n_items - known[user]`` other candidates, so each sampled
-    negative stands for ``(n_items - known) / m`` real ones. Half of the positives fit, the other
-    half report (both halves when fewer than 20).
+    Each validation positive ``val`` ``(2, n)`` gets ``m`` negatives drawn uniformly from the
+    candidates (all ``n_items``, or the item indices ``candidates``). A user with ``n_pos[user]``
+    positives in ``val`` (default 1) has them among ``N - known[user]`` other candidates, so each
+    sampled negative stands for ``(N - known) / (m * n_pos)`` real ones. Half of the positives
+    fit, the other half report (both halves when fewer than 20).
     """
     n_val = val.shape[1]
     calibrator = PlattCalibrator()
@@ -205,11 +209,18 @@ def calibrate_on_validation(logit_fn: LogitFn, val: Tensor, n_items: int, known:
         logger.warning("No validation pairs: probabilities are uncalibrated")
         calibrator.a_, calibrator.b_ = 1.0, 0.0
         return calibrator, {"a": 1.0, "b": 0.0, "n_pos": 0, "held_out": False}
-    negs = torch.randint(n_items, (n_val, m), generator=gen)
+    if candidates is None:
+        negs, n_cand = torch.randint(n_items, (n_val, m), generator=gen), n_items
+    else:
+        negs = candidates[torch.randint(len(candidates), (n_val, m), generator=gen)]
+        n_cand = len(candidates)
     users = torch.cat([val[0], val[0].repeat_interleave(m)])
     items = torch.cat([val[1], negs.reshape(-1)])
     logits = logit_fn(users, items)
-    w_neg = ((n_items - known[val[0]]).clamp(min=1).double() / m).numpy()
+    weight = (n_cand - known[val[0]]).clamp(min=1).double() / m
+    if n_pos is not None:
+        weight = weight / n_pos[val[0]].clamp(min=1).double()
+    w_neg = weight.numpy()
     row = np.concatenate([np.arange(n_val), np.repeat(np.arange(n_val), m)])
     y = np.concatenate([np.ones(n_val), np.zeros(n_val * m)])
     w = np.concatenate([np.ones(n_val), np.repeat(w_neg, m)])
@@ -229,3 +240,73 @@ def calibrate_on_validation(logit_fn: LogitFn, val: Tensor, n_items: int, known:
     }
     logger.info("Calibration: %s", report)
     return calibrator, report
+
+
+NEW_ITEM, NEW_USER = "new_item", "new_user"  # calibration regimes beside the warm one
+MIN_REGIME_POSITIVES = 20
+MAX_REGIME_POSITIVES = 5000  # positives scored for a regime's calibration (with m negatives)
+
+
+def _at_most(pos: Tensor, n: int, gen: torch.Generator) -> Tensor:
+    """At most ``n`` of the pairs ``pos`` ``(2, P)``, drawn uniformly (order kept)."""
+    if pos.shape[1] <= n:
+        return pos
+    return pos[:, torch.sort(torch.randperm(pos.shape[1], generator=gen)[:n]).values]
+
+
+def calibrate_regimes(logit_fn_on: Callable[[Tensor, Tensor], LogitFn], pos: Tensor,
+                      pos_time: Tensor, train_idx: Tensor, val_idx: Tensor, cold_idx: Tensor,
+                      n_users: int, n_items: int, m: int, gen: torch.Generator
+                      ) -> tuple[dict[str, PlattCalibrator], dict[str, dict[str, Any]]]:
+    """Platt calibrations of new SKUs and of new users, fitted on held-out ones of their own.
+
+    Why: one calibration fitted on warm pairs gave new SKUs probabilities hundreds of times too
+    low. ``new_item``: the positives ``pos[:, cold_idx]`` of the items held out of training
+    entirely, each ranked among those items. ``new_user``: the validation users (``val_idx``)
+    with all their interactions hidden from the graph, every one of their positives ranked among
+    all items. A regime with fewer than ``MIN_REGIME_POSITIVES`` positives is left out (the warm
+    calibration then serves it). ``logit_fn_on(msg, times)``: raw logits on the graph whose
+    interactions are ``msg``.
+
+    Returns:
+        The calibrators and their reports, by regime name.
+    """
+    calibrators: dict[str, PlattCalibrator] = {}
+    reports: dict[str, dict[str, Any]] = {}
+    train_pos, train_time = pos[:, train_idx], pos_time[train_idx]
+    cold = pos[:, cold_idx]
+    if cold.shape[1] >= MIN_REGIME_POSITIVES:
+        counts = torch.bincount(cold[0], minlength=n_users)
+        calibrators[NEW_ITEM], reports[NEW_ITEM] = calibrate_on_validation(
+            logit_fn_on(train_pos, train_time), _at_most(cold, MAX_REGIME_POSITIVES, gen),
+            n_items, counts, m, gen, candidates=torch.unique(cold[1]), n_pos=counts)
+    val_users = torch.unique(pos[0, val_idx])
+    hidden = pos[:, torch.isin(pos[0], val_users)]
+    if hidden.shape[1] >= MIN_REGIME_POSITIVES:
+        keep = ~torch.isin(train_pos[0], val_users)
+        counts = torch.bincount(hidden[0], minlength=n_users)
+        calibrators[NEW_USER], reports[NEW_USER] = calibrate_on_validation(
+            logit_fn_on(train_pos[:, keep], train_time[keep]),
+            _at_most(hidden, MAX_REGIME_POSITIVES, gen), n_items, counts, m, gen, n_pos=counts)
+    return calibrators, reports
+
+
+def calibrated_by_regime(warm: PlattCalibrator, regimes: dict[str, PlattCalibrator],
+                         logits: np.ndarray, pairs: PairInputs | None, users: Tensor,
+                         items: Tensor) -> np.ndarray:
+    """Probabilities of ``logits`` ``(len(users), len(items))`` (or ``(n,)`` for the pairs
+    ``(users[k], items[k])``): a user with no history (in ``pairs``) by the ``new_user``
+    calibration, a known user and an item with no interactions by ``new_item``, the rest (and
+    any regime without a calibration, or a model without pair inputs) by ``warm``."""
+    p = warm.predict_proba(logits)
+    if pairs is None or not regimes:
+        return p
+    user_new = ((pairs.hist_ptr[users + 1] - pairs.hist_ptr[users]) == 0).numpy()
+    item_new = (pairs.item_degree[items] == 0).numpy()
+    if logits.ndim == 2:
+        user_new, item_new = user_new[:, None], item_new[None, :]
+    if NEW_ITEM in regimes:
+        p = np.where(item_new & ~user_new, regimes[NEW_ITEM].predict_proba(logits), p)
+    if NEW_USER in regimes:
+        p = np.where(user_new, regimes[NEW_USER].predict_proba(logits), p)
+    return p

@@ -20,7 +20,12 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from kgrec.coldstart.calibration import calibrate_on_validation
+from kgrec.coldstart.calibration import (
+    LogitFn,
+    calibrate_on_validation,
+    calibrate_regimes,
+    calibrated_by_regime,
+)
 from kgrec.coldstart.config import ModelConfig
 from kgrec.coldstart.features import (
     INTERACTED,
@@ -54,10 +59,10 @@ from kgrec.coldstart.pairs import (
     build_pair_inputs,
     feature_names,
     gate_columns,
+    graph_keys,
     item_tables,
     pair_feature_matrix,
     pair_features,
-    stable_keys,
 )
 from kgrec.coldstart.persistence import check_encoder, load_dir, restore_state, save_model
 from kgrec.coldstart.sampling import carve_cold_items, carve_validation
@@ -185,27 +190,15 @@ class ColdStartModel:
                              gate_columns=gate_columns(names) if names else None
                              ).to(self.device)
 
-    @staticmethod
-    def _pair_keys(graph: ExportedGraph) -> dict[str, Tensor]:
-        return {t: stable_keys(t, np.asarray(graph.node_ids.get(t, np.empty(0)), dtype=object))
-                for t in (ITEM, *SHARED_TYPES)}
-
-    def _item_tables(self, tensors: GraphTensors,
-                     keys: dict[str, Tensor]) -> ItemTables | None:
-        """Item x item tables for fitting (many pairs per step), when the catalogue is small."""
-        if not self.head_.n_pair:
-            return None
-        return item_tables(tensors, self.pair_attr_types_, keys, self.text_dim_)
-
     def _pair_inputs(self, graph: ExportedGraph, tensors: GraphTensors, pairs: Tensor,
                      times: Tensor, tables: ItemTables | None = None,
                      keys: dict[str, Tensor] | None = None) -> PairInputs | None:
         """Pair-feature inputs of ``tensors`` (built from ``graph``) with history ``pairs``;
-        None for a model without pair features. ``tables``/``keys``: :meth:`_item_tables` and
-        :meth:`_pair_keys` of the same graph, when the caller already has them."""
+        None for a model without pair features. ``tables``/``keys``: :func:`item_tables` and
+        :func:`graph_keys` of the same graph, when the caller already has them."""
         if not self.head_.n_pair:
             return None
-        keys = keys if keys is not None else self._pair_keys(graph)
+        keys = keys if keys is not None else graph_keys(graph)
         return build_pair_inputs(tensors, pairs, self.pair_attr_types_, keys, self.text_dim_,
                                  self.config_.max_history, times, self.pair_profile_types_,
                                  tables)
@@ -255,8 +248,9 @@ class ColdStartModel:
         logger.info("Training on %d positives (%d validation, %d on held-out items), %d users, "
                     "%d items", len(train_idx), len(val_idx), len(cold_idx),
                     tensors.num_nodes[USER], tensors.num_nodes[ITEM])
-        keys = self._pair_keys(graph)  # once per fit: hashing ids every step is not free
-        tables = self._item_tables(tensors, keys)
+        keys = graph_keys(graph)  # once per fit: hashing ids every step is not free
+        tables = item_tables(tensors, self.pair_attr_types_, keys, self.text_dim_) \
+            if self.head_.n_pair else None  # item x item lookups while the catalogue is small
 
         def pair_builder(pairs: Tensor, times: Tensor) -> PairInputs:
             inputs = self._pair_inputs(graph, tensors, pairs, times, tables=tables, keys=keys)
@@ -267,25 +261,38 @@ class ColdStartModel:
                                  gen, callback, show_progress=self.show_progress,
                                  pair_builder=pair_builder if self.head_.n_pair else None,
                                  cold_pos=tensors.pos[:, cold_idx])
-        self._calibrate(graph, tensors, train_idx, val_idx, gen, tables)
+        self._calibrate(graph, tensors, train_idx, val_idx, cold_idx, gen, tables)
         return self
 
     def _calibrate(self, graph: ExportedGraph, tensors: GraphTensors, train_idx: Tensor,
-                   val_idx: Tensor, gen: torch.Generator,
+                   val_idx: Tensor, cold_idx: Tensor, gen: torch.Generator,
                    tables: ItemTables | None = None) -> None:
-        """Platt-scale on validation pairs (:func:`calibrate_on_validation`)."""
-        msg = tensors.pos[:, train_idx]
+        """Platt-scale warm validation pairs (:func:`calibrate_on_validation`), then new SKUs
+        and new users on held-out ones of their own (:func:`calibrate_regimes`)."""
+        def logit_fn_on(msg: Tensor, times: Tensor) -> LogitFn:
+            def logit_fn(users: Tensor, items: Tensor) -> np.ndarray:
+                pairs = self._pair_inputs(graph, tensors, msg, times, tables)
+                out: np.ndarray = pair_logits(self.encoder_, self.head_, tensors, msg, users,
+                                              items, pairs).numpy()
+                return out
+            return logit_fn
 
-        def logit_fn(users: Tensor, items: Tensor) -> np.ndarray:
-            pairs = self._pair_inputs(graph, tensors, msg, tensors.pos_time[train_idx], tables)
-            out: np.ndarray = pair_logits(self.encoder_, self.head_, tensors, msg, users, items,
-                                          pairs).numpy()
-            return out
-
-        known = torch.bincount(tensors.pos[0], minlength=tensors.num_nodes[USER])
+        n_users, n_items = tensors.num_nodes[USER], tensors.num_nodes[ITEM]
+        m = self.config_.calibration_negatives
         self.calibrator_, self.calibration_ = calibrate_on_validation(
-            logit_fn, tensors.pos[:, val_idx], tensors.num_nodes[ITEM], known,
-            self.config_.calibration_negatives, gen)
+            logit_fn_on(tensors.pos[:, train_idx], tensors.pos_time[train_idx]),
+            tensors.pos[:, val_idx], n_items, torch.bincount(tensors.pos[0], minlength=n_users),
+            m, gen)
+        self.regime_calibrators_, self.calibration_["regimes"] = calibrate_regimes(
+            logit_fn_on, tensors.pos, tensors.pos_time, train_idx, val_idx, cold_idx, n_users,
+            n_items, m, gen)
+
+    def _calibrated(self, logits: np.ndarray, emb: NodeEmbeddings, u: Tensor,
+                    i: Tensor) -> np.ndarray:
+        """Probabilities of ``logits`` ``(len(u), len(i))`` or ``(n,)`` (then ``u``, ``i`` are
+        the pairs), each pair by the calibration of its regime (new user, new SKU, warm)."""
+        return calibrated_by_regime(self.calibrator_, getattr(self, "regime_calibrators_", {}),
+                                    logits, emb.pairs, u, i)
 
     # -- inference ------------------------------------------------------------------------
     def transform(self, graph: ExportedGraph, *, user_ids: Sequence[str] | None = None,
@@ -392,7 +399,8 @@ class ColdStartModel:
             NotFittedError: before ``fit``/``load``.
         """
         logits = self.predict_logits(emb, user_idx, item_idx)
-        return self.calibrator_.predict_proba(logits)
+        return self._calibrated(logits, emb, check_rows(user_idx, len(emb.user_ids)),
+                                check_rows(item_idx, len(emb.item_ids)))
 
     def score_matrix(self, emb: NodeEmbeddings, user_idx: Sequence[int] | None = None,
                      item_idx: Sequence[int] | None = None, *,
@@ -433,7 +441,8 @@ class ColdStartModel:
                     feats = None if pairs is None else pair_feature_matrix(
                         pairs, u[r0:r0 + rows], i[c0:c0 + cols]).double()
                     logit = head.logit_matrix(hu, hi, feats).numpy()
-                    out[r0:r0 + len(hu), c0:c0 + len(hi)] = self.calibrator_.predict_proba(logit)
+                    out[r0:r0 + len(hu), c0:c0 + len(hi)] = self._calibrated(
+                        logit, emb, u[r0:r0 + rows], i[c0:c0 + cols])
         return out
 
     def retrieval_vectors(self, emb: NodeEmbeddings) -> tuple[np.ndarray, np.ndarray]:

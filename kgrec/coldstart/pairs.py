@@ -42,7 +42,8 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from kgrec.coldstart.features import ITEM, USER, EdgeType, GraphTensors
+from kgrec.coldstart.features import ITEM, SHARED_TYPES, USER, EdgeType, GraphTensors
+from kgrec.graph.export import ExportedGraph
 
 MAX_ATTR_SLOTS = 8
 DEFAULT_MAX_HISTORY = 256
@@ -82,6 +83,12 @@ def stable_keys(label: str, ids: np.ndarray) -> Tensor:
     keys = pd.util.hash_array(np.asarray(ids).astype(str).astype(object))
     salt = pd.util.hash_array(np.asarray([label], dtype=object))[0]
     return torch.from_numpy(((keys ^ salt) | np.uint64(1)).view(np.int64))
+
+
+def graph_keys(graph: ExportedGraph) -> dict[str, Tensor]:
+    """Stable keys of the Item and attribute nodes of ``graph`` (:func:`stable_keys`)."""
+    return {t: stable_keys(t, np.asarray(graph.node_ids.get(t, np.empty(0)), dtype=object))
+            for t in (ITEM, *SHARED_TYPES)}
 
 
 def attr_slots(edges: Tensor, n_items: int, node_keys: Tensor) -> Tensor:

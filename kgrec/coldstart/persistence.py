@@ -152,6 +152,11 @@ def restore_state(model: ColdStartModel, config: dict[str, Any],
     model.calibrator_ = PlattCalibrator()
     model.calibrator_.a_, model.calibrator_.b_ = float(cal["a"]), float(cal["b"])
     model.calibration_ = cal
+    model.regime_calibrators_ = {}
+    for name, report in cal.get("regimes", {}).items():
+        model.regime_calibrators_[name] = PlattCalibrator()
+        model.regime_calibrators_[name].a_ = float(report["a"])
+        model.regime_calibrators_[name].b_ = float(report["b"])
     model.encoder_identity_ = config["encoder_identity"]
     model.history_ = config.get("history", [])
     if TEXT_KEYS in weights and TEXT_VECTORS in weights:
@@ -167,4 +172,6 @@ def model_version(model: ColdStartModel) -> str:
             h.update(name.encode())
             h.update(t.detach().cpu().contiguous().numpy().tobytes())
     h.update(json.dumps([model.calibrator_.a_, model.calibrator_.b_]).encode())
+    for name, cal in sorted(getattr(model, "regime_calibrators_", {}).items()):
+        h.update(json.dumps([name, cal.a_, cal.b_]).encode())
     return f"kgrec-{__version__}-{h.hexdigest()[:12]}"

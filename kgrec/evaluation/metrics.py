@@ -17,7 +17,9 @@ positive ranks ``r``):
 * ``log_loss`` (scikit-learn's) and ``ECE`` (15 equal-width bins of
   :func:`kgrec.coldstart.calibration.calibration_bins`, the one binning) of probabilities
   over every valid (user, candidate) pair, label =
-  held-out positive; only for scorers that output probabilities;
+  held-out positive; ``citl`` (calibration-in-the-large) = mean predicted probability /
+  observed positive rate over the same pairs (1 is right; 0.01 means 100x too low); only for
+  scorers that output probabilities;
 * ``cold_coverage@K``: share of the regime's cold items that appear in at least one top-K list;
   ``catalog_coverage@K``: share of the candidate items that do; ``popularity@K``: mean training
   interaction count of the recommended items (over all top-K slots).
@@ -188,8 +190,11 @@ class MetricAccumulator:
         if self._has_proba and self._ll[1] > 0:
             res["log_loss"] = self._ll[0] / self._ll[1]
             res["ece"] = ece_from_bins(self._bins)
+            observed = self._bins[1].sum()
+            res["citl"] = float(self._bins[2].sum() / observed) if observed > 0 \
+                else float("nan")
         else:
-            res["log_loss"] = res["ece"] = float("nan")
+            res["log_loss"] = res["ece"] = res["citl"] = float("nan")
         for k in self.ks:
             if not self.n_items:
                 continue

@@ -24,7 +24,7 @@ TABLE_METRICS: tuple[tuple[str, str], ...] = (
     ("recall@10", "R@10"), ("recall@20", "R@20"), ("recall@50", "R@50"),
     ("ndcg@10", "N@10"), ("ndcg@20", "N@20"), ("ndcg@50", "N@50"),
     ("hit_rate@10", "HR@10"), ("hit_rate@20", "HR@20"), ("hit_rate@50", "HR@50"),
-    ("mrr", "MRR"), ("gauc", "GAUC"), ("log_loss", "LogLoss"), ("ece", "ECE"),
+    ("mrr", "MRR"), ("gauc", "GAUC"), ("log_loss", "LogLoss"), ("ece", "ECE"), ("citl", "CITL"),
     ("cold_coverage@20", "ColdCov@20"), ("catalog_coverage@20", "CatCov@20"),
     ("popularity@20", "Pop@20"),
 )
@@ -140,7 +140,8 @@ def write_report(results: EvalResults, out_dir: str | Path, *, command: str = ""
         f"{results.timings.get('load_average_start', float('nan')):.1f} at start, "
         f"{results.timings.get('load_average_end', float('nan')):.1f} at end.", "",
         "## Results", "",
-        "R = Recall, N = NDCG, HR = HitRate; LogLoss/ECE only for models with calibrated "
+        "R = Recall, N = NDCG, HR = HitRate; LogLoss/ECE/CITL (mean predicted / observed rate) "
+        "only for models with calibrated "
         "probabilities (over every candidate pair); ColdCov/CatCov = share of cold/candidate "
         "items in any top-20 list; Pop = mean training interactions of recommended items.",
         "",

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from kgrec.coldstart import PlattCalibrator, expected_calibration_error, log_loss
+from kgrec.graph.tables import CatalogTables
 
 
 def test_log_loss_known_values() -> None:
@@ -59,3 +60,43 @@ def test_platt_weights_restore_base_rate() -> None:
 def test_platt_needs_both_classes() -> None:
     with pytest.raises(ValueError, match="both positive and negative"):
         PlattCalibrator().fit(np.zeros(3), np.zeros(3))
+
+
+def test_new_skus_and_new_users_get_calibrations_of_their_own(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from kgrec.coldstart import ColdStartModel, ModelConfig
+    from kgrec.coldstart.calibration import NEW_ITEM, NEW_USER
+    from kgrec.encoders import HashingEncoder
+    from kgrec.graph.build import build_graph
+    from kgrec.graph.export import to_hetero_data
+    from kgrec.graph.synthetic import generate_catalog
+
+    tables = generate_catalog(400, 300, 8000, n_new_items=0, n_new_users=0, seed=3).tables
+    model = ColdStartModel(ModelConfig(hidden_dim=16, epochs=2, steps_per_epoch=2),
+                           text_encoder=HashingEncoder(dim=32), num_threads=1)
+    model.fit(to_hetero_data(build_graph(tables)))
+    assert set(model.regime_calibrators_) == {NEW_ITEM, NEW_USER}
+    assert set(model.calibration_["regimes"]) == {NEW_ITEM, NEW_USER}
+    # the same catalogue with one item's interactions and one user's history removed
+    inter = tables.interactions
+    item, user = str(inter["item_id"].iloc[0]), str(inter["user_id"].iloc[-1])
+    keep = (inter["item_id"] != item) & (inter["user_id"] != user)
+    graph = to_hetero_data(build_graph(CatalogTables(items=tables.items, users=tables.users,
+                                                     interactions=inter[keep])))
+    emb = model.transform(graph)
+    i_new = int(graph.index_of("Item", [item])[0])
+    u_new = int(graph.index_of("User", [user])[0])
+    u_warm = int(graph.index_of("User", [str(inter.loc[keep, "user_id"].iloc[0])])[0])
+    i_warm = int(graph.index_of("Item", [str(inter.loc[keep, "item_id"].iloc[0])])[0])
+    cases = [(u_warm, i_new, model.regime_calibrators_[NEW_ITEM]),
+             (u_new, i_warm, model.regime_calibrators_[NEW_USER]),
+             (u_new, i_new, model.regime_calibrators_[NEW_USER]),
+             (u_warm, i_warm, model.calibrator_)]
+    for u, i, calibrator in cases:
+        logit = model.predict_logits(emb, [u], [i])
+        np.testing.assert_allclose(model.predict_proba(emb, [u], [i]),
+                                   calibrator.predict_proba(logit))
+        np.testing.assert_allclose(model.score_matrix(emb, [u], [i])[0],
+                                   calibrator.predict_proba(logit), rtol=1e-5)
+    loaded = ColdStartModel.load(model.save(tmp_path / "m"), num_threads=1)
+    np.testing.assert_array_equal(loaded.score_matrix(loaded.transform(graph)),
+                                  model.score_matrix(emb))
