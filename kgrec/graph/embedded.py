@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -32,6 +30,7 @@ import networkx as nx
 import pandas as pd
 
 from kgrec.errors import StoreError
+from kgrec.graph.atomic import TMP_SUFFIX, write_atomic
 from kgrec.graph.frames import empty_edges, empty_nodes, normalize_edges, normalize_nodes
 from kgrec.graph.schema import GRAPH_REL_TYPES, REL_SPECS, NodeLabel, RelType
 
@@ -39,42 +38,6 @@ logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 LOCK_FILE = ".kgrec-store.lock"
-_TMP_SUFFIX = ".kgrec-tmp"
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make a rename inside ``directory`` durable (no-op where folders cannot be opened)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, write: Callable[[Path], object], *, mode: int = 0o644) -> None:
-    """Write ``path`` via a unique temp file beside it: fsync, rename, fsync the folder.
-
-    ``write`` is called with the temp file's path. A crash leaves the old file (or none) and
-    at most a stray ``*.kgrec-tmp`` file, never a torn ``path``.
-    """
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TMP_SUFFIX, dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        os.close(fd)
-        os.chmod(tmp, mode)
-        write(tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
 
 
 class EmbeddedGraphStore:
@@ -212,7 +175,7 @@ class EmbeddedGraphStore:
 
     def _remove_stale_temp_files(self) -> None:
         """Temp files of a writer that died mid-write (safe: we hold the lock)."""
-        for stale in self.directory.rglob(f"*{_TMP_SUFFIX}"):
+        for stale in self.directory.rglob(f"*{TMP_SUFFIX}"):
             logger.info("removing %s left by an interrupted write", stale)
             stale.unlink(missing_ok=True)
 
