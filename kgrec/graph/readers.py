@@ -13,7 +13,9 @@ Only problems with the file as a whole raise:
   names a column the file does not have.
 
 Format notes: ``.csv`` is comma-separated with a header row and standard double-quote quoting;
-``.tsv`` is tab-separated with a header row and no quoting. ``.jsonl``/``.ndjson`` hold one JSON
+``.tsv`` is tab-separated with a header row and no quoting. A CSV/TSV line with more fields than
+the header, or with a quote that does not close, is a row error (see
+:mod:`kgrec.graph.delimited`); the rest of the file is read. ``.jsonl``/``.ndjson`` hold one JSON
 object per line; numbers are kept as their JSON text, a list becomes its items joined by
 ``MULTI_SEP`` (``CATEGORY_SEP`` for ``category``), and a nested object stays JSON text.
 ``.parquet`` columns of any type are cast to text.
@@ -35,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from kgrec.errors import FileFormatError, ValidationError
+from kgrec.graph.delimited import fast_parse, frame_from_records, split_records
 from kgrec.graph.tables import CATEGORY_SEP, MULTI_SEP
 
 logger = logging.getLogger(__name__)
@@ -181,9 +184,8 @@ def read_table(
     elif fmt == "jsonl":
         frame, rows, row_errors, dirty = _read_jsonl(data, p, kind)
     else:
-        frame, dirty = _read_delimited(data, p, kind, sep="," if fmt == "csv" else "\t")
-        row_errors = _empty_row_errors()
-        rows = np.arange(1, len(frame) + 1, dtype=np.int64)
+        frame, rows, row_errors, dirty = _read_delimited(data, p, kind,
+                                                         sep="," if fmt == "csv" else "\t")
     frame.columns = [str(c).strip() for c in frame.columns]
     frame = _rename(frame, columns, str(p))
     _check_required(frame, kind, str(p))
@@ -259,26 +261,36 @@ def _decode(data: bytes) -> tuple[str, bool]:
         return data.decode("utf-8", errors="surrogateescape"), True
 
 
-def _read_delimited(data: bytes, path: Path, kind: str, *, sep: str) -> tuple[pd.DataFrame, bool]:
+def _read_delimited(data: bytes, path: Path, kind: str, *, sep: str,
+                    ) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame, bool]:
     name = "CSV" if sep == "," else "TSV"
     try:
         data.decode("utf-8")
         dirty = False
     except UnicodeDecodeError:
         dirty = True
+    hint = (f"expected a {name} with a header row containing {_expected(kind)}")
     try:
-        frame = pd.read_csv(
-            io.BytesIO(data), sep=sep, dtype=object if dirty else str,
-            encoding="utf-8-sig", encoding_errors="surrogateescape",
-            keep_default_na=False, na_filter=False, engine="c",
-            quoting=csv.QUOTE_MINIMAL if sep == "," else csv.QUOTE_NONE,
-        )
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
-        raise FileFormatError(
-            f"{path}: not a valid {name} ({str(e).strip()}); expected a {name} with a header row "
-            f"containing {_expected(kind)} and the same number of fields on every line"
-        ) from e
-    return frame, dirty
+        frame = fast_parse(data, sep, dirty=dirty)
+    except (pd.errors.EmptyDataError, ValueError) as e:
+        raise FileFormatError(f"{path}: not a valid {name} ({str(e).strip()}); {hint}") from e
+    if frame is not None:
+        return frame, np.arange(1, len(frame) + 1, dtype=np.int64), _empty_row_errors(), dirty
+    text, dirty = _decode(data)
+    try:
+        header, records, rows, bad = split_records(text, sep)
+    except csv.Error as e:
+        raise FileFormatError(f"{path}: not a valid {name} ({e}); {hint}") from e
+    if header is None:
+        raise FileFormatError(f"{path}: empty file; {hint}")
+    frame = frame_from_records(header, records, sep, dirty=dirty)
+    errors = pd.DataFrame({
+        "row": pd.Series([b[0] for b in bad], dtype="int64"),
+        "reason": pd.Series([b[1] for b in bad], dtype=object),
+        "raw": pd.Series([b[2] for b in bad], dtype=object),
+    })
+    logger.warning("%s: %d malformed line(s) rejected as rows, the rest read", path, len(bad))
+    return frame, np.asarray(rows, dtype=np.int64), errors, dirty
 
 
 def _read_parquet(data: bytes, path: Path, kind: str) -> pd.DataFrame:
