@@ -122,17 +122,24 @@ def split_records(text: str, sep: str) -> tuple[list[str] | None, list[list[str]
     return header, good, rows, bad
 
 
-def header_names(header: list[str], sep: str) -> list[str]:
-    """Column names as pandas would name them (duplicates become ``a.1``)."""
-    buf = io.StringIO()
-    csv.writer(buf, delimiter=sep, quoting=csv.QUOTE_ALL).writerow(header)
-    return [str(c) for c in pd.read_csv(io.StringIO(buf.getvalue()), sep=sep, nrows=0,
-                                        dtype=str).columns]
+def header_names(header: list[str]) -> list[str]:
+    """Column names as pandas names them: a repeated ``a`` becomes ``a.1``, ``a.2``, ..."""
+    counts: dict[str, int] = {}
+    names: list[str] = []
+    for col in header:
+        seen = counts.get(col, 0)
+        while seen > 0:
+            counts[col] = seen + 1
+            col = f"{col}.{seen}"
+            seen = counts.get(col, 0)
+        names.append(col)
+        counts[col] = seen + 1
+    return names
 
 
 def frame_from_records(header: list[str], records: list[list[str]], sep: str, *,
                        dirty: bool) -> pd.DataFrame:
-    names = header_names(header, sep)
+    names = header_names(header)
     if not records:
         return pd.DataFrame({n: pd.Series([], dtype=object if dirty else str) for n in names})
     columns = list(zip(*records, strict=True))

@@ -66,22 +66,25 @@ def identifier_reason(column: str, values: pd.Series, user_ids: pd.Series | None
     """Why ``column`` looks like a direct identifier, or None. Never quotes a value."""
     if identifying_name(column):
         return "its name says it holds personal contact or identity data"
-    s = values.astype("string").str.strip()
+    # object dtype: values may still hold undecodable bytes (surrogates) before validation
+    s = values.astype(object).where(values.notna()).str.strip()
     present = s.notna() & s.ne("")
-    s = s[present]
+    s = s[present].astype(object)
     n = len(s)
     if n == 0:
         return None
     shares = {
-        "e-mail addresses": s.str.fullmatch(_EMAIL).mean(),
-        "phone numbers": (s.str.fullmatch(_PHONE) & s.str.count(r"\d").ge(7)).mean(),
-        "ids or account numbers": s.str.fullmatch(_LONG_ID).mean(),
+        "e-mail addresses": s.str.fullmatch(_EMAIL).astype(bool).mean(),
+        "phone numbers": (s.str.fullmatch(_PHONE).astype(bool)
+                          & s.str.count(r"\d").ge(7)).mean(),
+        "ids or account numbers": s.str.fullmatch(_LONG_ID).astype(bool).mean(),
     }
     for what, share in shares.items():
         if share >= PATTERN_SHARE:
             return f"{share:.0%} of its values look like {what}"
     if user_ids is not None:
-        same = (s == user_ids.astype("string").str.strip()[present]).mean()
+        ids = user_ids.astype(object).where(user_ids.notna()).str.strip()[present]
+        same = (s == ids).astype(bool).mean()
         if same >= PATTERN_SHARE:
             return f"{same:.0%} of its values repeat the user id"
     distinct = s.nunique()
@@ -157,11 +160,13 @@ def write_rejects(rejects: pd.DataFrame, path: str | Path,
                 continue
             if uid is not None:
                 rec["user_id"] = new
-            texts.append(json.dumps(rec, ensure_ascii=False))
+            texts.append(json.dumps(rec, ensure_ascii=False)
+                         .encode("utf-8", "backslashreplace").decode("utf-8"))
         out["raw"] = out["raw"].astype(object)
         out.loc[personal, "raw"] = pd.Series(texts, index=sub.index, dtype=object)
     p.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(p, lambda tmp: out.to_csv(tmp, index=False, encoding="utf-8"), mode=0o600)
+    write_atomic(p, lambda tmp: out.to_csv(tmp, index=False, encoding="utf-8",
+                                                 errors="backslashreplace"), mode=0o600)
     return p
 
 

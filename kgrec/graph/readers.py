@@ -178,6 +178,9 @@ def read_table(
         data = p.read_bytes()
     except OSError as e:
         raise FileFormatError(f"{p}: cannot read file: {e}") from e
+    if fmt != "parquet" and data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise FileFormatError(f"{p}: the file is UTF-16 encoded; kgrec reads UTF-8: save it "
+                              f"as UTF-8 (e.g. `iconv -f UTF-16 -t UTF-8`)")
     if fmt == "parquet":
         frame, row_errors, dirty = _read_parquet(data, p, kind), _empty_row_errors(), False
         rows = np.arange(1, len(frame) + 1, dtype=np.int64)
@@ -261,6 +264,15 @@ def _decode(data: bytes) -> tuple[str, bool]:
         return data.decode("utf-8", errors="surrogateescape"), True
 
 
+def _check_names(names: list[str], path: Path) -> None:
+    """Column names must be text: bytes that are not UTF-8 in a header fail the file."""
+    bad = [n.encode("utf-8", "backslashreplace").decode("utf-8") for n in names
+           if any("\udc80" <= ch <= "\udcff" for ch in n)]
+    if bad:
+        raise FileFormatError(f"{path}: column name(s) {bad} hold bytes that are not UTF-8; "
+                              f"save the file as UTF-8")
+
+
 def _read_delimited(data: bytes, path: Path, kind: str, *, sep: str,
                     ) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame, bool]:
     name = "CSV" if sep == "," else "TSV"
@@ -275,6 +287,7 @@ def _read_delimited(data: bytes, path: Path, kind: str, *, sep: str,
     except (pd.errors.EmptyDataError, ValueError) as e:
         raise FileFormatError(f"{path}: not a valid {name} ({str(e).strip()}); {hint}") from e
     if frame is not None:
+        _check_names([str(c) for c in frame.columns], path)
         return frame, np.arange(1, len(frame) + 1, dtype=np.int64), _empty_row_errors(), dirty
     text, dirty = _decode(data)
     try:
@@ -283,6 +296,7 @@ def _read_delimited(data: bytes, path: Path, kind: str, *, sep: str,
         raise FileFormatError(f"{path}: not a valid {name} ({e}); {hint}") from e
     if header is None:
         raise FileFormatError(f"{path}: empty file; {hint}")
+    _check_names(header, path)
     frame = frame_from_records(header, records, sep, dirty=dirty)
     errors = pd.DataFrame({
         "row": pd.Series([b[0] for b in bad], dtype="int64"),
@@ -378,6 +392,7 @@ def _read_jsonl(
     if not good:
         raise FileFormatError(f"{path}: no line is a JSON object; {hint}")
     keys = list(dict.fromkeys(itertools.chain.from_iterable(good)))
+    _check_names([str(k) for k in keys], path)
     # Column by column from Python values: pandas must not infer (3 -> 3.0) before we do.
     cols: dict[str, pd.Series] = {}
     for k in keys:
