@@ -64,6 +64,7 @@ logger = logging.getLogger(__name__)
 REJECT_COLUMNS: tuple[str, ...] = ("source", "row", "table", "field", "reason", "raw")
 _SURROGATES = "[\udc80-\udcff]"
 _EVENT_LIST = ", ".join(EVENTS)
+_MAX_TS = 2.0**62  # seconds; anything larger cannot be a time and would overflow int64
 
 
 @dataclass(frozen=True)
@@ -287,10 +288,11 @@ def _parse_ts(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     missing = s.isna().to_numpy()
     num = _numbers(s)
     sec = np.zeros(len(s), dtype=np.int64)
-    is_num = np.isfinite(num)
+    huge = np.isfinite(num) & (np.abs(num) >= _MAX_TS)  # would overflow int64
+    is_num = np.isfinite(num) & ~huge
     sec[is_num] = np.floor(num[is_num]).astype(np.int64)
     other = ~missing & np.isnan(num)
-    bad = ~missing & np.isinf(num)
+    bad = ~missing & (np.isinf(num) | huge)
     if other.any():
         sub = s[other]
         dt = pd.to_datetime(sub, utc=True, errors="coerce", format="ISO8601")

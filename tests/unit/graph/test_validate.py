@@ -287,3 +287,13 @@ def test_one_million_interactions_nothing_lost() -> None:
     res = validate_catalog(raw)
     _assert_nothing_lost(res, raw)
     assert res.summary["interactions"].rejected > 0  # the ~5% unknown items
+
+
+def test_timestamp_too_large_for_int64_is_rejected() -> None:
+    inter = pd.DataFrame({"user_id": ["u1", "u2"], "item_id": ["A1", "A1"],
+                          "event": ["click", "click"], "ts": ["9.3e18", "1700000000"]})
+    raw = RawCatalog(items=RawTable.from_frame(pd.DataFrame({"item_id": ["A1"]}), "items"),
+                     interactions=RawTable.from_frame(inter, "interactions"))
+    res = validate_catalog(raw)
+    assert res.tables.interactions["ts"].tolist() == [1_700_000_000]
+    assert res.rejects[["row", "field"]].values.tolist() == [[1, "ts"]]
