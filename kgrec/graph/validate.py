@@ -296,10 +296,12 @@ def _parse_ts(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if other.any():
         sub = s[other]
         dt = pd.to_datetime(sub, utc=True, errors="coerce", format="ISO8601")
-        ok = dt.notna().to_numpy()
-        epoch = pd.Timestamp(0, tz="UTC")
+        # years 1..9999 only (pandas parses "0000-01-01"); microseconds since the epoch, so
+        # dates outside pandas' nanosecond range (e.g. the sentinel 9999-12-31) do not overflow
+        ok = (dt.notna() & dt.dt.year.between(1, 9999)).to_numpy()
         idx = np.flatnonzero(other)
-        sec[idx[ok]] = ((dt[ok] - epoch) // pd.Timedelta(seconds=1)).to_numpy(dtype=np.int64)
+        micros = dt[ok].dt.as_unit("us").astype("int64").to_numpy()
+        sec[idx[ok]] = np.floor_divide(micros, 1_000_000)
         bad[idx[~ok]] = True
     return sec, missing, bad
 

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from kgrec.errors import KgrecError
@@ -48,9 +48,14 @@ def _check(path: Path, kind: str) -> None:
     try:
         table = read_table(path, kind)
         res = validate_catalog(_catalog(kind, table))
-    except KgrecError:
+    except KgrecError as e:
+        event(f"typed error {type(e).__name__}")
         return
     s = res.summary[kind]
+    event("some rows rejected" if s.rejected else "rows accepted, none rejected"
+          if s.accepted else "no rows")
+    if len(table.row_errors):
+        event("malformed lines rejected as rows")
     assert s.input_rows == table.n_input_rows
     assert s.input_rows == s.accepted + s.rejected + s.duplicates_merged
     assert len(res.rejects) == s.rejected + (res.summary["users"].rejected

@@ -297,3 +297,14 @@ def test_timestamp_too_large_for_int64_is_rejected() -> None:
     res = validate_catalog(raw)
     assert res.tables.interactions["ts"].tolist() == [1_700_000_000]
     assert res.rejects[["row", "field"]].values.tolist() == [[1, "ts"]]
+
+
+def test_iso_dates_outside_pandas_nanosecond_range() -> None:
+    ts = ["9999-12-31", "0001-01-01T00:00:00Z", "1969-12-31T23:59:59.5", "0000-01-01", "-0 1"]
+    inter = pd.DataFrame({"user_id": [f"u{k}" for k in range(5)], "item_id": "A1",
+                          "event": "click", "ts": ts})
+    raw = RawCatalog(items=RawTable.from_frame(pd.DataFrame({"item_id": ["A1"]}), "items"),
+                     interactions=RawTable.from_frame(inter, "interactions"))
+    res = validate_catalog(raw)
+    assert res.tables.interactions["ts"].tolist() == [253_402_214_400, -62_135_596_800, -1]
+    assert res.rejects["row"].tolist() == [4, 5]
