@@ -19,6 +19,9 @@ def _ingest_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--default-event", help="event for interaction rows without one")
     p.add_argument("--rejects", default="kgrec-rejects.csv",
                    help="where rejected rows and their reasons go (default %(default)s)")
+    p.add_argument("--allow-profile-column", action="append", default=[], metavar="COL",
+                   help="keep this user-profile column although it looks like a direct "
+                        "identifier (e-mail, phone, name, nearly unique values); repeatable")
     p.add_argument("--batch-size", type=int, help="rows per Neo4j transaction")
     store_arg(p)
     p.set_defaults(handler=_ingest)
@@ -41,7 +44,8 @@ def _ingest(args: argparse.Namespace) -> int:
                          "--interactions")
     store, pseudonymizer = open_store(args.store, batch_size=args.batch_size, show_progress=True)
     report = ingest(raw, store, pseudonymizer, rejects_path=args.rejects,
-                    default_event=args.default_event)
+                    default_event=args.default_event,
+                    allow_profile_columns=args.allow_profile_column)
     print(report.summary())
     return 0
 

@@ -8,8 +8,16 @@ Layout of a model directory::
     weights.safetensors  GNN weights (prefix ``encoder.``), CTR head weights (``head.``), and
                          the item text vectors of training (``text.keys`` sha256 of each text,
                          ``text.vectors``), so a load encodes only new or changed texts
+    manifest.json        size and SHA-256 of the three files above
 
-Why these checks: the weights only mean something together with the exact text vectors they
+Why atomic saves and a manifest: a model directory is read by serving jobs while a training job
+may be replacing it, and a copy can be cut short. ``save_dir`` writes into a temp folder beside
+the target, fsyncs it and renames it into place (an existing model folder is swapped out, never
+half overwritten); ``load_dir`` checks every file against the manifest, so a truncated or altered
+file is a :class:`~kgrec.errors.ModelError` naming it, not a raw library error or, worse, a
+model that loads with wrong weights.
+
+Why the version checks: the weights only mean something together with the exact text vectors they
 were trained on and with the code that built them, so a model from another kgrec ``major.minor``
 or made with another text encoder raises :class:`~kgrec.errors.IncompatibleModelError`.
 """
@@ -20,11 +28,15 @@ import hashlib
 import json
 import logging
 import math
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from kgrec._version import __version__
@@ -38,41 +50,121 @@ logger = logging.getLogger(__name__)
 CONFIG_FILE, VOCAB_FILE, WEIGHTS_FILE = "config.json", "vocab.json", "weights.safetensors"
 # the item text vectors the model was trained with, beside its weights (sha256 keys of texts)
 TEXT_KEYS, TEXT_VECTORS = "text.keys", "text.vectors"
+MANIFEST_FILE = "manifest.json"
 FORMAT = 1
+_TMP_SUFFIX = ".kgrec-tmp"
+_FIX = ("re-save the model (ColdStartModel.save / kgrec train) or restore the whole folder "
+        "from a backup")
 
 
 def _major_minor(version: str) -> tuple[str, ...]:
     return tuple(version.split(".")[:2])
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems cannot fsync a folder
+        pass
+    finally:
+        os.close(fd)
+
+
+def _is_replaceable(root: Path) -> bool:
+    """Only an empty folder or a kgrec model folder may be swapped out by a save."""
+    return not any(root.iterdir()) or (root / CONFIG_FILE).is_file()
+
+
 def save_dir(path: str | Path, config: dict[str, Any], vocab: dict[str, list[str]],
              tensors: dict[str, torch.Tensor]) -> Path:
-    """Write the three files into ``path`` (created if needed) and return it.
+    """Write the model files plus a checksum manifest into ``path`` atomically; return it.
+
+    The files are written into a temp folder beside ``path``, fsynced and renamed into place;
+    an existing model folder at ``path`` is replaced only once the new one is complete.
 
     Raises:
-        ModelError: the directory cannot be written.
+        ModelError: the directory cannot be written, or ``path`` is a non-empty folder that is
+            not a kgrec model folder (it is never deleted).
     """
     root = Path(path)
+    if root.exists() and not (root.is_dir() and _is_replaceable(root)):
+        raise ModelError(f"refusing to save the model over {root}: it exists and is not a kgrec "
+                         f"model folder; choose an empty or new folder")
+    tmp: Path | None = None
     try:
-        root.mkdir(parents=True, exist_ok=True)
+        root.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=_TMP_SUFFIX,
+                                    dir=root.parent))
         full = {"format": FORMAT, "kgrec_version": __version__, **config}
-        (root / CONFIG_FILE).write_text(json.dumps(full, indent=2, sort_keys=True),
-                                        encoding="utf-8")
-        (root / VOCAB_FILE).write_text(json.dumps(vocab), encoding="utf-8")
+        (tmp / CONFIG_FILE).write_text(json.dumps(full, indent=2, sort_keys=True),
+                                       encoding="utf-8")
+        (tmp / VOCAB_FILE).write_text(json.dumps(vocab), encoding="utf-8")
         save_file({k: v.detach().contiguous() for k, v in tensors.items()},
-                  str(root / WEIGHTS_FILE))
-    except OSError as e:
+                  str(tmp / WEIGHTS_FILE))
+        files = {name: {"bytes": (tmp / name).stat().st_size, "sha256": _sha256(tmp / name)}
+                 for name in (CONFIG_FILE, VOCAB_FILE, WEIGHTS_FILE)}
+        (tmp / MANIFEST_FILE).write_text(json.dumps({"format": FORMAT, "files": files},
+                                                    indent=2), encoding="utf-8")
+        for name in (CONFIG_FILE, VOCAB_FILE, WEIGHTS_FILE, MANIFEST_FILE):
+            _fsync(tmp / name)
+        _fsync(tmp)
+        old: Path | None = None
+        if root.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{root.name}.old.", suffix=_TMP_SUFFIX,
+                                        dir=root.parent))
+            os.replace(root, old)  # old is an empty folder: rename replaces it
+        os.replace(tmp, root)
+        tmp = None
+        _fsync(root.parent)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except (OSError, SafetensorError) as e:
         raise ModelError(f"cannot save the model to {root}: {e}") from e
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
     logger.info("Saved cold-start model to %s", root)
     return root
 
 
+def _verify(root: Path) -> None:
+    """Check each file against ``manifest.json`` (models saved before it had none: skip)."""
+    manifest_path = root / MANIFEST_FILE
+    if not manifest_path.is_file():
+        logger.warning("%s has no %s (saved by an older kgrec): its files cannot be checked "
+                       "for truncation; re-save it to add one", root, MANIFEST_FILE)
+        return
+    try:
+        files = json.loads(manifest_path.read_text(encoding="utf-8"))["files"]
+        expected = {str(name): (int(v["bytes"]), str(v["sha256"])) for name, v in files.items()}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ModelError(f"{manifest_path} is unreadable or damaged ({e}); {_FIX}") from e
+    for name, (size, sha) in expected.items():
+        f = root / name
+        actual = f.stat().st_size if f.is_file() else -1
+        if actual != size:
+            state = "missing" if actual < 0 else f"{actual:,} bytes, {size:,} were saved"
+            raise ModelError(f"{f} is truncated or damaged ({state}); {_FIX}")
+        if _sha256(f) != sha:
+            raise ModelError(f"{f} was changed since the model was saved (SHA-256 differs from "
+                             f"{manifest_path.name}); {_FIX}")
+
+
 def load_dir(path: str | Path) -> tuple[dict[str, Any], dict[str, list[str]],
                                         dict[str, torch.Tensor]]:
-    """Read ``(config, vocab, tensors)`` from a model directory, checking the kgrec version.
+    """Read ``(config, vocab, tensors)`` from a model directory, checking files and version.
 
     Raises:
-        ModelError: a file is missing or unreadable.
+        ModelError: a file is missing, truncated, altered or unreadable (the message names it).
         IncompatibleModelError: the model was saved by another kgrec ``major.minor``.
     """
     root = Path(path)
@@ -80,12 +172,18 @@ def load_dir(path: str | Path) -> tuple[dict[str, Any], dict[str, list[str]],
     if missing:
         raise ModelError(f"{root} is not a kgrec cold-start model directory: missing "
                          f"{', '.join(missing)}; save one with ColdStartModel.save(path)")
+    _verify(root)
+    current = root / CONFIG_FILE
     try:
-        config = json.loads((root / CONFIG_FILE).read_text(encoding="utf-8"))
-        vocab = json.loads((root / VOCAB_FILE).read_text(encoding="utf-8"))
-        tensors = load_file(str(root / WEIGHTS_FILE))
-    except (OSError, ValueError) as e:
-        raise ModelError(f"cannot read the model in {root}: {e}") from e
+        config = json.loads(current.read_text(encoding="utf-8"))
+        current = root / VOCAB_FILE
+        vocab = json.loads(current.read_text(encoding="utf-8"))
+        current = root / WEIGHTS_FILE
+        tensors = load_file(str(current))
+    except (OSError, ValueError, SafetensorError) as e:
+        raise ModelError(f"cannot read {current}: {e}; {_FIX}") from e
+    if not isinstance(config, dict) or not isinstance(vocab, dict):
+        raise ModelError(f"{root}: config.json and vocab.json must hold JSON objects; {_FIX}")
     saved = str(config.get("kgrec_version", "unknown"))
     if _major_minor(saved) != _major_minor(__version__):
         raise IncompatibleModelError(

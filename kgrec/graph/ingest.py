@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -31,6 +32,7 @@ class IngestReport:
     written: dict[str, int] = field(default_factory=dict)
     rejects_path: Path | None = None
     seconds: float = 0.0
+    dropped_columns: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> str:
         acc = ", ".join(f"{k} {v:,}" for k, v in self.accepted.items())
@@ -38,7 +40,10 @@ class IngestReport:
         line = f"accepted: {acc}; rejected rows: {rej:,}"
         if self.rejects_path is not None and rej:
             line += f" (reasons in {self.rejects_path})"
-        return line + f"; {self.seconds:.1f}s"
+        line += f"; {self.seconds:.1f}s"
+        for col, reason in self.dropped_columns.items():
+            line += f"\nprofile column {col!r} not stored: {reason}"
+        return line
 
 
 def pseudonymize_tables(tables: CatalogTables, pseudonymizer: Pseudonymizer) -> CatalogTables:
@@ -67,24 +72,29 @@ def ingest_tables(tables: CatalogTables, store: GraphStore, pseudonymizer: Pseud
 
 def ingest(raw: RawCatalog, store: GraphStore, pseudonymizer: Pseudonymizer, *,
            rejects_path: str | Path | None = None, default_event: str | None = None,
+           allow_profile_columns: Iterable[str] = (),
            ) -> IngestReport:
     """Validate ``raw``, store the accepted rows and report the rejected ones.
 
     Nothing is lost: accepted rows are written (idempotent upserts), rejected rows go to
-    ``rejects_path`` (CSV with source, row, field, reason, raw) and are counted in the report.
-    Interactions may name items already in the store (incremental loads).
+    ``rejects_path`` (CSV with source, row, field, reason, raw; owner-only, user ids
+    pseudonymised) and are counted in the report. Interactions may name items already in the
+    store (incremental loads). Profile columns that look like direct identifiers are not
+    stored (``report.dropped_columns`` says why) unless named in ``allow_profile_columns``.
     """
     start = time.perf_counter()
     known_items = store.nodes(NodeLabel.ITEM)["id"]
-    result = validate_catalog(raw, known_item_ids=known_items, default_event=default_event)
+    result = validate_catalog(raw, known_item_ids=known_items, default_event=default_event,
+                              allow_profile_columns=allow_profile_columns)
     report = ingest_tables(result.tables, store, pseudonymizer)
     report.accepted = {name: s.accepted + s.created for name, s in result.summary.items()}
     report.rejected = {name: s.rejected + s.duplicates_superseded
                        for name, s in result.summary.items()}
     if len(result.rejects):
         path = Path(rejects_path) if rejects_path is not None else Path("kgrec-rejects.csv")
-        report.rejects_path = result.write_rejects(path)
+        report.rejects_path = result.write_rejects(path, pseudonymizer)
         logger.warning("%d row(s) rejected; reasons in %s", len(result.rejects),
                        report.rejects_path)
+    report.dropped_columns = dict(result.dropped_columns)
     report.seconds = time.perf_counter() - start
     return report

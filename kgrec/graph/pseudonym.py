@@ -66,11 +66,20 @@ class Pseudonymizer:
                     f"{path} is readable by other users; run `chmod 600 {path}`")
             return cls(bytes.fromhex(path.read_text().strip()))
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # Two processes may create the first key at once: each writes its own temp file and
+        # os.link publishes it only if no key exists yet; the loser reads the winner's key.
+        tmp = path.with_name(f".{KEY_FILE_NAME}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_hex(32))
-        os.replace(tmp, path)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return cls(bytes.fromhex(path.read_text().strip()))
+        finally:
+            tmp.unlink(missing_ok=True)
         logger.warning(
             "%s is not set: created a random pseudonym key in %s (owner-only). Keep it: user ids "
             "pseudonymised with another key will not match this graph.", KEY_ENV, path)

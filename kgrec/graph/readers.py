@@ -13,7 +13,9 @@ Only problems with the file as a whole raise:
   names a column the file does not have.
 
 Format notes: ``.csv`` is comma-separated with a header row and standard double-quote quoting;
-``.tsv`` is tab-separated with a header row and no quoting. ``.jsonl``/``.ndjson`` hold one JSON
+``.tsv`` is tab-separated with a header row and no quoting. A CSV/TSV line with more fields than
+the header, or with a quote that does not close, is a row error (see
+:mod:`kgrec.graph.delimited`); the rest of the file is read. ``.jsonl``/``.ndjson`` hold one JSON
 object per line; numbers are kept as their JSON text, a list becomes its items joined by
 ``MULTI_SEP`` (``CATEGORY_SEP`` for ``category``), and a nested object stays JSON text.
 ``.parquet`` columns of any type are cast to text.
@@ -35,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from kgrec.errors import FileFormatError, ValidationError
+from kgrec.graph.delimited import fast_parse, frame_from_records, split_records
 from kgrec.graph.tables import CATEGORY_SEP, MULTI_SEP
 
 logger = logging.getLogger(__name__)
@@ -175,15 +178,17 @@ def read_table(
         data = p.read_bytes()
     except OSError as e:
         raise FileFormatError(f"{p}: cannot read file: {e}") from e
+    if fmt != "parquet" and data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise FileFormatError(f"{p}: the file is UTF-16 encoded; kgrec reads UTF-8: save it "
+                              f"as UTF-8 (e.g. `iconv -f UTF-16 -t UTF-8`)")
     if fmt == "parquet":
         frame, row_errors, dirty = _read_parquet(data, p, kind), _empty_row_errors(), False
         rows = np.arange(1, len(frame) + 1, dtype=np.int64)
     elif fmt == "jsonl":
         frame, rows, row_errors, dirty = _read_jsonl(data, p, kind)
     else:
-        frame, dirty = _read_delimited(data, p, kind, sep="," if fmt == "csv" else "\t")
-        row_errors = _empty_row_errors()
-        rows = np.arange(1, len(frame) + 1, dtype=np.int64)
+        frame, rows, row_errors, dirty = _read_delimited(data, p, kind,
+                                                         sep="," if fmt == "csv" else "\t")
     frame.columns = [str(c).strip() for c in frame.columns]
     frame = _rename(frame, columns, str(p))
     _check_required(frame, kind, str(p))
@@ -259,26 +264,47 @@ def _decode(data: bytes) -> tuple[str, bool]:
         return data.decode("utf-8", errors="surrogateescape"), True
 
 
-def _read_delimited(data: bytes, path: Path, kind: str, *, sep: str) -> tuple[pd.DataFrame, bool]:
+def _check_names(names: list[str], path: Path) -> None:
+    """Column names must be text: bytes that are not UTF-8 in a header fail the file."""
+    bad = [n.encode("utf-8", "backslashreplace").decode("utf-8") for n in names
+           if any("\udc80" <= ch <= "\udcff" for ch in n)]
+    if bad:
+        raise FileFormatError(f"{path}: column name(s) {bad} hold bytes that are not UTF-8; "
+                              f"save the file as UTF-8")
+
+
+def _read_delimited(data: bytes, path: Path, kind: str, *, sep: str,
+                    ) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame, bool]:
     name = "CSV" if sep == "," else "TSV"
     try:
         data.decode("utf-8")
         dirty = False
     except UnicodeDecodeError:
         dirty = True
+    hint = (f"expected a {name} with a header row containing {_expected(kind)}")
     try:
-        frame = pd.read_csv(
-            io.BytesIO(data), sep=sep, dtype=object if dirty else str,
-            encoding="utf-8-sig", encoding_errors="surrogateescape",
-            keep_default_na=False, na_filter=False, engine="c",
-            quoting=csv.QUOTE_MINIMAL if sep == "," else csv.QUOTE_NONE,
-        )
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
-        raise FileFormatError(
-            f"{path}: not a valid {name} ({str(e).strip()}); expected a {name} with a header row "
-            f"containing {_expected(kind)} and the same number of fields on every line"
-        ) from e
-    return frame, dirty
+        frame = fast_parse(data, sep, dirty=dirty)
+    except (pd.errors.EmptyDataError, ValueError) as e:
+        raise FileFormatError(f"{path}: not a valid {name} ({str(e).strip()}); {hint}") from e
+    if frame is not None:
+        _check_names([str(c) for c in frame.columns], path)
+        return frame, np.arange(1, len(frame) + 1, dtype=np.int64), _empty_row_errors(), dirty
+    text, dirty = _decode(data)
+    try:
+        header, records, rows, bad = split_records(text, sep)
+    except csv.Error as e:
+        raise FileFormatError(f"{path}: not a valid {name} ({e}); {hint}") from e
+    if header is None:
+        raise FileFormatError(f"{path}: empty file; {hint}")
+    _check_names(header, path)
+    frame = frame_from_records(header, records, sep, dirty=dirty)
+    errors = pd.DataFrame({
+        "row": pd.Series([b[0] for b in bad], dtype="int64"),
+        "reason": pd.Series([b[1] for b in bad], dtype=object),
+        "raw": pd.Series([b[2] for b in bad], dtype=object),
+    })
+    logger.warning("%s: %d malformed line(s) rejected as rows, the rest read", path, len(bad))
+    return frame, np.asarray(rows, dtype=np.int64), errors, dirty
 
 
 def _read_parquet(data: bytes, path: Path, kind: str) -> pd.DataFrame:
@@ -366,6 +392,7 @@ def _read_jsonl(
     if not good:
         raise FileFormatError(f"{path}: no line is a JSON object; {hint}")
     keys = list(dict.fromkeys(itertools.chain.from_iterable(good)))
+    _check_names([str(k) for k in keys], path)
     # Column by column from Python values: pandas must not infer (3 -> 3.0) before we do.
     cols: dict[str, pd.Series] = {}
     for k in keys:

@@ -20,6 +20,9 @@ in this order; a row is rejected for the first rule it breaks:
 * ``value`` is optional; present, it must be a finite number.
 * An interaction whose item is neither an accepted item nor in ``known_item_ids`` is rejected
   ("unknown item"); so is an item-entity link to such an item.
+* A user-profile column that looks like a direct identifier (see
+  :func:`kgrec.graph.privacy.guard_profile_columns`: e-mail, phone, name, address, ...) is
+  dropped whole and listed in ``dropped_columns`` unless named in ``allow_profile_columns``.
 * An interaction whose user is not in the users table nor in ``known_user_ids`` creates that
   user with an empty profile (counted as ``created``).
 * Duplicate ids (items by ``item_id``, users by ``user_id``, interactions by user, item, event
@@ -36,7 +39,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +47,8 @@ import numpy as np
 import pandas as pd
 
 from kgrec.errors import ConfigError, ValidationError
+from kgrec.graph.privacy import guard_profile_columns, write_rejects
+from kgrec.graph.pseudonym import Pseudonymizer
 from kgrec.graph.readers import RawCatalog, RawTable
 from kgrec.graph.tables import (
     EVENTS,
@@ -59,6 +64,7 @@ logger = logging.getLogger(__name__)
 REJECT_COLUMNS: tuple[str, ...] = ("source", "row", "table", "field", "reason", "raw")
 _SURROGATES = "[\udc80-\udcff]"
 _EVENT_LIST = ", ".join(EVENTS)
+_MAX_TS = 2.0**62  # seconds; anything larger cannot be a time and would overflow int64
 
 
 @dataclass(frozen=True)
@@ -79,18 +85,22 @@ class TableSummary:
 
 @dataclass
 class ValidationResult:
-    """Canonical tables, the rejected rows with reasons, and per-table counts."""
+    """Canonical tables, the rejected rows with reasons, per-table counts, and the profile
+    columns that were not kept (``{column: reason}``) because they look like identifiers."""
 
     tables: CatalogTables
     rejects: pd.DataFrame
     summary: dict[str, TableSummary]
+    dropped_columns: dict[str, str] = field(default_factory=dict)
 
-    def write_rejects(self, path: str | Path) -> Path:
-        """Write ``rejects`` as UTF-8 CSV (columns ``REJECT_COLUMNS``) and return the path."""
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        self.rejects.to_csv(p, index=False, encoding="utf-8")
-        return p
+    def write_rejects(self, path: str | Path, pseudonymizer: Pseudonymizer | None = None,
+                      ) -> Path:
+        """Write ``rejects`` as UTF-8 CSV (columns ``REJECT_COLUMNS``) and return the path.
+
+        Owner-only and atomic; user ids inside ``raw`` are pseudonymised (or withheld without
+        a ``pseudonymizer``): see :func:`kgrec.graph.privacy.write_rejects`.
+        """
+        return write_rejects(self.rejects, path, pseudonymizer)
 
 
 class _Rows:
@@ -273,17 +283,20 @@ def _parse_ts(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     missing = s.isna().to_numpy()
     num = _numbers(s)
     sec = np.zeros(len(s), dtype=np.int64)
-    is_num = np.isfinite(num)
+    huge = np.isfinite(num) & (np.abs(num) >= _MAX_TS)  # would overflow int64
+    is_num = np.isfinite(num) & ~huge
     sec[is_num] = np.floor(num[is_num]).astype(np.int64)
     other = ~missing & np.isnan(num)
-    bad = ~missing & np.isinf(num)
+    bad = ~missing & (np.isinf(num) | huge)
     if other.any():
         sub = s[other]
         dt = pd.to_datetime(sub, utc=True, errors="coerce", format="ISO8601")
-        ok = dt.notna().to_numpy()
-        epoch = pd.Timestamp(0, tz="UTC")
+        # years 1..9999 only (pandas parses "0000-01-01"); microseconds since the epoch, so
+        # dates outside pandas' nanosecond range (e.g. the sentinel 9999-12-31) do not overflow
+        ok = (dt.notna() & dt.dt.year.between(1, 9999)).to_numpy()
         idx = np.flatnonzero(other)
-        sec[idx[ok]] = ((dt[ok] - epoch) // pd.Timedelta(seconds=1)).to_numpy(dtype=np.int64)
+        micros = dt[ok].dt.as_unit("us").astype("int64").to_numpy()
+        sec[idx[ok]] = np.floor_divide(micros, 1_000_000)
         bad[idx[~ok]] = True
     return sec, missing, bad
 
@@ -363,6 +376,7 @@ def validate_catalog(
     known_item_ids: Iterable[str] = frozenset(),
     known_user_ids: Iterable[str] = frozenset(),
     default_event: str | None = None,
+    allow_profile_columns: Iterable[str] = (),
 ) -> ValidationResult:
     """Apply the rules in the module docstring and return canonical tables plus rejects.
 
@@ -373,6 +387,8 @@ def validate_catalog(
         known_user_ids: users already in the store; they are not created again.
         default_event: event for interaction rows without one (e.g. ``"purchase"``); without
             it such rows are rejected.
+        allow_profile_columns: user-profile columns to keep even though they look like
+            direct identifiers (e-mail, phone, name, nearly unique values, ...).
 
     Returns:
         A :class:`ValidationResult`; ``summary`` has one entry per table present.
@@ -396,8 +412,10 @@ def validate_catalog(
     item_ids = pd.Index(out.items["item_id"].astype(object)).union(
         pd.Index(list(known_item_ids), dtype=object))
     users_accepted = 0
+    dropped: dict[str, str] = {}
     if raw.users is not None:
-        t = _Table(raw.users, "users")
+        kept, dropped = guard_profile_columns(raw.users.frame, allow=allow_profile_columns)
+        t = _Table(replace(raw.users, frame=kept), "users")
         out.users = _validate_users(t)
         users_accepted = len(out.users)
         parts.append(t)
@@ -428,7 +446,8 @@ def validate_catalog(
     for name, s in summary.items():
         logger.info("validated %s: %d in, %d accepted, %d rejected, %d merged, %d created",
                     name, s.input_rows, s.accepted, s.rejected, s.duplicates_merged, s.created)
-    return ValidationResult(tables=out, rejects=rejects, summary=summary)
+    return ValidationResult(tables=out, rejects=rejects, summary=summary,
+                            dropped_columns=dropped)
 
 
 def _collect_rejects(parts: list[_Table]) -> pd.DataFrame:

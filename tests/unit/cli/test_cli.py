@@ -74,3 +74,24 @@ def test_help_for_every_command(capsys: pytest.CaptureFixture[str]) -> None:
             main(cmd)
         assert exc.value.code == 0
     assert "usage" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("allow", [False, True])
+def test_identifying_profile_column_is_dropped_unless_allowed(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], allow: bool) -> None:
+    from kgrec.graph.embedded import EmbeddedGraphStore
+    from kgrec.graph.schema import NodeLabel
+
+    users = tmp_path / "users.csv"
+    pd.DataFrame({"user_id": ["u1", "u2"], "email": ["a@x.org", "b@x.org"],
+                  "region": ["north", "south"]}).to_csv(users, index=False)
+    argv = ["ingest", "--users", str(users), "--store", f"embedded:{tmp_path / 's'}"]
+    assert main(argv + (["--allow-profile-column", "email"] if allow else [])) == 0
+    out = capsys.readouterr().out
+    keys = set(EmbeddedGraphStore(tmp_path / "s").nodes(NodeLabel.ATTRIBUTE)["key"])
+    assert keys == ({"email", "region"} if allow else {"region"})
+    if not allow:
+        assert "profile column 'email' not stored" in out
+        assert "--allow-profile-column email" in out  # the message names the override
+    else:
+        assert "not stored" not in out

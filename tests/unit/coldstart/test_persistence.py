@@ -18,7 +18,8 @@ def test_round_trip_gives_identical_scores(fitted: ColdStartModel, graph: Export
                                            tmp_path: Path) -> None:
     path = fitted.save(tmp_path / "m")
     assert {p.name for p in path.iterdir()} == {"config.json", "vocab.json",
-                                                "weights.safetensors"}
+                                                "weights.safetensors", "manifest.json"}
+    assert not list(path.parent.glob(".*kgrec-tmp"))  # the temp folder was renamed away
     loaded = ColdStartModel.load(path)
     a = fitted.score_matrix(fitted.transform(graph))
     b = loaded.score_matrix(loaded.transform(graph))
@@ -33,11 +34,13 @@ def test_other_encoder_is_incompatible(fitted: ColdStartModel, tmp_path: Path) -
         ColdStartModel.load(path, text_encoder=HashingEncoder(dim=32))
 
 
-def test_other_kgrec_version_is_incompatible(fitted: ColdStartModel, tmp_path: Path) -> None:
-    path = fitted.save(tmp_path / "m")
-    config = json.loads((path / "config.json").read_text())
-    config["kgrec_version"] = "9.7.0"
-    (path / "config.json").write_text(json.dumps(config))
+def test_other_kgrec_version_is_incompatible(fitted: ColdStartModel, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from kgrec.coldstart import persistence
+
+    with monkeypatch.context() as m:  # a model saved by another kgrec version
+        m.setattr(persistence, "__version__", "9.7.0")
+        path = fitted.save(tmp_path / "m")
     with pytest.raises(IncompatibleModelError, match=r"kgrec 9\.7\.0.*this is kgrec"):
         ColdStartModel.load(path)
 
@@ -53,3 +56,72 @@ def test_no_pickle_in_model_dir(fitted: ColdStartModel, tmp_path: Path) -> None:
     assert config["encoder_identity"]["name"] == "hashing-64"
     assert config["kgrec_version"]
     assert not list(path.glob("*.pt")) and not list(path.glob("*.pkl"))
+
+
+def _first_score(model: ColdStartModel, graph: ExportedGraph) -> float:
+    return float(model.score_matrix(model.transform(graph))[0, 0])
+
+
+@pytest.mark.parametrize("name", ["weights.safetensors", "config.json", "vocab.json"])
+def test_truncated_file_is_a_model_error_naming_it(fitted: ColdStartModel, tmp_path: Path,
+                                                    name: str) -> None:
+    path = fitted.save(tmp_path / "m")
+    data = (path / name).read_bytes()
+    (path / name).write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelError, match=rf"{name} is truncated .*re-save the model"):
+        ColdStartModel.load(path)
+
+
+def test_altered_weights_are_a_model_error(fitted: ColdStartModel, tmp_path: Path) -> None:
+    path = fitted.save(tmp_path / "m")
+    data = bytearray((path / "weights.safetensors").read_bytes())
+    data[-1] ^= 0xFF  # same size, one weight byte flipped: safetensors alone would load it
+    (path / "weights.safetensors").write_bytes(bytes(data))
+    with pytest.raises(ModelError, match=r"weights\.safetensors was changed .*SHA-256"):
+        ColdStartModel.load(path)
+
+
+def test_truncated_weights_without_manifest_still_a_model_error(fitted: ColdStartModel,
+                                                                tmp_path: Path) -> None:
+    path = fitted.save(tmp_path / "m")
+    (path / "manifest.json").unlink()  # as saved by an older kgrec
+    data = (path / "weights.safetensors").read_bytes()
+    (path / "weights.safetensors").write_bytes(data[:100])
+    with pytest.raises(ModelError, match=r"cannot read .*weights\.safetensors"):
+        ColdStartModel.load(path)
+
+
+def test_save_replaces_an_existing_model_whole(fitted: ColdStartModel, graph: ExportedGraph,
+                                               tmp_path: Path) -> None:
+    path = fitted.save(tmp_path / "m")
+    (path / "stray.txt").write_text("from the old folder")
+    fitted.save(path)
+    assert not (path / "stray.txt").exists()
+    assert not list(tmp_path.glob(".*kgrec-tmp"))
+    assert _first_score(ColdStartModel.load(path), graph) == _first_score(fitted, graph)
+
+
+def test_save_refuses_a_folder_that_is_not_a_model(fitted: ColdStartModel,
+                                                   tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ModelError, match="not a kgrec model folder"):
+        fitted.save(tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_failed_save_leaves_the_old_model(fitted: ColdStartModel, graph: ExportedGraph,
+                                          tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          ) -> None:
+    from kgrec.coldstart import persistence
+
+    path = fitted.save(tmp_path / "m")
+    before = {p.name: p.read_bytes() for p in path.iterdir()}
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(persistence, "save_file", disk_full)
+    with pytest.raises(ModelError, match="No space left"):
+        fitted.save(path)
+    assert {p.name: p.read_bytes() for p in path.iterdir()} == before
+    assert not list(tmp_path.glob(".*kgrec-tmp"))

@@ -110,10 +110,14 @@ def test_shape_and_truth_errors() -> None:
 
 
 def test_public_names_resolve() -> None:
+    import importlib
+
     import kgrec.evaluation as ev
 
-    for name in ev.__all__:
-        assert getattr(ev, name) is not None
+    assert ev.__all__ == sorted(ev._EXPORTS)
+    for name, module in ev._EXPORTS.items():  # each name is the one its module defines
+        home = importlib.import_module(f"kgrec.evaluation.{module}")
+        assert getattr(ev, name) is getattr(home, name), name
     with pytest.raises(AttributeError, match="no attribute"):
         _ = ev.nope
 

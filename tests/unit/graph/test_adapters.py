@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -159,9 +158,7 @@ def test_movielens_unreadable_file(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared datasets not found at {SHARED}")
 def test_real_amazon_counts() -> None:
-    t0 = time.perf_counter()
     res = validate_catalog(load_dataset(SHARED / DEFAULT_FOLDERS["amazon"]))
-    assert time.perf_counter() - t0 < 10
     t = res.tables
     assert (len(t.users), len(t.items), len(t.interactions)) == (8_317, 4_344, 58_492)
     assert t.items["brand"].nunique() == 1_546
@@ -172,9 +169,7 @@ def test_real_amazon_counts() -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared datasets not found at {SHARED}")
 def test_real_movielens_counts() -> None:
-    t0 = time.perf_counter()
     res = validate_catalog(load_dataset(SHARED / DEFAULT_FOLDERS["movielens"]))
-    assert time.perf_counter() - t0 < 10
     t = res.tables
     assert (len(t.users), len(t.items), len(t.interactions)) == (943, 1_682, 100_000)
     assert (len(t.triples), len(t.item_entities)) == (91_631, 1_598)

@@ -54,3 +54,40 @@ def test_labels_outside_the_allow_list_are_refused(bad: str) -> None:
         check_label(bad)
     with pytest.raises(ValidationError, match="unknown relationship type"):
         check_rel_type(bad)
+
+
+def test_a_second_store_object_sees_rows_written_by_the_first(tmp_path: Path) -> None:
+    import pandas as pd
+
+    one, two = EmbeddedGraphStore(tmp_path), EmbeddedGraphStore(tmp_path)
+    one.upsert_nodes(NodeLabel.ITEM, pd.DataFrame({"id": ["a"]}))
+    assert list(two.nodes(NodeLabel.ITEM)["id"]) == ["a"]  # now cached in `two`
+    one.upsert_nodes(NodeLabel.ITEM, pd.DataFrame({"id": ["b"]}))
+    two.upsert_nodes(NodeLabel.ITEM, pd.DataFrame({"id": ["c"]}))  # must not drop "b"
+    assert sorted(one.nodes(NodeLabel.ITEM)["id"]) == ["a", "b", "c"]
+
+
+def test_a_held_writer_lock_times_out_as_store_error(tmp_path: Path) -> None:
+    import filelock
+    import pandas as pd
+
+    from kgrec.graph.embedded import LOCK_FILE
+
+    store = EmbeddedGraphStore(tmp_path, lock_timeout=0.2)
+    with filelock.FileLock(tmp_path / LOCK_FILE, thread_local=False), \
+            pytest.raises(StoreError, match="another process .* lock_timeout"):
+        store.upsert_nodes(NodeLabel.ITEM, pd.DataFrame({"id": ["a"]}))
+    store.upsert_nodes(NodeLabel.ITEM, pd.DataFrame({"id": ["a"]}))  # free again
+    assert len(store.nodes(NodeLabel.ITEM)) == 1
+
+
+def test_stale_temp_file_of_a_dead_writer_is_removed(tmp_path: Path) -> None:
+    import pandas as pd
+
+    store = EmbeddedGraphStore(tmp_path)
+    store.upsert_nodes(NodeLabel.ITEM, pd.DataFrame({"id": ["a"]}))
+    stale = tmp_path / "nodes" / ".Item.parquet.abc123.kgrec-tmp"
+    stale.write_bytes(b"half a parquet file")
+    assert list(EmbeddedGraphStore(tmp_path).nodes(NodeLabel.ITEM)["id"]) == ["a"]
+    store.upsert_nodes(NodeLabel.ITEM, pd.DataFrame({"id": ["b"]}))
+    assert not stale.exists()

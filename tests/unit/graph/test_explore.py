@@ -58,6 +58,9 @@ def test_neighbourhood_and_drawing(store: EmbeddedGraphStore) -> None:
     assert g.nodes[("Item", "sku-2")]["hop"] == 0
     small = neighbourhood(store, "Item", "sku-2", hops=2, max_nodes=3)
     assert small.number_of_nodes() == 3
-    assert draw_graph(g, title="sku-2") is not None
+    ax = draw_graph(g, title="sku-2", highlight=("Item", "sku-2"))
+    assert ax.get_title() == "sku-2"
+    drawn = sorted(t.get_text() for t in ax.texts)  # one label per node, long ids shortened
+    assert drawn == sorted(i if len(i) <= 18 else i[:16] + "…" for _, i in g.nodes)
     with pytest.raises(UnknownIdError, match="sku-404"):
         neighbourhood(store, "Item", "sku-404")

@@ -109,8 +109,58 @@ def test_unknown_extension(tmp_path: Path, name: str) -> None:
         read_table(p, "items")
 
 
-def test_csv_that_does_not_parse(tmp_path: Path) -> None:
-    p = _write(tmp_path / "items.csv", "item_id,title\nA1,x\nA2,y,z,w\n")
+def _invariant(res: object) -> None:
+    for s in res.summary.values():  # type: ignore[attr-defined]
+        assert s.input_rows == s.accepted + s.rejected + s.duplicates_merged
+
+
+def test_csv_line_with_too_many_fields_is_a_rejected_row(tmp_path: Path) -> None:
+    p = _write(tmp_path / "items.csv", "item_id,title\nA1,x\nA2,y,z,w\nA3,v\n")
+    t = read_table(p, "items")
+    assert t.frame["item_id"].tolist() == ["A1", "A3"]
+    assert t.rows.tolist() == [1, 3]
+    res = validate_catalog(read_catalog(items=p))
+    assert res.rejects[["row", "field", "reason", "raw"]].values.tolist() == [
+        [2, "(row)", "line has 4 fields, the header has 2", '"A2,y,z,w"']]
+    assert res.summary["items"].input_rows == 3
+    _invariant(res)
+
+
+def test_extra_field_on_the_first_row_is_not_taken_as_an_index(tmp_path: Path) -> None:
+    # pandas alone would make column 1 the index and shift every value one column left
+    p = _write(tmp_path / "items.csv", "item_id,title\nA1,x,extra\nA2,y\n")
+    t = read_table(p, "items")
+    assert t.frame.to_dict("list") == {"item_id": ["A2"], "title": ["y"]}
+    assert t.row_errors["row"].tolist() == [1]
+
+
+def test_unbalanced_quote_rejects_one_line_not_the_rest(tmp_path: Path) -> None:
+    p = _write(tmp_path / "items.csv",
+               'item_id,title,brand\nA1,"broken title,Acme\nA2,fine,Acme\nA3,"ok",Acme\n'
+               'A4,"two\nlines",Lumo\n')
+    res = validate_catalog(read_catalog(items=p))
+    assert res.tables.items["item_id"].tolist() == ["A2", "A3", "A4"]
+    assert res.tables.items["title"].tolist() == ["fine", "ok", "two\nlines"]
+    assert res.rejects[["row", "reason"]].values.tolist() == [
+        [1, "unbalanced quote: a quoted field is not closed on this line"]]
+    _invariant(res)
+
+
+def test_quote_open_until_end_of_file(tmp_path: Path) -> None:
+    p = _write(tmp_path / "users.csv", 'user_id,region\nu1,north\nu2,"south\nu3,east\n')
+    t = read_table(p, "users")
+    assert t.frame["user_id"].tolist() == ["u1", "u3"]
+    assert t.row_errors["row"].tolist() == [2]
+
+
+def test_tsv_line_with_too_many_fields(tmp_path: Path) -> None:
+    p = _write(tmp_path / "users.tsv", "user_id\tregion\nu1\tn\tx\nu2\ts\n")
+    t = read_table(p, "users")
+    assert t.frame["user_id"].tolist() == ["u2"] and t.rows.tolist() == [2]
+
+
+def test_header_that_does_not_parse(tmp_path: Path) -> None:
+    p = _write(tmp_path / "items.csv", 'item_id,"title\nA1,x\nA2,y,z\n')
     with pytest.raises(FileFormatError, match=r"items\.csv: not a valid CSV.*header row "
                                               r"containing item_id"):
         read_table(p, "items")

@@ -50,8 +50,13 @@ def test_known_brand_path_on_hand_built_graph(rec: Recommender) -> None:
     assert set(brand["via"]) == set(bought)
     exp = rec.explain(RUNNERS[0], target)
     assert any(p.kind in ("brand", "category", "profile") for p in exp.paths)
-    assert "(:Brand {id: \"Acme\"})" in str(exp) or "Category" in str(exp) or "Attribute" in \
-        str(exp)
+    for p in exp.paths:  # each path runs from this user to this item and is printed
+        assert (p.nodes[0].label, p.nodes[0].id) == ("User", exp.user_id)
+        assert (p.nodes[-1].label, p.nodes[-1].id) == ("Item", target)
+        assert f"{p.weight:.4f}  {p}" in str(exp)
+        if p.kind == "brand":  # the only brand hub between them is Acme
+            assert (p.nodes[2].label, p.nodes[2].id) == ("Brand", "Acme")
+            assert p.nodes[1].id in set(bought)
 
 
 def test_new_sku_explanations_reach_the_new_item(rec: Recommender) -> None:

@@ -14,6 +14,7 @@ from kgrec.graph.build import build_graph
 from kgrec.graph.embedded import EmbeddedGraphStore
 from kgrec.graph.export import ExportedGraph, to_hetero_data
 from kgrec.graph.pseudonym import Pseudonymizer
+from kgrec.graph.schema import NodeLabel
 from kgrec.graph.store import write_graph
 from kgrec.graph.tables import CatalogTables
 from kgrec.ranking.recommender import Recommender
@@ -178,7 +179,9 @@ def test_fit_on_store_with_pseudonymizer(tmp_path) -> None:
     assert exp.user_id == pseudo.pseudonymize([RUNNERS[0]])[0]
     with pytest.raises(UnknownIdError, match="stranger"):
         rec.recommend("stranger")
-    assert write_graph is not None and SHOES
+    assert set(ids.ravel()) <= set(SHOES + MUGS)  # catalogue ids, not indices or pseudonyms
+    stored = set(store.nodes(NodeLabel.USER)["id"])
+    assert RUNNERS[0] not in stored and exp.user_id in stored
 
 
 def test_new_user_explanation_names_the_caller_id(rec: Recommender) -> None:
