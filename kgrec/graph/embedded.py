@@ -2,7 +2,9 @@
 
 Why: a newcomer runs everything with no database; the same frames go in and come out as with
 Neo4j. Each label/type is one Parquet file, rewritten atomically (temp file + ``os.replace``) so an
-interrupted write never leaves a torn file. Upserts are vectorised pandas merges.
+interrupted write never leaves a torn file. Upserts are vectorised pandas merges. One folder is one
+graph (the Neo4j store's ``graph`` namespace); its manifest ``kgrec-store.json`` records the
+format version and the pseudonym-key fingerprint.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from kgrec.graph.schema import GRAPH_REL_TYPES, REL_SPECS, NodeLabel, RelType
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
+MANIFEST = "kgrec-store.json"
 
 
 class EmbeddedGraphStore:
@@ -66,10 +69,32 @@ class EmbeddedGraphStore:
         return len(new)
 
     def clear(self) -> None:
+        """Delete the graph's files and its key fingerprint; nothing else in the folder."""
         for label in NodeLabel:
             self._delete(f"nodes/{label.value}")
         for rel in RelType:
             self._delete(f"edges/{rel.value}")
+        manifest = self._manifest()
+        if manifest.pop("key_fingerprint", None) is not None:
+            self._write_manifest(manifest)
+
+    # -- metadata -----------------------------------------------------------------------------
+    def key_fingerprint(self) -> str | None:
+        """The pseudonym-key fingerprint recorded for this store, or None."""
+        value = self._manifest().get("key_fingerprint")
+        return None if value is None else str(value)
+
+    def claim_key_fingerprint(self, fingerprint: str) -> str:
+        """Record ``fingerprint`` unless one is recorded already; return the recorded one."""
+        manifest = self._manifest()
+        if manifest.get("key_fingerprint") is None:
+            manifest["key_fingerprint"] = fingerprint
+            self._write_manifest(manifest)
+        return str(manifest["key_fingerprint"])
+
+    def node_count(self) -> int:
+        """Nodes of this graph (any label)."""
+        return sum(len(self.nodes(label)) for label in NodeLabel)
 
     # -- reads --------------------------------------------------------------------------------
     def nodes(self, label: NodeLabel) -> pd.DataFrame:
@@ -122,9 +147,28 @@ class EmbeddedGraphStore:
         frame.to_parquet(tmp, index=False)
         os.replace(tmp, path)
         self._cache[name] = frame
-        manifest = self.directory / "kgrec-store.json"
-        if not manifest.exists():
-            manifest.write_text(json.dumps({"format_version": FORMAT_VERSION}))
+        if not (self.directory / MANIFEST).exists():
+            self._write_manifest({})
+
+    def _manifest(self) -> dict[str, object]:
+        path = self.directory / MANIFEST
+        if not path.exists():
+            return {}
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise StoreError(f"cannot read {path}: {e}; restore it or use a fresh store "
+                             f"folder") from e
+        if not isinstance(data, dict):
+            raise StoreError(f"{path} is not a kgrec store manifest (a JSON object)")
+        return data
+
+    def _write_manifest(self, manifest: dict[str, object]) -> None:
+        path = self.directory / MANIFEST
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps({**manifest, "format_version": FORMAT_VERSION}))
+        os.replace(tmp, path)
 
     def _delete(self, name: str) -> None:
         self._cache.pop(name, None)
