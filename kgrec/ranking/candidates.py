@@ -16,6 +16,13 @@ model_version, created_at``) and, optionally, writes it back to a graph store as
 ``(:User)-[:CANDIDATE {rank, score, model, createdAt}]->(:Item)`` with one
 ``replace_edges_from`` (one transaction in Neo4j) per user chunk, so a re-run replaces the
 previous run's candidates of those users.
+
+All-or-nothing where it matters: each user's set is swapped in one transaction (Neo4j) or one
+atomic file rewrite (embedded), so a reader sees that user's previous complete set or the new
+one, each tagged with its run (``model`` + ``createdAt``); a fault between chunks leaves some users
+on the previous run, and re-running the same command brings every user to the new one. The
+Parquet file is written to a private temporary file beside it and renamed into place only when
+the run completes; a failed run removes its temporary file and leaves any previous file whole.
 """
 
 from __future__ import annotations
@@ -223,19 +230,30 @@ def candidate_edges(frame: pd.DataFrame, model_version: str, created_at: str) ->
 
 
 class ParquetSink:
-    """Streams candidate frames into one Parquet file (written atomically on close)."""
+    """Streams candidate frames into one Parquet file, renamed into place on :meth:`close`.
+
+    The temporary file is private to this sink (pid + random suffix), so concurrent runs never
+    share one; it is removed by :meth:`abort`, or when the sink is dropped without ``close``
+    (a run that raised), so a failed run leaves neither a torn file nor litter.
+    """
 
     def __init__(self, path: str | Path) -> None:
+        import os
+        import secrets
+        import weakref
+
         import pyarrow as pa
 
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = self.path.with_name(self.path.name + ".tmp")
+        self._tmp = self.path.with_name(
+            f".{self.path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
         self.schema = pa.schema([("user_id", pa.string()), ("item_id", pa.string()),
                                  ("rank", pa.int32()), ("score", pa.float64()),
                                  ("model_version", pa.string()),
                                  ("created_at", pa.timestamp("us", tz="UTC"))])
         self._writer: Any = None
+        self._cleanup = weakref.finalize(self, _discard, self._tmp)
 
     def write(self, frame: pd.DataFrame, model_version: str, created_at: str) -> None:
         import pyarrow as pa
@@ -263,7 +281,19 @@ class ParquetSink:
         else:
             self._writer.close()
         self._tmp.replace(self.path)
+        self._cleanup.detach()
         return self.path
+
+    def abort(self) -> None:
+        """Drop what was written; the file at ``path`` (if any) is left as it was."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self._cleanup()
+
+
+def _discard(tmp: Path) -> None:
+    tmp.unlink(missing_ok=True)
 
 
 def write_to_store(store: GraphStore, frame: pd.DataFrame, user_ids: Sequence[str],
