@@ -28,6 +28,9 @@ the run completes; a failed run removes its temporary file and leaves any previo
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -230,18 +233,16 @@ def candidate_edges(frame: pd.DataFrame, model_version: str, created_at: str) ->
 
 
 class ParquetSink:
-    """Streams candidate frames into one Parquet file, renamed into place on :meth:`close`.
+    """Streams candidate frames into one Parquet file that appears only on :meth:`close`.
 
-    The temporary file is private to this sink (pid + random suffix), so concurrent runs never
-    share one; it is removed by :meth:`abort`, or when the sink is dropped without ``close``
-    (a run that raised), so a failed run leaves neither a torn file nor litter.
+    Where the OS allows (Linux ``O_TMPFILE``), the rows go to an *unnamed* file in the target's
+    folder that is linked into place on ``close``: a run that raises, or a process that is
+    killed, leaves nothing behind. Elsewhere a private temporary file (pid + random suffix) is
+    used and removed by :meth:`abort` or when the sink is dropped. Either way a failed run leaves
+    the previous file at ``path`` whole.
     """
 
     def __init__(self, path: str | Path) -> None:
-        import os
-        import secrets
-        import weakref
-
         import pyarrow as pa
 
         self.path = Path(path)
@@ -253,14 +254,31 @@ class ParquetSink:
                                  ("model_version", pa.string()),
                                  ("created_at", pa.timestamp("us", tz="UTC"))])
         self._writer: Any = None
-        self._cleanup = weakref.finalize(self, _discard, self._tmp)
+        self._file: Any = None
+        self._handles: list[Any] = []  # writer and file, closed by the finalizer of a failed run
+        self._cleanup = weakref.finalize(self, _discard, self._tmp, self._handles)
+
+    def _open(self) -> Any:
+        import pyarrow.parquet as pq
+
+        flag = getattr(os, "O_TMPFILE", 0)
+        if flag:
+            try:
+                fd = os.open(self.path.parent, flag | os.O_WRONLY, 0o644)
+                self._file = os.fdopen(fd, "wb")
+                self._handles.append(pq.ParquetWriter(self._file, self.schema))
+                self._handles.append(self._file)
+                return self._handles[0]
+            except OSError:  # the filesystem has no unnamed files: use a named one
+                self._file = None
+        self._handles.append(pq.ParquetWriter(self._tmp, self.schema))
+        return self._handles[0]
 
     def write(self, frame: pd.DataFrame, model_version: str, created_at: str) -> None:
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         if self._writer is None:
-            self._writer = pq.ParquetWriter(self._tmp, self.schema)
+            self._writer = self._open()
         n = len(frame)
         ts = pd.Timestamp(created_at)
         table = pa.table({
@@ -274,25 +292,32 @@ class ParquetSink:
         self._writer.write_table(table)
 
     def close(self) -> Path:
-        import pyarrow.parquet as pq
-
         if self._writer is None:
-            pq.write_table(self.schema.empty_table(), self._tmp)
-        else:
-            self._writer.close()
+            self._writer = self._open()
+        self._writer.close()
+        if self._file is not None:  # give the unnamed file its (temporary) name
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            folder = os.open(self.path.parent, os.O_RDONLY)
+            try:  # linkat(AT_SYMLINK_FOLLOW), the documented way to name an O_TMPFILE file
+                os.link(f"/proc/self/fd/{self._file.fileno()}", self._tmp,
+                        src_dir_fd=folder, follow_symlinks=True)
+            finally:
+                os.close(folder)
+            self._file.close()
         self._tmp.replace(self.path)
         self._cleanup.detach()
         return self.path
 
     def abort(self) -> None:
         """Drop what was written; the file at ``path`` (if any) is left as it was."""
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        self._writer = self._file = None
         self._cleanup()
 
 
-def _discard(tmp: Path) -> None:
+def _discard(tmp: Path, open_handles: list[Any]) -> None:
+    for handle in open_handles:  # writer first, then the file; an unnamed file then vanishes
+        handle.close()
     tmp.unlink(missing_ok=True)
 
 

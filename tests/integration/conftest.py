@@ -114,6 +114,30 @@ def neo4j_store(neo4j_driver: neo4j.Driver, neo4j_graph: str) -> Neo4jGraphStore
     return store
 
 
+@pytest.fixture(scope="session")
+def spare_neo4j(tmp_path_factory: pytest.TempPathFactory, neo4j_target: Neo4jTarget,
+                ) -> Iterator[Neo4jServer]:
+    """A second private server: "a user's server" holding foreign data, or one to SIGKILL.
+
+    Tests that kill it start it again before they end; it is started here if it is down.
+    """
+    server = Neo4jServer(home=tmp_path_factory.mktemp("spare-neo4j"), port=free_port(),
+                         heap_mb=512, page_cache_mb=128)
+    try:
+        server.start()
+    except KgrecError as e:
+        _unavailable(str(e))
+    yield server
+    server.stop()
+
+
+def driver_to(server: Neo4jServer, retry_s: float = 3.0) -> neo4j.Driver:
+    """A driver to ``server`` that gives up retrying after ``retry_s`` (fault tests)."""
+    return neo4j.GraphDatabase.driver(server.uri, auth=("neo4j", server.password()),
+                                      notifications_min_severity="OFF",
+                                      max_transaction_retry_time=retry_s)
+
+
 @pytest.fixture
 def shared_data() -> Path:
     env = os.environ.get("KGREC_SHARED_DATA")

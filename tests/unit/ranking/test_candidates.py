@@ -129,15 +129,25 @@ def test_interrupted_write_back_leaves_whole_sets_and_reruns_to_completion(
     assert len(pd.read_parquet(parquet)) == 2 * len(users)
 
 
-def test_parquet_sink_abort_keeps_the_previous_file(tmp_path) -> None:
+@pytest.mark.parametrize("unnamed", [True, False])
+def test_parquet_sink_abort_keeps_the_previous_file(tmp_path, monkeypatch, unnamed) -> None:
+    import os
+
     from kgrec.ranking.candidates import ParquetSink
+    if not unnamed:  # a system without O_TMPFILE: a named private temporary file
+        monkeypatch.delattr(os, "O_TMPFILE", raising=False)
     frame = pd.DataFrame({"user_id": ["u1"], "item_id": ["i1"], "rank": [1], "score": [0.5]})
     first = ParquetSink(tmp_path / "c.parquet")
     first.write(frame, "m1", "2026-01-01T00:00:00+00:00")
     first.close()
     sink = ParquetSink(tmp_path / "c.parquet")
     sink.write(frame.assign(item_id="i2"), "m2", "2026-01-02T00:00:00+00:00")
-    assert len(list(tmp_path.iterdir())) == 2  # the previous file + this run's temporary file
+    assert len(list(tmp_path.iterdir())) == (1 if unnamed else 2)
     sink.abort()
     assert [p.name for p in tmp_path.iterdir()] == ["c.parquet"]
     assert pd.read_parquet(tmp_path / "c.parquet")["model_version"].tolist() == ["m1"]
+    third = ParquetSink(tmp_path / "c.parquet")
+    third.write(frame.assign(item_id="i3"), "m3", "2026-01-03T00:00:00+00:00")
+    third.close()
+    assert [p.name for p in tmp_path.iterdir()] == ["c.parquet"]
+    assert pd.read_parquet(tmp_path / "c.parquet")["item_id"].tolist() == ["i3"]
