@@ -33,8 +33,8 @@ def create_constraint(label: NodeLabel) -> str:
 
 
 def drop_legacy_constraint(label: NodeLabel) -> str:
-    """kgrec < 0.3 made ``id`` unique per label database-wide, which forbids a second graph (or
-    foreign data) with the same ids; the constraint is kgrec's own (named ``kgrec_*``)."""
+    """Earlier kgrec versions made ``id`` unique per label database-wide, which forbids a second
+    graph (or foreign data) with the same ids; the constraint is kgrec's own (``kgrec_*``)."""
     label = check_label(label)
     return f"DROP CONSTRAINT kgrec_{label.value.lower()}_id IF EXISTS"
 

@@ -13,7 +13,13 @@ from pathlib import Path
 
 from kgrec.errors import ConfigError
 from kgrec.graph.embedded import EmbeddedGraphStore
-from kgrec.graph.neo4j_store import DEFAULT_GRAPH, GRAPH_ENV, Neo4jGraphStore, driver_from_env
+from kgrec.graph.neo4j_store import (
+    DEFAULT_GRAPH,
+    GRAPH_ENV,
+    Neo4jGraphStore,
+    check_graph_name,
+    driver_from_env,
+)
 from kgrec.graph.pseudonym import Pseudonymizer, check_key
 from kgrec.graph.store import GraphStore
 
@@ -41,9 +47,10 @@ def open_store(spec: str, *, batch_size: int | None = None, show_progress: bool 
     store: GraphStore
     if spec == "neo4j" or spec.startswith(("neo4j:", "neo4j/")):
         database, _, graph = spec[len("neo4j"):].lstrip(":").partition("/")
+        graph = check_graph_name(graph or os.environ.get(GRAPH_ENV, DEFAULT_GRAPH))
         store = Neo4jGraphStore(driver_from_env(),
                                 database=database or os.environ.get("NEO4J_DATABASE", "neo4j"),
-                                graph=graph or os.environ.get(GRAPH_ENV, DEFAULT_GRAPH),
+                                graph=graph,
                                 show_progress=show_progress,
                                 **({"batch_size": batch_size} if batch_size else {}))
         pseudonymizer = Pseudonymizer.from_environment(kgrec_home())
