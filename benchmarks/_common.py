@@ -34,20 +34,34 @@ def timed() -> Iterator[list[float]]:
     out.append(time.perf_counter() - start)
 
 
+WRITABLE_URI_ENV = "KGREC_BENCH_NEO4J_WRITABLE_URI"
+
+
 @contextmanager
-def neo4j_driver() -> Iterator[object]:
-    """A driver to NEO4J_URI, or to a throwaway local server started for the benchmark."""
+def neo4j_driver() -> Iterator[tuple[object, str]]:
+    """``(driver, graph)``: a throwaway local server started for the benchmark, graph "default".
+
+    NEO4J_URI is never used: benchmarks write and clear. Only the explicit opt-in
+    ``KGREC_BENCH_NEO4J_WRITABLE_URI`` (with ``KGREC_BENCH_NEO4J_PASSWORD``, optionally
+    ``KGREC_BENCH_NEO4J_USER``) points them at an external server, where they work in a graph of
+    their own (``kgrec_bench_<random>``) and clear only that graph.
+    """
+    import secrets
+
     import neo4j
 
     from kgrec.graph.neo4j_server import Neo4jServer
 
-    if os.environ.get("NEO4J_URI"):
+    if os.environ.get(WRITABLE_URI_ENV):
         driver = neo4j.GraphDatabase.driver(
-            os.environ["NEO4J_URI"],
-            auth=(os.environ.get("NEO4J_USER", "neo4j"), os.environ["NEO4J_PASSWORD"]),
+            os.environ[WRITABLE_URI_ENV],
+            auth=(os.environ.get("KGREC_BENCH_NEO4J_USER", "neo4j"),
+                  os.environ.get("KGREC_BENCH_NEO4J_PASSWORD", "")),
             notifications_min_severity="OFF")
-        yield driver
-        driver.close()
+        try:
+            yield driver, f"kgrec_bench_{secrets.token_hex(4)}"
+        finally:
+            driver.close()
         return
     with tempfile.TemporaryDirectory() as home:
         import socket
@@ -59,7 +73,7 @@ def neo4j_driver() -> Iterator[object]:
         driver = neo4j.GraphDatabase.driver(server.uri, auth=("neo4j", server.password()),
                                             notifications_min_severity="OFF")
         try:
-            yield driver
+            yield driver, "default"
         finally:
             driver.close()
             server.stop()

@@ -34,6 +34,7 @@ _EXPORTS: dict[str, str] = {
     "HashingEncoder": "kgrec.encoders",
     "IncompatibleModelError": "kgrec.errors",
     "IngestReport": "kgrec.graph.ingest",
+    "KeyMismatchError": "kgrec.errors",
     "KgrecError": "kgrec.errors",
     "ModelError": "kgrec.errors",
     "ModelNotFoundError": "kgrec.errors",
@@ -94,6 +95,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from kgrec.errors import EncoderError as EncoderError
     from kgrec.errors import FileFormatError as FileFormatError
     from kgrec.errors import IncompatibleModelError as IncompatibleModelError
+    from kgrec.errors import KeyMismatchError as KeyMismatchError
     from kgrec.errors import KgrecError as KgrecError
     from kgrec.errors import ModelError as ModelError
     from kgrec.errors import ModelNotFoundError as ModelNotFoundError
@@ -182,6 +184,7 @@ __all__ = [
     "HashingEncoder",
     "IncompatibleModelError",
     "IngestReport",
+    "KeyMismatchError",
     "KgrecError",
     "ModelConfig",
     "ModelError",

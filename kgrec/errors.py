@@ -5,6 +5,7 @@ can catch one type. Messages name the offending file/row/field/id and say how to
 
     KgrecError
     ├── ConfigError              bad or missing setting (env var, path, option)
+    │   └── KeyMismatchError     the pseudonym key is not the one the store was built with
     ├── DataError                input data kgrec cannot use
     │   ├── FileFormatError      a whole file in the wrong format
     │   └── ValidationError      a table that fails validation as a whole
@@ -32,6 +33,10 @@ class KgrecError(Exception):
 
 class ConfigError(KgrecError):
     """A setting (environment variable, path, option) is missing or invalid."""
+
+
+class KeyMismatchError(ConfigError):
+    """The pseudonym key differs from the one recorded in the store at first ingest."""
 
 
 class DataError(KgrecError):

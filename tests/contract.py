@@ -154,3 +154,59 @@ class StoreContract:
         assert exp.items.set_index("item_id").loc["sku-1", "category"] == \
             "Sports > Shoes > Running"
         assert exp.index_of("Item", ["sku-3", "sku-1"]).tolist() == [2, 0]
+
+    def test_failing_multi_row_batch_is_rolled_back_whole(self, store: GraphStore) -> None:
+        """Two rows in one batch (the Neo4j fixture's batch size is 2): a valid new edge and one
+        naming a missing node. Neither is stored: the valid row is rolled back with the bad one."""
+        from kgrec.errors import StoreError
+        ingest_tables(tiny_catalog(), store, pseudonymizer())
+        bad = pd.DataFrame({"src_label": ["Item", "Item"], "src": ["sku-3", "sku-404"],
+                            "dst_label": ["Brand", "Brand"], "dst": ["Acme", "Acme"]})
+        with pytest.raises(StoreError, match="write the nodes first"):
+            store.upsert_edges(RelType.HAS_BRAND, bad)
+        got = store.edges(RelType.HAS_BRAND)
+        assert sorted(zip(got["src"], got["dst"], strict=True)) == [
+            ("sku-1", "Acme"), ("sku-2", "Acme"), ("sku-3", "Zeta")]
+
+    def test_failed_replace_keeps_the_previous_set(self, store: GraphStore) -> None:
+        """A replace whose new set names a missing item leaves the user's old set whole."""
+        from kgrec.errors import StoreError
+        ingest_tables(tiny_catalog(), store, pseudonymizer())
+        (alice,) = pseudonymizer().pseudonymize(["alice"])
+        old = pd.DataFrame({"src_label": "User", "src": alice, "dst_label": "Item",
+                            "dst": ["sku-1", "sku-2"], "rank": [1, 2], "score": [0.9, 0.8],
+                            "model": "m1", "createdAt": "2026-01-01T00:00:00Z"})
+        store.replace_edges_from(RelType.CANDIDATE, NodeLabel.USER, [alice], old)
+        new = old.assign(dst=["sku-3", "sku-404"], model="m2")
+        with pytest.raises(StoreError, match="write the nodes first"):
+            store.replace_edges_from(RelType.CANDIDATE, NodeLabel.USER, [alice], new)
+        got = store.edges(RelType.CANDIDATE)
+        assert sorted(zip(got["dst"], got["model"], strict=True)) == [("sku-1", "m1"),
+                                                                      ("sku-2", "m1")]
+
+    def test_another_pseudonym_key_is_refused(self, store: GraphStore) -> None:
+        from kgrec.errors import KeyMismatchError
+        from kgrec.graph.pseudonym import check_key
+        assert store.key_fingerprint() is None
+        ingest_tables(tiny_catalog(), store, pseudonymizer())
+        assert store.key_fingerprint() == pseudonymizer().fingerprint()
+        other = Pseudonymizer(b"another-key-0123456789")
+        with pytest.raises(KeyMismatchError, match="KGREC_PSEUDONYM_KEY to the original key"):
+            ingest_tables(tiny_catalog(), store, other)
+        with pytest.raises(KeyMismatchError, match="use a new store"):
+            check_key(store, other)
+        assert len(store.nodes(NodeLabel.USER)) == 3  # nothing was written with the other key
+        check_key(store, pseudonymizer())            # the original key passes
+        store.clear()                                 # a cleared store takes any key
+        ingest_tables(tiny_catalog(), store, other)
+        assert store.key_fingerprint() == other.fingerprint()
+
+    def test_node_count_and_clear(self, store: GraphStore) -> None:
+        assert store.node_count() == 0
+        ingest_tables(tiny_catalog(), store, pseudonymizer())
+        assert store.node_count() == 3 + 3 + 2 + 5 + 8
+        store.clear()
+        assert store.node_count() == 0
+        assert graph_stats(store)["counts"] == {
+            **{label.value: 0 for label in NodeLabel},
+            **{rel.value: 0 for rel in RelType if rel is not RelType.CANDIDATE}}

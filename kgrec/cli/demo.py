@@ -17,8 +17,8 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="dataset folder (amazon/movielens layout, or canonical "
                                   "items/users/interactions files); default: a generated shop")
     p.add_argument("--store", default=None,
-                   help="embedded:DIR (default OUT/store) or neo4j (also writes CANDIDATE "
-                        "relationships there)")
+                   help="embedded:DIR (default OUT/store) or neo4j[:DATABASE][/GRAPH] (also "
+                        "writes CANDIDATE relationships there)")
     p.add_argument("--encoder", choices=["bert", "hashing"], default="bert")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--users", type=int, default=None, help="generated users")
@@ -26,7 +26,8 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--interactions", type=int, default=None, help="generated interactions")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--reset-store", action="store_true",
-                   help="delete kgrec's nodes in a non-empty store first (never the default)")
+                   help="delete the nodes of kgrec's graph in a non-empty store first "
+                        "(nothing else; never the default)")
     p.set_defaults(handler=_demo)
 
 

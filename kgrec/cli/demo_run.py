@@ -28,7 +28,6 @@ import pandas as pd
 from kgrec.coldstart.config import ModelConfig
 from kgrec.errors import ConfigError
 from kgrec.graph.pseudonym import Pseudonymizer
-from kgrec.graph.schema import NodeLabel
 from kgrec.graph.store import GraphStore
 from kgrec.graph.tables import POSITIVE_EVENTS, CatalogTables
 
@@ -134,7 +133,8 @@ def run_demo(cfg: DemoConfig, echo: Callable[[str], Any] = logger.info) -> DemoR
         source = (f"generated shop ({cfg.n_users:,} users, {cfg.n_items:,} items, "
                   f"{cfg.n_interactions:,} draws, seed {cfg.seed})")
     store_spec = cfg.store or f"embedded:{out / 'store'}"
-    store, pseudo = open_store(store_spec)
+    # the demo clears its own folder (and a named store with --reset-store): no key check there
+    store, pseudo = open_store(store_spec, verify_key=cfg.store is not None and not cfg.reset_store)
     try:
         return _run_on_store(cfg, res, out, store, pseudo, store_spec, source, train, held,
                              new_items, truth_aff, truth_hits, new_users, new_clicks, segments,
@@ -158,12 +158,14 @@ def _run_on_store(cfg: DemoConfig, res: DemoResult, out: Path, store: GraphStore
     from kgrec.ranking.recommender import Recommender
 
     # The demo's own folder (the default) is reset freely; a store the user named is not.
-    existing = len(store.nodes(NodeLabel.ITEM)) if cfg.store is not None else 0
+    # Any kgrec node of the store's graph counts (users without items too); clear() only ever
+    # touches that graph, never other data in a shared database.
+    existing = store.node_count() if cfg.store is not None else 0
     if existing and not cfg.reset_store:
         raise ConfigError(
-            f"the demo needs an empty store, but {store_spec} already holds {existing:,} items; "
-            f"use another store (e.g. NEO4J_DATABASE, or the default embedded store) or pass "
-            f"--reset-store to delete kgrec's nodes there first")
+            f"the demo needs an empty store, but {store_spec} already holds {existing:,} kgrec "
+            f"nodes; use another store (e.g. --store neo4j/demo for another graph name, or the "
+            f"default embedded store) or pass --reset-store to delete that graph's nodes first")
     store.clear()
     echo(f"[1/5] ingesting {source} into {store_spec} ...")
     report = ingest_tables(train, store, pseudo)

@@ -206,7 +206,7 @@ def _candidates(args: argparse.Namespace) -> int:
             parquet = to.partition(":")[2]
         elif to == "store":
             target = store
-        elif to == "neo4j" or to.startswith("neo4j:"):
+        elif to == "neo4j" or to.startswith(("neo4j:", "neo4j/")):
             target = store if args.store == to else open_store(to)[0]
         else:
             raise ConfigError(f"unknown --to {to!r}; use parquet:PATH, neo4j or store")

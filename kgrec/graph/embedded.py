@@ -14,7 +14,9 @@ folder and a writer may be killed at any moment:
 * cached frames are keyed by the file's identity (inode, size, mtime), so a frame another
   process replaced is read again.
 
-Upserts are vectorised pandas merges.
+Upserts are vectorised pandas merges. One folder is one graph (the Neo4j store's ``graph``
+namespace); its manifest ``kgrec-store.json`` records the format version and the pseudonym-key
+fingerprint.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 LOCK_FILE = ".kgrec-store.lock"
+MANIFEST = "kgrec-store.json"
 
 
 class EmbeddedGraphStore:
@@ -89,11 +92,35 @@ class EmbeddedGraphStore:
         return len(new)
 
     def clear(self) -> None:
+        """Delete the graph's files and its key fingerprint; nothing else in the folder."""
         with self._writing():
             for label in NodeLabel:
                 self._delete(f"nodes/{label.value}")
             for rel in RelType:
                 self._delete(f"edges/{rel.value}")
+            manifest = self._manifest()
+            if manifest.pop("key_fingerprint", None) is not None:
+                self._write_manifest(manifest)
+
+    # -- metadata -----------------------------------------------------------------------------
+    def key_fingerprint(self) -> str | None:
+        """The pseudonym-key fingerprint recorded for this store, or None."""
+        value = self._manifest().get("key_fingerprint")
+        return None if value is None else str(value)
+
+    def claim_key_fingerprint(self, fingerprint: str) -> str:
+        """Record ``fingerprint`` unless one is recorded already; return the recorded one
+        (under the writer lock, so two first ingests cannot both claim)."""
+        with self._writing():
+            manifest = self._manifest()
+            if manifest.get("key_fingerprint") is None:
+                manifest["key_fingerprint"] = fingerprint
+                self._write_manifest(manifest)
+            return str(manifest["key_fingerprint"])
+
+    def node_count(self) -> int:
+        """Nodes of this graph (any label)."""
+        return sum(len(self.nodes(label)) for label in NodeLabel)
 
     # -- reads --------------------------------------------------------------------------------
     def nodes(self, label: NodeLabel) -> pd.DataFrame:
@@ -186,10 +213,28 @@ class EmbeddedGraphStore:
         ident = self._identity(path)
         if ident is not None:
             self._cache[name] = (ident, frame)
-        manifest = self.directory / "kgrec-store.json"
-        if not manifest.exists():
-            write_atomic(manifest, lambda tmp: tmp.write_text(
-                json.dumps({"format_version": FORMAT_VERSION})))
+        if not (self.directory / MANIFEST).exists():
+            self._write_manifest({})
+
+    def _manifest(self) -> dict[str, object]:
+        path = self.directory / MANIFEST
+        if not path.exists():
+            return {}
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise StoreError(f"cannot read {path}: {e}; restore it or use a fresh store "
+                             f"folder") from e
+        if not isinstance(data, dict):
+            raise StoreError(f"{path} is not a kgrec store manifest (a JSON object)")
+        return data
+
+    def _write_manifest(self, manifest: dict[str, object]) -> None:
+        """Write the manifest atomically (callers hold the writer lock)."""
+        path = self.directory / MANIFEST
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, lambda tmp: tmp.write_text(
+            json.dumps({**manifest, "format_version": FORMAT_VERSION})))
 
     def _delete(self, name: str) -> None:
         self._cache.pop(name, None)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kgrec.graph.build import build_graph
-from kgrec.graph.pseudonym import Pseudonymizer
+from kgrec.graph.pseudonym import Pseudonymizer, check_key
 from kgrec.graph.readers import RawCatalog
 from kgrec.graph.schema import NodeLabel
 from kgrec.graph.store import GraphStore, write_graph
@@ -58,8 +58,13 @@ def pseudonymize_tables(tables: CatalogTables, pseudonymizer: Pseudonymizer) -> 
 
 def ingest_tables(tables: CatalogTables, store: GraphStore, pseudonymizer: Pseudonymizer,
                   ) -> IngestReport:
-    """Pseudonymise, build the graph and upsert it into ``store`` (idempotent)."""
+    """Pseudonymise, build the graph and upsert it into ``store`` (idempotent).
+
+    Raises:
+        KeyMismatchError: ``store`` was built with another pseudonym key.
+    """
     start = time.perf_counter()
+    check_key(store, pseudonymizer, record=True)
     frames = build_graph(pseudonymize_tables(tables, pseudonymizer))
     written = write_graph(store, frames)
     report = IngestReport(
@@ -81,8 +86,12 @@ def ingest(raw: RawCatalog, store: GraphStore, pseudonymizer: Pseudonymizer, *,
     pseudonymised) and are counted in the report. Interactions may name items already in the
     store (incremental loads). Profile columns that look like direct identifiers are not
     stored (``report.dropped_columns`` says why) unless named in ``allow_profile_columns``.
+
+    Raises:
+        KeyMismatchError: ``store`` was built with another pseudonym key.
     """
     start = time.perf_counter()
+    check_key(store, pseudonymizer, record=True)
     known_items = store.nodes(NodeLabel.ITEM)["id"]
     result = validate_catalog(raw, known_item_ids=known_items, default_event=default_event,
                               allow_profile_columns=allow_profile_columns)

@@ -7,7 +7,11 @@ embedded with Bolt on 127.0.0.1. An embedded engine reads no ``neo4j.conf``, so 
 server script would pass are passed here.
 
 The password comes from ``NEO4J_PASSWORD``; without it one is generated once and kept in
-``<home>/password`` (owner-only). It is never logged or put on a command line.
+``<home>/password`` (owner-only). It is never logged or put on a command line, and the launcher
+sets it while Bolt is still off. The JVM gets a minimal environment (``JVM_ENV`` plus the password),
+never the caller's secrets (``KGREC_PSEUDONYM_KEY``, cloud credentials, ...). A pid file is
+trusted only when ``/proc/<pid>/cmdline`` shows this launcher on this home's data folder;
+otherwise it is stale and removed, and no signal is sent.
 """
 
 from __future__ import annotations
@@ -40,6 +44,24 @@ JVM_FLAGS = (
     "-XX:+UseG1GC",
     "-XX:-OmitStackTraceInFastThrow",
 )
+# The only variables the JVM inherits (plus KGREC_NEO4J_PASSWORD).
+JVM_ENV = ("PATH", "JAVA_HOME", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
+
+
+def jvm_environment(password: str, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The JVM's environment: ``JVM_ENV`` from ``environ`` and the password, nothing else."""
+    environ = dict(os.environ) if environ is None else environ
+    return {**{k: environ[k] for k in JVM_ENV if k in environ},
+            "KGREC_NEO4J_PASSWORD": password}
+
+
+def process_cmdline(pid: int) -> list[str] | None:
+    """The argv of process ``pid`` (Linux ``/proc``), or None when there is no such process."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a]
 
 
 @dataclass
@@ -112,13 +134,33 @@ class Neo4jServer:
         return path.read_text().strip()
 
     def pid(self) -> int | None:
-        """The server's pid when it is running, else None."""
+        """The server's pid when it is running, else None.
+
+        The pid file is believed only when that process is this launcher on this home's data
+        folder; a stale file (the server died, the pid was reused) is removed.
+        """
         try:
             pid = int(self.pid_file.read_text())
-            os.kill(pid, 0)
         except (OSError, ValueError):
             return None
-        return pid
+        if self._is_our_server(pid):
+            return pid
+        logger.warning("removing stale Neo4j pid file %s (pid %d is not this server)",
+                       self.pid_file, pid)
+        self.pid_file.unlink(missing_ok=True)
+        return None
+
+    def _is_our_server(self, pid: int) -> bool:
+        argv = process_cmdline(pid)
+        for _ in range(20):  # empty while a process is being exec'd (or is a zombie)
+            if argv != []:
+                break
+            time.sleep(0.05)
+            argv = process_cmdline(pid)
+        if argv is None or MAIN_CLASS not in argv:
+            return False
+        i = argv.index(MAIN_CLASS)
+        return len(argv) > i + 1 and argv[i + 1] == str(self.home / "data")
 
     def bolt_open(self) -> bool:
         with socket.socket() as s:
@@ -148,7 +190,7 @@ class Neo4jServer:
         cmd = [java, f"-Xms{self.heap_mb}m", f"-Xmx{self.heap_mb}m", *JVM_FLAGS, "-cp", classpath,
                MAIN_CLASS, str(self.home / "data"), self.host, str(self.port),
                str(self.page_cache_mb)]
-        env = {**os.environ, "KGREC_NEO4J_PASSWORD": self.password()}
+        env = jvm_environment(self.password())
         with open(self.log_file, "wb") as log:  # one log per run
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
                                     start_new_session=True, cwd=self.home)
@@ -173,6 +215,9 @@ class Neo4jServer:
         pid = self.pid()
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
+            if self._proc is not None:  # our child already exited: reap it
+                self._proc.wait(timeout=timeout)
+                self._proc = None
             return
         os.kill(pid, signal.SIGKILL if kill else signal.SIGTERM)
         deadline = time.monotonic() + timeout
@@ -188,7 +233,8 @@ class Neo4jServer:
                     break
             time.sleep(0.2)
         else:
-            os.kill(pid, signal.SIGKILL)
+            if self._is_our_server(pid):
+                os.kill(pid, signal.SIGKILL)
         if self._proc is not None:
             self._proc.wait(timeout=timeout)
             self._proc = None

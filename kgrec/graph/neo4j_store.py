@@ -5,6 +5,10 @@ it in (no network I/O in the constructor; :meth:`verify` checks the connection).
 ``UNWIND $rows`` batches in managed write transactions, which the driver retries on transient
 errors; every call names its database. Constraints are created ``IF NOT EXISTS``. Driver errors
 are re-raised as :class:`~kgrec.errors.StoreError` / :class:`~kgrec.errors.StoreUnavailableError`.
+
+A store is one *graph* (``graph``, default ``"default"``) inside a database: every node kgrec
+writes carries ``kgrec_graph = graph`` and every read, replace and :meth:`clear` matches on it, so
+a shared database's other data (and other kgrec graphs) is never read or deleted.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -28,6 +33,21 @@ from kgrec.graph.schema import REL_SPECS, NodeLabel, RelType
 logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 5_000
+DEFAULT_GRAPH = "default"
+GRAPH_ENV = "KGREC_NEO4J_GRAPH"
+_GRAPH_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def check_graph_name(graph: str) -> str:
+    """``graph`` when it is a valid graph name (letters, digits, ``_.-``; 1-64 characters).
+
+    Raises:
+        ConfigError: any other name.
+    """
+    if not isinstance(graph, str) or not _GRAPH_NAME.fullmatch(graph):
+        raise ConfigError(f"invalid kgrec graph name {graph!r}: use 1-64 letters, digits, '_', "
+                          f"'.' or '-' (e.g. {GRAPH_ENV}=shop_eu)")
+    return graph
 
 
 def driver_from_env() -> neo4j.Driver:
@@ -76,15 +96,16 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
                                                                     strict=True)]
 
 
-def _run_checked(tx: neo4j.ManagedTransaction, query: str, batch: list[dict[str, Any]]) -> None:
+def _run_checked(tx: neo4j.ManagedTransaction, query: str, batch: list[dict[str, Any]],
+                 graph: str) -> None:
     """Run an edge upsert; raising inside the transaction rolls the whole batch back when an
     endpoint is missing (MATCH would otherwise drop those rows silently)."""
-    record = tx.run(query, rows=batch).single()
+    record = tx.run(query, rows=batch, graph=graph).single()
     written = record["written"] if record is not None else 0
     if written != len(batch):
         missing = [(r["src"], r["dst"]) for r in batch][:5]
         raise StoreError(f"{len(batch) - written} edge endpoint(s) in this batch are not nodes "
-                         f"in the store (batch starts {missing}); write the nodes first")
+                         f"of graph {graph!r} (batch starts {missing}); write the nodes first")
 
 
 class Neo4jGraphStore:
@@ -93,20 +114,26 @@ class Neo4jGraphStore:
     Args:
         driver: an open ``neo4j.Driver`` owned by the caller.
         database: the database every call runs against (default ``neo4j``).
+        graph: kgrec's namespace in that database (default ``"default"``); only nodes with
+            ``kgrec_graph = graph`` are read, written or cleared.
         batch_size: rows per ``UNWIND`` transaction.
         show_progress: tqdm bar over batches.
+
+    Raises:
+        ConfigError: an invalid graph name.
     """
 
-    def __init__(self, driver: neo4j.Driver, database: str = "neo4j",
+    def __init__(self, driver: neo4j.Driver, database: str = "neo4j", graph: str = DEFAULT_GRAPH,
                  batch_size: int = DEFAULT_BATCH_SIZE, show_progress: bool = False) -> None:
         self.driver = driver
         self.database = database
+        self.graph = check_graph_name(graph)
         self.batch_size = batch_size
         self.show_progress = show_progress
         self._constraints_done = False
 
     def __repr__(self) -> str:
-        return f"Neo4jGraphStore(database={self.database!r})"
+        return f"Neo4jGraphStore(database={self.database!r}, graph={self.graph!r})"
 
     def verify(self) -> str:
         """Check connectivity and return the server version and edition."""
@@ -117,13 +144,42 @@ class Neo4jGraphStore:
         return f"{records[0]['v']} {records[0]['edition']}"
 
     def ensure_constraints(self) -> None:
-        """Unique ``id`` per label (``IF NOT EXISTS``, so safe to repeat)."""
+        """Unique ``(kgrec_graph, id)`` per label (``IF NOT EXISTS``, so safe to repeat)."""
         if self._constraints_done:
             return
         with _translated("creating constraints"):
             for label in NodeLabel:
+                self.driver.execute_query(cypher.drop_legacy_constraint(label),
+                                          database_=self.database)
                 self.driver.execute_query(cypher.create_constraint(label), database_=self.database)
+            self.driver.execute_query(cypher.CREATE_META_CONSTRAINT, database_=self.database)
         self._constraints_done = True
+
+    # -- metadata -----------------------------------------------------------------------------
+    def key_fingerprint(self) -> str | None:
+        """The pseudonym-key fingerprint recorded for this graph, or None."""
+        with _translated("reading the graph's metadata"):
+            records, _, _ = self.driver.execute_query(
+                cypher.READ_KEY_FINGERPRINT, graph=self.graph, database_=self.database)
+        return records[0]["fingerprint"] if records else None
+
+    def claim_key_fingerprint(self, fingerprint: str) -> str:
+        """Record ``fingerprint`` unless one is recorded already; return the recorded one."""
+        from datetime import UTC, datetime
+
+        self.ensure_constraints()
+        with _translated("writing the graph's metadata"):
+            records, _, _ = self.driver.execute_query(
+                cypher.CLAIM_KEY_FINGERPRINT, graph=self.graph, fingerprint=fingerprint,
+                now=datetime.now(UTC).isoformat(timespec="seconds"), database_=self.database)
+        return str(records[0]["fingerprint"])
+
+    def node_count(self) -> int:
+        """Nodes of this graph (any kgrec label)."""
+        with _translated("counting nodes"):
+            records, _, _ = self.driver.execute_query(
+                cypher.COUNT_GRAPH_NODES, graph=self.graph, database_=self.database)
+        return int(records[0]["n"])
 
     # -- writes -------------------------------------------------------------------------------
     def upsert_nodes(self, label: NodeLabel, frame: pd.DataFrame) -> int:
@@ -154,10 +210,11 @@ class Neo4jGraphStore:
                  for (s, d), p in frame.groupby(["src_label", "dst_label"], sort=True)]
 
         def work(tx: neo4j.ManagedTransaction) -> None:
-            tx.run(cypher.delete_edges_from(rel_type, src_label), ids=list(src_ids)).consume()
+            tx.run(cypher.delete_edges_from(rel_type, src_label), ids=list(src_ids),
+                   graph=self.graph).consume()
             for query, rows in parts:
                 for start in range(0, len(rows), self.batch_size):
-                    _run_checked(tx, query, rows[start:start + self.batch_size])
+                    _run_checked(tx, query, rows[start:start + self.batch_size], self.graph)
 
         with _translated(f"replacing {rel_type.value} edges"), \
                 self.driver.session(database=self.database) as session:
@@ -165,9 +222,11 @@ class Neo4jGraphStore:
         return len(frame)
 
     def clear(self) -> None:
+        """Delete this graph's nodes (with their relationships) and metadata; nothing else."""
         with _translated("clearing the graph"), \
                 self.driver.session(database=self.database) as session:
-            session.run(cypher.DELETE_ALL_BATCHED).consume()
+            session.run(cypher.DELETE_GRAPH_BATCHED, graph=self.graph).consume()
+            session.run(cypher.DELETE_META, graph=self.graph).consume()
 
     def _write_batches(self, query: str, rows: list[dict[str, Any]], action: str, *,
                        check_written: bool = False) -> None:
@@ -179,9 +238,9 @@ class Neo4jGraphStore:
 
         def work(tx: neo4j.ManagedTransaction, batch: list[dict[str, Any]]) -> None:
             if check_written:
-                _run_checked(tx, query, batch)
+                _run_checked(tx, query, batch, self.graph)
             else:
-                tx.run(query, rows=batch).consume()
+                tx.run(query, rows=batch, graph=self.graph).consume()
 
         with _translated(action), self.driver.session(database=self.database) as session:
             for b in batches:
@@ -191,7 +250,7 @@ class Neo4jGraphStore:
     def nodes(self, label: NodeLabel) -> pd.DataFrame:
         with _translated(f"reading {label.value} nodes"):
             frame = self.driver.execute_query(
-                cypher.read_nodes(label), database_=self.database,
+                cypher.read_nodes(label), graph=self.graph, database_=self.database,
                 result_transformer_=neo4j.Result.to_df)
         return normalize_nodes(label, frame)
 
@@ -200,7 +259,8 @@ class Neo4jGraphStore:
         for src, dst in REL_SPECS[rel_type].endpoints:
             with _translated(f"reading {rel_type.value} edges"):
                 part = self.driver.execute_query(
-                    cypher.read_edges(rel_type, src, dst), database_=self.database,
+                    cypher.read_edges(rel_type, src, dst), graph=self.graph,
+                    database_=self.database,
                     result_transformer_=neo4j.Result.to_df)
             part.insert(0, "src_label", src.value)
             part.insert(2, "dst_label", dst.value)

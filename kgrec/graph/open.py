@@ -2,7 +2,8 @@
 
 Why: one place decides where the pseudonym key lives for each store kind: beside an embedded
 store (``DIR/pseudonym.key``), or in ``$KGREC_HOME`` (default ``~/.kgrec``) for Neo4j, unless
-``KGREC_PSEUDONYM_KEY`` is set (recommended when both stores must hold the same users).
+``KGREC_PSEUDONYM_KEY`` is set (recommended when both stores must hold the same users). An opened
+store is checked against the key it was built with (:func:`~kgrec.graph.pseudonym.check_key`).
 """
 
 from __future__ import annotations
@@ -12,8 +13,14 @@ from pathlib import Path
 
 from kgrec.errors import ConfigError
 from kgrec.graph.embedded import EmbeddedGraphStore
-from kgrec.graph.neo4j_store import Neo4jGraphStore, driver_from_env
-from kgrec.graph.pseudonym import Pseudonymizer
+from kgrec.graph.neo4j_store import (
+    DEFAULT_GRAPH,
+    GRAPH_ENV,
+    Neo4jGraphStore,
+    check_graph_name,
+    driver_from_env,
+)
+from kgrec.graph.pseudonym import Pseudonymizer, check_key
 from kgrec.graph.store import GraphStore
 
 HOME_ENV = "KGREC_HOME"
@@ -23,23 +30,37 @@ def kgrec_home() -> Path:
     return Path(os.environ.get(HOME_ENV, Path.home() / ".kgrec"))
 
 
-def open_store(spec: str, *, batch_size: int | None = None,
-               show_progress: bool = False) -> tuple[GraphStore, Pseudonymizer]:
+def open_store(spec: str, *, batch_size: int | None = None, show_progress: bool = False,
+               verify_key: bool = True) -> tuple[GraphStore, Pseudonymizer]:
     """The store named by ``spec`` and the pseudonymizer that goes with it.
 
-    ``embedded:DIR`` (or a bare path) opens an :class:`EmbeddedGraphStore`; ``neo4j`` connects
-    with ``NEO4J_URI``/``NEO4J_USER``/``NEO4J_PASSWORD`` to database ``NEO4J_DATABASE``
-    (default ``neo4j``).
+    ``embedded:DIR`` (or a bare path) opens an :class:`EmbeddedGraphStore`; ``neo4j[:DATABASE]
+    [/GRAPH]`` connects with ``NEO4J_URI``/``NEO4J_USER``/``NEO4J_PASSWORD`` to database
+    ``DATABASE`` (else ``NEO4J_DATABASE``, default ``neo4j``) and kgrec graph ``GRAPH`` (else
+    ``KGREC_NEO4J_GRAPH``, default ``default``). ``verify_key=False`` skips the key check (for
+    a caller about to clear the store anyway).
 
     Raises:
-        ConfigError: an unknown spec, or missing Neo4j settings.
+        ConfigError: an unknown spec, an invalid graph name, or missing Neo4j settings.
+        KeyMismatchError: the store was built with another pseudonym key.
     """
-    if spec == "neo4j" or spec.startswith("neo4j:"):
-        database = spec.partition(":")[2] or os.environ.get("NEO4J_DATABASE", "neo4j")
-        store = Neo4jGraphStore(driver_from_env(), database=database,
+    store: GraphStore
+    if spec == "neo4j" or spec.startswith(("neo4j:", "neo4j/")):
+        database, _, graph = spec[len("neo4j"):].lstrip(":").partition("/")
+        graph = check_graph_name(graph or os.environ.get(GRAPH_ENV, DEFAULT_GRAPH))
+        store = Neo4jGraphStore(driver_from_env(),
+                                database=database or os.environ.get("NEO4J_DATABASE", "neo4j"),
+                                graph=graph,
                                 show_progress=show_progress,
                                 **({"batch_size": batch_size} if batch_size else {}))
-        return store, Pseudonymizer.from_environment(kgrec_home())
+        pseudonymizer = Pseudonymizer.from_environment(kgrec_home())
+        try:
+            if verify_key:
+                check_key(store, pseudonymizer)
+        except BaseException:
+            store.driver.close()
+            raise
+        return store, pseudonymizer
     if spec.startswith("embedded:"):
         directory = Path(spec.partition(":")[2])
     elif ":" in spec:
@@ -48,4 +69,7 @@ def open_store(spec: str, *, batch_size: int | None = None,
         directory = Path(spec)
     if not str(directory):
         raise ConfigError("embedded store needs a folder: embedded:DIR")
-    return EmbeddedGraphStore(directory), Pseudonymizer.from_environment(directory)
+    store, pseudonymizer = EmbeddedGraphStore(directory), Pseudonymizer.from_environment(directory)
+    if verify_key:
+        check_key(store, pseudonymizer)
+    return store, pseudonymizer

@@ -5,6 +5,10 @@ The key comes from ``KGREC_PSEUDONYM_KEY``; without it a random key is created o
 the store with owner-only permissions and reused (with a warning saying so). Neither the key nor a
 raw-to-pseudonym mapping is ever written anywhere else. The same key pseudonymises raw ids passed
 to the API later, so callers keep using their own ids.
+
+A store records the key's *fingerprint* (an HMAC of a fixed label under the key, which reveals
+nothing about the key) at first ingest; :func:`check_key` refuses another key, which would
+otherwise store the same people again as new users.
 """
 
 from __future__ import annotations
@@ -16,11 +20,15 @@ import os
 import secrets
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from kgrec.errors import ConfigError
+from kgrec.errors import ConfigError, KeyMismatchError
+
+if TYPE_CHECKING:
+    from kgrec.graph.store import GraphStore
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +36,7 @@ KEY_ENV = "KGREC_PSEUDONYM_KEY"
 KEY_FILE_NAME = "pseudonym.key"
 PREFIX = "u_"
 DIGEST_CHARS = 24  # 96 bits: collisions are negligible below billions of users
+FINGERPRINT_LABEL = b"kgrec pseudonym key fingerprint v1"
 
 
 class Pseudonymizer:
@@ -85,6 +94,10 @@ class Pseudonymizer:
             "pseudonymised with another key will not match this graph.", KEY_ENV, path)
         return cls(bytes.fromhex(path.read_text().strip()))
 
+    def fingerprint(self) -> str:
+        """``HMAC-SHA256(key, fixed label)`` as hex: identifies the key, reveals nothing of it."""
+        return hmac.new(self._key, FINGERPRINT_LABEL, hashlib.sha256).hexdigest()[:32]
+
     def pseudonymize(self, raw_ids: Iterable[object]) -> np.ndarray:
         """Pseudonyms for ``raw_ids`` (object array of str), hashing each distinct id once."""
         series = pd.Series(list(raw_ids) if not isinstance(raw_ids, pd.Series) else raw_ids,
@@ -100,3 +113,21 @@ class Pseudonymizer:
     def _one(self, raw: str) -> str:
         digest = hmac.new(self._key, raw.encode("utf-8", "surrogatepass"), hashlib.sha256)
         return PREFIX + digest.hexdigest()[:DIGEST_CHARS]
+
+
+def check_key(store: GraphStore, pseudonymizer: Pseudonymizer, *, record: bool = False) -> None:
+    """Refuse a pseudonym key other than the one ``store`` was built with.
+
+    ``record=True`` (ingest) records this key's fingerprint when the store has none yet.
+
+    Raises:
+        KeyMismatchError: the store holds another key's fingerprint.
+    """
+    mine = pseudonymizer.fingerprint()
+    theirs = store.claim_key_fingerprint(mine) if record else store.key_fingerprint()
+    if theirs is not None and not hmac.compare_digest(theirs, mine):
+        raise KeyMismatchError(
+            f"{store!r} was built with another pseudonym key (fingerprint {theirs[:8]}..., this "
+            f"key {mine[:8]}...): its users would not match and the same people would be stored "
+            f"again as new users. Set {KEY_ENV} to the original key, or use a new store "
+            f"(another folder or Neo4j graph name)")

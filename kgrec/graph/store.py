@@ -42,7 +42,20 @@ class GraphStore(Protocol):
         ...
 
     def clear(self) -> None:
-        """Delete every node and edge kgrec wrote."""
+        """Delete every node and edge of this store's graph (and its key fingerprint), and
+        nothing else: data kgrec did not write stays."""
+        ...
+
+    def node_count(self) -> int:
+        """Nodes of this store's graph, any label (cheap: no frames are built)."""
+        ...
+
+    def key_fingerprint(self) -> str | None:
+        """The pseudonym-key fingerprint recorded at first ingest, or None."""
+        ...
+
+    def claim_key_fingerprint(self, fingerprint: str) -> str:
+        """Record ``fingerprint`` unless one is recorded already; return the recorded one."""
         ...
 
 

@@ -16,11 +16,21 @@ model_version, created_at``) and, optionally, writes it back to a graph store as
 ``(:User)-[:CANDIDATE {rank, score, model, createdAt}]->(:Item)`` with one
 ``replace_edges_from`` (one transaction in Neo4j) per user chunk, so a re-run replaces the
 previous run's candidates of those users.
+
+All-or-nothing where it matters: each user's set is swapped in one transaction (Neo4j) or one
+atomic file rewrite (embedded), so a reader sees that user's previous complete set or the new
+one, each tagged with its run (``model`` + ``createdAt``); a fault between chunks leaves some users
+on the previous run, and re-running the same command brings every user to the new one. The
+Parquet file is written to a private temporary file beside it and renamed into place only when
+the run completes; a failed run removes its temporary file and leaves any previous file whole.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -223,26 +233,52 @@ def candidate_edges(frame: pd.DataFrame, model_version: str, created_at: str) ->
 
 
 class ParquetSink:
-    """Streams candidate frames into one Parquet file (written atomically on close)."""
+    """Streams candidate frames into one Parquet file that appears only on :meth:`close`.
+
+    Where the OS allows (Linux ``O_TMPFILE``), the rows go to an *unnamed* file in the target's
+    folder that is linked into place on ``close``: a run that raises, or a process that is
+    killed, leaves nothing behind. Elsewhere a private temporary file (pid + random suffix) is
+    used and removed by :meth:`abort` or when the sink is dropped. Either way a failed run leaves
+    the previous file at ``path`` whole.
+    """
 
     def __init__(self, path: str | Path) -> None:
         import pyarrow as pa
 
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = self.path.with_name(self.path.name + ".tmp")
+        self._tmp = self.path.with_name(
+            f".{self.path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
         self.schema = pa.schema([("user_id", pa.string()), ("item_id", pa.string()),
                                  ("rank", pa.int32()), ("score", pa.float64()),
                                  ("model_version", pa.string()),
                                  ("created_at", pa.timestamp("us", tz="UTC"))])
         self._writer: Any = None
+        self._file: Any = None
+        self._handles: list[Any] = []  # writer and file, closed by the finalizer of a failed run
+        self._cleanup = weakref.finalize(self, _discard, self._tmp, self._handles)
+
+    def _open(self) -> Any:
+        import pyarrow.parquet as pq
+
+        flag = getattr(os, "O_TMPFILE", 0)
+        if flag:
+            try:
+                fd = os.open(self.path.parent, flag | os.O_WRONLY, 0o644)
+                self._file = os.fdopen(fd, "wb")
+                self._handles.append(pq.ParquetWriter(self._file, self.schema))
+                self._handles.append(self._file)
+                return self._handles[0]
+            except OSError:  # the filesystem has no unnamed files: use a named one
+                self._file = None
+        self._handles.append(pq.ParquetWriter(self._tmp, self.schema))
+        return self._handles[0]
 
     def write(self, frame: pd.DataFrame, model_version: str, created_at: str) -> None:
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         if self._writer is None:
-            self._writer = pq.ParquetWriter(self._tmp, self.schema)
+            self._writer = self._open()
         n = len(frame)
         ts = pd.Timestamp(created_at)
         table = pa.table({
@@ -256,14 +292,33 @@ class ParquetSink:
         self._writer.write_table(table)
 
     def close(self) -> Path:
-        import pyarrow.parquet as pq
-
         if self._writer is None:
-            pq.write_table(self.schema.empty_table(), self._tmp)
-        else:
-            self._writer.close()
+            self._writer = self._open()
+        self._writer.close()
+        if self._file is not None:  # give the unnamed file its (temporary) name
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            folder = os.open(self.path.parent, os.O_RDONLY)
+            try:  # linkat(AT_SYMLINK_FOLLOW), the documented way to name an O_TMPFILE file
+                os.link(f"/proc/self/fd/{self._file.fileno()}", self._tmp,
+                        src_dir_fd=folder, follow_symlinks=True)
+            finally:
+                os.close(folder)
+            self._file.close()
         self._tmp.replace(self.path)
+        self._cleanup.detach()
         return self.path
+
+    def abort(self) -> None:
+        """Drop what was written; the file at ``path`` (if any) is left as it was."""
+        self._writer = self._file = None
+        self._cleanup()
+
+
+def _discard(tmp: Path, open_handles: list[Any]) -> None:
+    for handle in open_handles:  # writer first, then the file; an unnamed file then vanishes
+        handle.close()
+    tmp.unlink(missing_ok=True)
 
 
 def write_to_store(store: GraphStore, frame: pd.DataFrame, user_ids: Sequence[str],

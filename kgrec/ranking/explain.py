@@ -1,7 +1,7 @@
 """Explanations as graph paths between a user and a recommended item.
 
 Path kinds (node ids are graph ids, so each node can be looked up with
-``MATCH (n:Label {id: $id})``)::
+``MATCH (n:Label {kgrec_graph: $graph, id: $id})``)::
 
     brand      (:User)-[:INTERACTED]->(:Item A)-[:HAS_BRAND]->(:Brand)<-[:HAS_BRAND]-(:Item)
     category   (:User)-[:INTERACTED]->(:Item A)-[:IN_CATEGORY]->(:Category)

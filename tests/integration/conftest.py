@@ -1,15 +1,20 @@
 """Integration fixtures: a real Neo4j server (never a mock) and the real text encoder.
 
-Neo4j: ``NEO4J_URI``/``NEO4J_PASSWORD`` when set; otherwise a local Neo4j 5.26 is started from the
-Maven Central build (``kgrec.graph.neo4j_server``) for the session. When it cannot start, the tests
-FAIL under CI (``CI=true``) and are skipped, with the reason, on a developer machine.
+Neo4j: the tests always start their own private Neo4j 5.26 (``kgrec.graph.neo4j_server``) for the
+session, whatever ``NEO4J_URI`` says, so running them can never touch a user's database. Only the
+explicit opt-in ``KGREC_TEST_NEO4J_WRITABLE_URI`` (with ``KGREC_TEST_NEO4J_PASSWORD``, optionally
+``KGREC_TEST_NEO4J_USER``) points them at an external server; they then work in a graph of their
+own, ``kgrec_test_<random>``, and clear only that graph. When Neo4j cannot start, the tests FAIL
+under CI (``CI=true``) and are skipped, with the reason, on a developer machine.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import neo4j
@@ -17,9 +22,10 @@ import pytest
 
 from kgrec.errors import KgrecError
 from kgrec.graph.neo4j_server import Neo4jServer
-from kgrec.graph.neo4j_store import Neo4jGraphStore
+from kgrec.graph.neo4j_store import DEFAULT_GRAPH, Neo4jGraphStore
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+WRITABLE_URI_ENV = "KGREC_TEST_NEO4J_WRITABLE_URI"
 
 
 def free_port() -> int:
@@ -28,20 +34,95 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def external_server(env: Mapping[str, str]) -> str | None:
+    """The external server the tests may write to: only the explicit opt-in, never NEO4J_URI."""
+    return env.get(WRITABLE_URI_ENV) or None
+
+
 def _unavailable(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"Neo4j is required in CI but unavailable: {reason}")
     pytest.skip(f"Neo4j unavailable: {reason}")
 
 
+@dataclass
+class Neo4jTarget:
+    """Where the tests' Neo4j is and which kgrec graph they use there."""
+
+    uri: str
+    user: str
+    password: str
+    graph: str
+    server: Neo4jServer | None
+
+    def env(self) -> dict[str, str]:
+        """The variables `--store neo4j` (CLI, demo, notebooks) reads, pointing here."""
+        return {"NEO4J_URI": self.uri, "NEO4J_USER": self.user, "NEO4J_PASSWORD": self.password,
+                "KGREC_NEO4J_GRAPH": self.graph}
+
+
 @pytest.fixture(scope="session")
-def neo4j_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Neo4jServer | None]:
-    """A local server started for this session, or None when NEO4J_URI points elsewhere."""
-    if os.environ.get("NEO4J_URI"):
-        yield None
+def neo4j_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Neo4jTarget]:
+    uri = external_server(os.environ)
+    if uri:
+        yield Neo4jTarget(uri, os.environ.get("KGREC_TEST_NEO4J_USER", "neo4j"),
+                          os.environ.get("KGREC_TEST_NEO4J_PASSWORD", ""),
+                          f"kgrec_test_{secrets.token_hex(4)}", None)
         return
     server = Neo4jServer(home=tmp_path_factory.mktemp("neo4j"), port=free_port(),
                          heap_mb=768, page_cache_mb=256)
+    try:
+        server.start()
+    except KgrecError as e:
+        _unavailable(str(e))
+    yield Neo4jTarget(server.uri, "neo4j", server.password(), DEFAULT_GRAPH, server)
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def neo4j_server(neo4j_target: Neo4jTarget) -> Neo4jServer | None:
+    """The private server of this session, or None with the external opt-in."""
+    return neo4j_target.server
+
+
+@pytest.fixture(scope="session")
+def neo4j_driver(neo4j_target: Neo4jTarget) -> Iterator[neo4j.Driver]:
+    driver = neo4j.GraphDatabase.driver(neo4j_target.uri,
+                                        auth=(neo4j_target.user, neo4j_target.password),
+                                        notifications_min_severity="OFF")
+    try:
+        driver.verify_connectivity()
+    except Exception as e:  # noqa: BLE001 - any failure means "unavailable"
+        driver.close()
+        _unavailable(f"{type(e).__name__}: {e}")
+    yield driver
+    if neo4j_target.server is None:  # an external server: remove only what the tests wrote
+        Neo4jGraphStore(driver, graph=neo4j_target.graph).clear()
+    driver.close()
+
+
+@pytest.fixture
+def neo4j_graph(neo4j_target: Neo4jTarget) -> str:
+    return neo4j_target.graph
+
+
+@pytest.fixture
+def neo4j_store(neo4j_driver: neo4j.Driver, neo4j_graph: str) -> Neo4jGraphStore:
+    """An empty Neo4j store: the tests' graph is cleared before each test (only that graph)."""
+    store = Neo4jGraphStore(neo4j_driver, database="neo4j", graph=neo4j_graph, batch_size=2)
+    store.clear()
+    return store
+
+
+@pytest.fixture(scope="session")
+def spare_neo4j(tmp_path_factory: pytest.TempPathFactory, neo4j_target: Neo4jTarget,
+                ) -> Iterator[Neo4jServer]:
+    """A second private server: "a user's server" holding foreign data, or one to SIGKILL.
+
+    Tests that kill it start it again before they end; it is started here if it is down.
+    """
+    server = Neo4jServer(home=tmp_path_factory.mktemp("spare-neo4j"), port=free_port(),
+                         heap_mb=512, page_cache_mb=128)
     try:
         server.start()
     except KgrecError as e:
@@ -50,30 +131,11 @@ def neo4j_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Neo4jServ
     server.stop()
 
 
-@pytest.fixture(scope="session")
-def neo4j_driver(neo4j_server: Neo4jServer | None) -> Iterator[neo4j.Driver]:
-    if neo4j_server is None:
-        uri, password = os.environ["NEO4J_URI"], os.environ.get("NEO4J_PASSWORD", "")
-    else:
-        uri, password = neo4j_server.uri, neo4j_server.password()
-    driver = neo4j.GraphDatabase.driver(uri, auth=(os.environ.get("NEO4J_USER", "neo4j"),
-                                                    password),
-                                          notifications_min_severity="OFF")
-    try:
-        driver.verify_connectivity()
-    except Exception as e:  # noqa: BLE001 - any failure means "unavailable"
-        driver.close()
-        _unavailable(f"{type(e).__name__}: {e}")
-    yield driver
-    driver.close()
-
-
-@pytest.fixture
-def neo4j_store(neo4j_driver: neo4j.Driver) -> Neo4jGraphStore:
-    """An empty Neo4j store (the database is cleared before each test)."""
-    store = Neo4jGraphStore(neo4j_driver, database="neo4j", batch_size=2)
-    store.clear()
-    return store
+def driver_to(server: Neo4jServer, retry_s: float = 3.0) -> neo4j.Driver:
+    """A driver to ``server`` that gives up retrying after ``retry_s`` (fault tests)."""
+    return neo4j.GraphDatabase.driver(server.uri, auth=("neo4j", server.password()),
+                                      notifications_min_severity="OFF",
+                                      max_transaction_retry_time=retry_s)
 
 
 @pytest.fixture

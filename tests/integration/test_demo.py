@@ -9,8 +9,10 @@ import pytest
 
 from kgrec.cli import main
 from kgrec.cli.demo_run import DemoConfig, run_demo
+from kgrec.graph.neo4j_store import Neo4jGraphStore
 from kgrec.graph.schema import NodeLabel
 from kgrec.graph.synthetic import generate_catalog
+from tests.integration.conftest import Neo4jTarget
 
 pytestmark = pytest.mark.integration
 
@@ -32,28 +34,26 @@ def test_demo_small_real_encoder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_demo_on_neo4j_writes_candidate_relationships(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, neo4j_store: object,
-        neo4j_server: object) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, neo4j_store: Neo4jGraphStore,
+        neo4j_target: Neo4jTarget) -> None:
     """The same job with ``--store neo4j``: CANDIDATE edges read back from the real server."""
     monkeypatch.setenv("KGREC_PSEUDONYM_KEY", "demo-test-key-0123456789")
     monkeypatch.setenv("KGREC_HOME", str(tmp_path))
-    if neo4j_server is not None:
-        monkeypatch.setenv("NEO4J_URI", neo4j_server.uri)  # type: ignore[attr-defined]
-        monkeypatch.setenv("NEO4J_PASSWORD", neo4j_server.password())  # type: ignore[attr-defined]
+    for name, value in neo4j_target.env().items():
+        monkeypatch.setenv(name, value)
     res = run_demo(DemoConfig(out=tmp_path / "demo", store="neo4j", encoder="hashing",
                               n_users=200, n_items=150, n_interactions=3_000, n_new_items=20,
                               n_new_users=10, epochs=3, threads=1))
     assert res.report.is_file()
-    driver = neo4j_store.driver  # type: ignore[attr-defined]
-    records, _, _ = driver.execute_query(
-        "MATCH (u:User)-[c:CANDIDATE]->(i:Item) "
+    records, _, _ = neo4j_store.driver.execute_query(
+        "MATCH (u:User {kgrec_graph: $graph})-[c:CANDIDATE]->(i:Item {kgrec_graph: $graph}) "
         "RETURN count(c) AS n, min(c.rank) AS best, max(c.score) AS top, "
-        "count(DISTINCT c.model) AS models", database_="neo4j")
+        "count(DISTINCT c.model) AS models", graph=neo4j_store.graph, database_="neo4j")
     row = records[0]
     assert row["n"] > 0 and row["best"] == 1 and 0 < row["top"] <= 1 and row["models"] == 1
     written = pd.read_parquet(res.files["new_sku_candidates"])
     assert row["n"] >= len(written)
-    neo4j_store.clear()  # type: ignore[attr-defined]
+    neo4j_store.clear()
 
 
 def test_demo_refuses_to_clear_a_named_store_that_holds_data(

@@ -54,7 +54,8 @@ def test_constraints_exist(neo4j_store: Neo4jGraphStore) -> None:
         "SHOW CONSTRAINTS YIELD labelsOrTypes, properties RETURN labelsOrTypes, properties",
         database_="neo4j")
     got = {(r["labelsOrTypes"][0], tuple(r["properties"])) for r in records}
-    assert {(label.value, ("id",)) for label in NodeLabel} <= got
+    assert {(label.value, ("kgrec_graph", "id")) for label in NodeLabel} <= got
+    assert not {(label.value, ("id",)) for label in NodeLabel} & got  # no database-wide id
 
 
 def test_unreachable_server_is_a_typed_error() -> None:

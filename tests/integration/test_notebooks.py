@@ -17,6 +17,7 @@ from kgrec.graph.ingest import ingest_tables
 from kgrec.graph.neo4j_store import Neo4jGraphStore
 from kgrec.graph.pseudonym import Pseudonymizer
 from kgrec.graph.synthetic import generate_catalog
+from tests.integration.conftest import Neo4jTarget
 
 pytestmark = pytest.mark.integration
 
@@ -54,14 +55,12 @@ def test_explore_graph_embedded(tmp_path: Path) -> None:
     assert images(nb) >= 3
 
 
-def test_explore_graph_neo4j(neo4j_store: Neo4jGraphStore, neo4j_server: object,
+def test_explore_graph_neo4j(neo4j_store: Neo4jGraphStore, neo4j_target: Neo4jTarget,
                              tmp_path: Path) -> None:
     small = generate_catalog(600, 400, 6_000, n_new_items=0, n_new_users=0, seed=0)
     ingest_tables(small.tables, neo4j_store, Pseudonymizer(KEY.encode()))
     env = {"KGREC_STORE": "neo4j", "KGREC_HOME": str(tmp_path)}
-    if neo4j_server is not None:
-        env.update({"NEO4J_URI": neo4j_server.uri,  # type: ignore[attr-defined]
-                    "NEO4J_PASSWORD": neo4j_server.password()})  # type: ignore[attr-defined]
+    env.update(neo4j_target.env())
     nb = run_notebook(NOTEBOOKS / "01_explore_graph.ipynb", env, tmp_path)
     outputs = "".join(str(o) for c in nb.cells for o in c.get("outputs", []))
     assert "runs when KGREC_STORE=neo4j" not in outputs  # the Cypher cell really ran
@@ -103,15 +102,13 @@ def test_rank_new_skus_embedded(tmp_path: Path) -> None:
     assert "EmbeddedGraphStore" in text and "accepted:" in text  # ingested a generated shop
 
 
-def test_rank_new_skus_neo4j(neo4j_store: Neo4jGraphStore, neo4j_server: object,
+def test_rank_new_skus_neo4j(neo4j_store: Neo4jGraphStore, neo4j_target: Neo4jTarget,
                              tmp_path: Path) -> None:
     shop = generate_catalog(**NB03_CATALOG)  # type: ignore[arg-type]
     ingest_tables(shop.tables, neo4j_store, Pseudonymizer(KEY.encode()))
     env = {"KGREC_STORE": "neo4j", "KGREC_HOME": str(tmp_path),
            "KGREC_NOTEBOOK_ENCODER": "hashing"}
-    if neo4j_server is not None:
-        env.update({"NEO4J_URI": neo4j_server.uri,  # type: ignore[attr-defined]
-                    "NEO4J_PASSWORD": neo4j_server.password()})  # type: ignore[attr-defined]
+    env.update(neo4j_target.env())
     try:
         nb = run_notebook(NOTEBOOKS / "03_rank_new_skus.ipynb", env, tmp_path)
         text = check_rank_new_skus(nb)

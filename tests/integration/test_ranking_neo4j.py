@@ -12,7 +12,7 @@ from tests.shops import HOMERS, RUNNERS, make_recommender, shop_tables
 
 pytestmark = pytest.mark.integration
 
-COUNT = ("MATCH (u:User {id: $id})-[c:CANDIDATE]->(i:Item) "
+COUNT = ("MATCH (u:User {kgrec_graph: $graph, id: $id})-[c:CANDIDATE]->(i:Item) "
          "RETURN i.id AS item, c.rank AS rank, c.score AS score, c.model AS model, "
          "c.createdAt AS createdAt ORDER BY c.rank")
 
@@ -23,7 +23,7 @@ def test_candidates_round_trip_and_replace(neo4j_store: Neo4jGraphStore) -> None
     run = rec.write_candidates(k=3, store=neo4j_store)
     assert run.store_edges == 3 * len(RUNNERS + HOMERS)
     with neo4j_store.driver.session(database=neo4j_store.database) as s:
-        rows = s.run(COUNT, id=RUNNERS[0]).data()
+        rows = s.run(COUNT, id=RUNNERS[0], graph=neo4j_store.graph).data()
     ids, scores = rec.recommend(RUNNERS[0], k=3)
     assert [r["item"] for r in rows] == list(ids)
     assert [r["rank"] for r in rows] == [1, 2, 3]
@@ -33,5 +33,5 @@ def test_candidates_round_trip_and_replace(neo4j_store: Neo4jGraphStore) -> None
     # a re-run for some users replaces their candidates only
     rec.write_candidates(k=1, store=neo4j_store, user_ids=RUNNERS[:2])
     with neo4j_store.driver.session(database=neo4j_store.database) as s:
-        assert len(s.run(COUNT, id=RUNNERS[0]).data()) == 1
-        assert len(s.run(COUNT, id=HOMERS[0]).data()) == 3
+        assert len(s.run(COUNT, id=RUNNERS[0], graph=neo4j_store.graph).data()) == 1
+        assert len(s.run(COUNT, id=HOMERS[0], graph=neo4j_store.graph).data()) == 3

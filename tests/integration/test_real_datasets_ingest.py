@@ -20,11 +20,12 @@ pytestmark = pytest.mark.integration
 AMAZON = {"User": 8_317, "Item": 4_344, "INTERACTED": 58_492, "Brand": 1_546}
 
 
-def test_amazon_into_both_stores(neo4j_driver: object, shared_data: Path,
+def test_amazon_into_both_stores(neo4j_driver: object, neo4j_graph: str, shared_data: Path,
                                  tmp_path: Path) -> None:
     folder = shared_data / "amazon-industrial-scientific"
     embedded = EmbeddedGraphStore(tmp_path / "store")
-    neo = Neo4jGraphStore(neo4j_driver, batch_size=10_000)  # type: ignore[arg-type]
+    neo = Neo4jGraphStore(neo4j_driver, graph=neo4j_graph,  # type: ignore[arg-type]
+                          batch_size=10_000)
     neo.clear()
     for store in (embedded, neo):
         report = ingest(load_amazon(folder), store, pseudonymizer(),

@@ -53,3 +53,32 @@ def test_short_key_and_missing_place_are_config_errors(monkeypatch: pytest.Monke
     with pytest.raises(ConfigError, match=KEY_ENV):
         Pseudonymizer.from_environment(None)
     assert "key" not in repr(Pseudonymizer(b"k" * 16)).replace("key=<hidden>", "")
+
+
+def test_fingerprint_identifies_the_key_without_revealing_it() -> None:
+    key = b"a-secret-key-0123456789"
+    fp = Pseudonymizer(key).fingerprint()
+    assert fp == Pseudonymizer(key).fingerprint() and len(fp) == 32
+    assert fp != Pseudonymizer(b"another-key-0123456789").fingerprint()
+    assert key.hex() not in fp and "a-secret" not in fp
+    # not the pseudonym of any id: the label is fixed and the output is not u_-prefixed
+    assert not fp.startswith("u_")
+
+
+def test_open_store_refuses_another_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from kgrec.errors import KeyMismatchError
+    from kgrec.graph.ingest import ingest_tables
+    from kgrec.graph.open import open_store
+    from tests.contract import tiny_catalog
+
+    monkeypatch.setenv(KEY_ENV, "the-original-key-0123456789")
+    store, pseudo = open_store(f"embedded:{tmp_path}")
+    ingest_tables(tiny_catalog(), store, pseudo)
+    manifest = (tmp_path / "kgrec-store.json").read_text()
+    assert "the-original-key" not in manifest and pseudo.fingerprint() in manifest
+    monkeypatch.setenv(KEY_ENV, "a-different-key-0123456789")
+    with pytest.raises(KeyMismatchError, match=KEY_ENV):
+        open_store(f"embedded:{tmp_path}")
+    open_store(f"embedded:{tmp_path}", verify_key=False)  # a caller about to clear it
+    monkeypatch.setenv(KEY_ENV, "the-original-key-0123456789")
+    open_store(f"embedded:{tmp_path}")

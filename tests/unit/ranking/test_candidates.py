@@ -7,6 +7,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from kgrec.errors import StoreError
 from kgrec.graph.build import build_graph
 from kgrec.graph.embedded import EmbeddedGraphStore
 from kgrec.graph.schema import RelType
@@ -73,3 +74,80 @@ def test_seen_index_gather() -> None:
 def test_write_candidates_needs_a_target(rec: Recommender) -> None:
     with pytest.raises(ValueError, match="parquet"):
         rec.write_candidates(k=2)
+
+
+class FailingStore(EmbeddedGraphStore):
+    """An embedded store whose ``fail_on``-th ``replace_edges_from`` raises (a crash mid-run)."""
+
+    def __init__(self, directory, fail_on: int) -> None:
+        super().__init__(directory)
+        self.fail_on, self.calls = fail_on, 0
+
+    def replace_edges_from(self, *args, **kwargs) -> int:  # type: ignore[no-untyped-def]
+        self.calls += 1
+        if self.calls == self.fail_on:
+            raise StoreError("injected fault")
+        return super().replace_edges_from(*args, **kwargs)
+
+
+def per_user_runs(store: EmbeddedGraphStore) -> pd.DataFrame:
+    cands = store.edges(RelType.CANDIDATE)
+    return cands.groupby("src").agg(n=("dst", "size"), ranks=("rank", lambda r: sorted(r)),
+                                    runs=("createdAt", "nunique"))
+
+
+def test_interrupted_write_back_leaves_whole_sets_and_reruns_to_completion(
+        rec: Recommender, tmp_path) -> None:
+    import gc
+
+    users = RUNNERS + HOMERS
+    write_graph(EmbeddedGraphStore(tmp_path / "s"), build_graph(shop_tables(with_new_items=False)))
+    parquet = tmp_path / "c.parquet"
+    old = rec.user_chunk
+    rec.user_chunk = 3  # several chunks
+    try:
+        rec.write_candidates(k=3, store=EmbeddedGraphStore(tmp_path / "s"), parquet=parquet)
+        before = pd.read_parquet(parquet)
+        with pytest.raises(StoreError, match="injected"):
+            rec.write_candidates(k=2, store=FailingStore(tmp_path / "s", fail_on=2),
+                                 parquet=parquet)
+        gc.collect()
+        # the previous Parquet file is whole and no temporary file is left behind
+        pd.testing.assert_frame_equal(pd.read_parquet(parquet), before)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["c.parquet", "s"]
+        # every user holds one complete set: the new run's (first chunk) or the previous one
+        runs = per_user_runs(EmbeddedGraphStore(tmp_path / "s"))
+        assert len(runs) == len(users) and (runs["runs"] == 1).all()
+        assert set(map(tuple, runs["ranks"])) == {(1, 2), (1, 2, 3)}
+        assert (runs["n"] == 2).sum() == 3  # the one chunk written before the fault
+        # re-running the same command completes the run for everyone
+        rec.write_candidates(k=2, store=EmbeddedGraphStore(tmp_path / "s"), parquet=parquet)
+    finally:
+        rec.user_chunk = old
+    runs = per_user_runs(EmbeddedGraphStore(tmp_path / "s"))
+    assert (runs["n"] == 2).all() and len(runs) == len(users)
+    assert len(pd.read_parquet(parquet)) == 2 * len(users)
+
+
+@pytest.mark.parametrize("unnamed", [True, False])
+def test_parquet_sink_abort_keeps_the_previous_file(tmp_path, monkeypatch, unnamed) -> None:
+    import os
+
+    from kgrec.ranking.candidates import ParquetSink
+    if not unnamed:  # a system without O_TMPFILE: a named private temporary file
+        monkeypatch.delattr(os, "O_TMPFILE", raising=False)
+    frame = pd.DataFrame({"user_id": ["u1"], "item_id": ["i1"], "rank": [1], "score": [0.5]})
+    first = ParquetSink(tmp_path / "c.parquet")
+    first.write(frame, "m1", "2026-01-01T00:00:00+00:00")
+    first.close()
+    sink = ParquetSink(tmp_path / "c.parquet")
+    sink.write(frame.assign(item_id="i2"), "m2", "2026-01-02T00:00:00+00:00")
+    assert len(list(tmp_path.iterdir())) == (1 if unnamed else 2)
+    sink.abort()
+    assert [p.name for p in tmp_path.iterdir()] == ["c.parquet"]
+    assert pd.read_parquet(tmp_path / "c.parquet")["model_version"].tolist() == ["m1"]
+    third = ParquetSink(tmp_path / "c.parquet")
+    third.write(frame.assign(item_id="i3"), "m3", "2026-01-03T00:00:00+00:00")
+    third.close()
+    assert [p.name for p in tmp_path.iterdir()] == ["c.parquet"]
+    assert pd.read_parquet(tmp_path / "c.parquet")["item_id"].tolist() == ["i3"]

@@ -20,7 +20,8 @@ import org.neo4j.io.ByteUnit;
  * explicitly: data folder, Bolt address, page cache, auth. The password comes from the environment
  * variable KGREC_NEO4J_PASSWORD (never from the command line, so it is not visible in `ps`), and is
  * never printed. The process prints "KGREC_NEO4J_READY" once Bolt answers and shuts the engine down
- * cleanly on SIGTERM.
+ * cleanly on SIGTERM. The password is set while Bolt is still off (a first engine start without the
+ * connector), so Bolt never accepts a connection before it is in place.
  *
  * <p>Usage: Launcher DATA_DIR [HOST] [PORT] [PAGECACHE_MB]
  */
@@ -54,16 +55,21 @@ public final class Launcher {
         }
         Files.createDirectories(home);
 
-        DatabaseManagementService service = new DatabaseManagementServiceBuilder(home)
-                .setConfig(BoltConnector.enabled, true)
-                .setConfig(BoltConnector.listen_address, new SocketAddress(host, port))
-                .setConfig(BoltConnector.encryption_level, BoltConnector.EncryptionLevel.DISABLED)
-                .setConfig(HttpConnector.enabled, false)
-                .setConfig(GraphDatabaseSettings.auth_enabled, true)
-                .setConfig(GraphDatabaseSettings.pagecache_memory, ByteUnit.mebiBytes(pageCacheMb))
-                .setConfig(GraphDatabaseSettings.transaction_timeout, java.time.Duration.ofMinutes(10))
-                .build();
+        // 1. The password is set with Bolt switched OFF, so no client can ever reach the engine
+        //    while it still has the default credentials (neo4j/neo4j, "change required") or a
+        //    previous password. Same as `neo4j-admin dbms set-initial-password` before a start.
+        long t0 = System.nanoTime();
+        DatabaseManagementService setup = builder(home, host, port, pageCacheMb, false).build();
+        try {
+            setPassword(setup, password);
+        } finally {
+            setup.shutdown();
+        }
+        System.out.printf("KGREC_NEO4J_AUTH_SET in %.1f s (Bolt still off)%n",
+                          (System.nanoTime() - t0) / 1e9);
 
+        // 2. The engine with Bolt on; the password is already in the system database.
+        DatabaseManagementService service = builder(home, host, port, pageCacheMb, true).build();
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             System.out.println("KGREC_NEO4J_STOPPING");
@@ -71,8 +77,26 @@ public final class Launcher {
             stopped.countDown();
         }));
 
-        // Set the password explicitly through the system database (what `neo4j-admin dbms
-        // set-initial-password` does for a packaged server). Idempotent across restarts.
+        System.out.printf("KGREC_NEO4J_READY bolt://%s:%d in %.1f s%n", host, port,
+                          (System.nanoTime() - t0) / 1e9);
+        System.out.flush();
+        stopped.await();
+    }
+
+    private static DatabaseManagementServiceBuilder builder(Path home, String host, int port,
+                                                            long pageCacheMb, boolean bolt) {
+        return new DatabaseManagementServiceBuilder(home)
+                .setConfig(BoltConnector.enabled, bolt)
+                .setConfig(BoltConnector.listen_address, new SocketAddress(host, port))
+                .setConfig(BoltConnector.encryption_level, BoltConnector.EncryptionLevel.DISABLED)
+                .setConfig(HttpConnector.enabled, false)
+                .setConfig(GraphDatabaseSettings.auth_enabled, true)
+                .setConfig(GraphDatabaseSettings.pagecache_memory, ByteUnit.mebiBytes(pageCacheMb))
+                .setConfig(GraphDatabaseSettings.transaction_timeout, java.time.Duration.ofMinutes(10));
+    }
+
+    /** Set the password through the system database; idempotent across restarts. */
+    private static void setPassword(DatabaseManagementService service, String password) {
         try {
             service.database(GraphDatabaseSettings.SYSTEM_DATABASE_NAME).executeTransactionally(
                     "ALTER USER neo4j SET PLAINTEXT PASSWORD $pw CHANGE NOT REQUIRED",
@@ -83,10 +107,6 @@ public final class Launcher {
                 throw e;
             }
         }
-
-        System.out.println("KGREC_NEO4J_READY bolt://" + host + ":" + port);
-        System.out.flush();
-        stopped.await();
     }
 
     private static Throwable rootCause(Throwable t) {
