@@ -11,7 +11,8 @@ Public API (imported lazily, so ``kgrec --help`` stays fast)::
 * :class:`MetricAccumulator` / :func:`evaluate_matrix` -- Recall/NDCG/HitRate@K, MRR, GAUC,
   log-loss, ECE, coverage and popularity over full candidate sets;
 * baselines :class:`RandomScores`, :class:`Popularity`, :class:`ContentKNN`,
-  :class:`LightFMBaseline`, :class:`ALSBaseline` (the last two are optional extras);
+  :class:`LightFMBaseline`, :class:`ALSBaseline` (the last two are optional extras),
+  :class:`TfidfKNN`, :class:`TfidfBertBlend`, :class:`EASE`, :class:`ItemKNN`;
 * :func:`score_ranked` / :func:`score_files` -- score a ranked file against truth (BYO split).
 """
 
@@ -26,6 +27,8 @@ _EXPORTS: dict[str, str] = {
     "TrainData": "baselines", "RandomScores": "baselines", "Popularity": "baselines",
     "ContentKNN": "baselines", "LightFMBaseline": "baselines", "ALSBaseline": "baselines",
     "available_baselines": "baselines",
+    "TfidfKNN": "baselines_content", "TfidfBertBlend": "baselines_content",
+    "EASE": "baselines_cf", "ItemKNN": "baselines_cf",
     "EvalConfig": "runner", "EvalResults": "runner", "run_evaluation": "runner",
     "write_report": "report", "results_table": "report",
     "score_ranked": "scorerun", "score_files": "scorerun",

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 DEFAULT_KS: tuple[int, ...] = (10, 20, 50)
-BASELINES: tuple[str, ...] = ("random", "popularity", "content_knn", "lightfm", "als")
+BASELINES: tuple[str, ...] = ("random", "popularity", "content_knn", "tfidf_knn",
+                              "tfidf_bert_blend", "lightfm", "als", "ease", "item_knn")
 ABLATIONS: dict[str, str] = {
     "no_text": "text vectors replaced by zeros (graph structure and ids only)",
     "no_attributes": "HAS_BRAND/IN_CATEGORY/HAS_ATTRIBUTE/RELATED/SUBCATEGORY_OF edges removed",

@@ -23,6 +23,8 @@ the ``k`` revealed interactions of a cold user. Baselines that cannot score a re
   interactions), user features = identity + profile attributes, rows L1-normalised. A cold user
   is its profile features plus the mean latent vector of its revealed items (fold-in).
 * :class:`ALSBaseline` -- implicit's ALS (optional extra ``implicit``), warm regime only.
+* :mod:`~kgrec.evaluation.baselines_content` -- TF-IDF content kNN and the TF-IDF + BERT blend;
+  :mod:`~kgrec.evaluation.baselines_cf` -- EASE and item-kNN CF (user cold and warm).
 
 The optional libraries are imported lazily; :func:`available_baselines` skips (and logs) the
 ones not installed. Hyper-parameters are fixed defaults, never tuned on test data.
@@ -34,7 +36,7 @@ import contextlib
 import importlib.util
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -43,6 +45,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from kgrec.errors import ConfigError, NotFittedError
+from kgrec.evaluation._names import BASELINES
 
 logger = logging.getLogger(__name__)
 
@@ -58,11 +61,14 @@ class TrainData:
             ``category`` ...).
         users: User profile table aligned with the User index (``user_id`` + profile columns).
         pairs: Training positives ``(2, P)``: user rows, item rows.
+        ts: Latest timestamp of each pair ``(P,)``, or None (order unknown); baselines that
+            carve a validation slice hold out each chosen user's latest pair.
     """
 
     items: pd.DataFrame
     users: pd.DataFrame
     pairs: np.ndarray
+    ts: np.ndarray | None = None
 
     @property
     def n_users(self) -> int:
@@ -81,6 +87,44 @@ class TrainData:
         u, i = self.pairs[0][order], self.pairs[1][order]
         bounds = np.searchsorted(u, np.arange(self.n_users + 1))
         return [i[bounds[r]:bounds[r + 1]] for r in range(self.n_users)]
+
+    def interaction_matrix(self) -> sp.csr_matrix:
+        """Binary users x items CSR matrix (float32) of the training positives."""
+        m = sp.csr_matrix((np.ones(self.pairs.shape[1], dtype=np.float32),
+                           (self.pairs[0], self.pairs[1])), shape=(self.n_users, self.n_items))
+        m.sum_duplicates()
+        m.data[:] = 1.0
+        return m
+
+
+def history_matrix(histories: Sequence[np.ndarray], n_items: int, *,
+                   mean: bool = False) -> sp.csr_matrix:
+    """Users x items CSR matrix of ``histories``: 1 per history item, or ``1/len`` (``mean``).
+
+    One sparse product with it replaces a Python loop over users (profile = mean of the
+    history's rows, or the sum of their similarity rows).
+    """
+    lengths = np.fromiter((len(h) for h in histories), dtype=np.int64, count=len(histories))
+    cols = (np.concatenate([np.asarray(h, dtype=np.int64) for h in histories])
+            if lengths.sum() else np.zeros(0, dtype=np.int64))
+    indptr = np.concatenate([[0], np.cumsum(lengths)])
+    data = (1.0 / np.repeat(np.maximum(lengths, 1), lengths) if mean
+            else np.ones(len(cols))).astype(np.float32)
+    m = sp.csr_matrix((data, cols, indptr), shape=(len(histories), n_items))
+    m.sum_duplicates()
+    if not mean:
+        m.data[:] = 1.0
+    return m
+
+
+def popularity_fallback(scores: np.ndarray, rows: np.ndarray, popularity: Popularity,
+                        item_rows: np.ndarray) -> np.ndarray:
+    """``scores`` with the boolean ``rows`` (users the model has nothing for) replaced by
+    popularity, scaled into ``(-1, 1)`` so it never outranks a real score's scale."""
+    if rows.any():
+        pop = popularity.item_scores_[item_rows]
+        scores[rows] = pop / (np.abs(pop).max() + 1.0)
+    return scores
 
 
 class Baseline(Protocol):
@@ -178,19 +222,12 @@ class ContentKNN:
               histories: Sequence[np.ndarray] | None = None) -> np.ndarray:
         _check(self, "vectors_")
         hist = histories if histories is not None else [self.histories_[u] for u in user_rows]
-        users = np.zeros((len(user_rows), self.vectors_.shape[1]))
-        empty = np.zeros(len(user_rows), dtype=bool)
-        for r, h in enumerate(hist):  # one mean per user (not per pair)
-            if len(h):
-                users[r] = self.vectors_[h].mean(axis=0)
-            else:
-                empty[r] = True
+        mean = history_matrix(hist, len(self.vectors_), mean=True)
+        users = np.asarray(mean @ self.vectors_)
         users /= np.maximum(np.linalg.norm(users, axis=1, keepdims=True), 1e-12)
         out: np.ndarray = users @ self.vectors_[item_rows].T
-        if empty.any():  # no history at all: popularity
-            pop = self.popularity_.item_scores_[item_rows]
-            out[empty] = pop / (np.abs(pop).max() + 1.0)
-        return out
+        # no history at all: popularity
+        return popularity_fallback(out, np.diff(mean.indptr) == 0, self.popularity_, item_rows)
 
 
 _TOKEN = re.compile(r"[a-z0-9]+")
@@ -390,20 +427,25 @@ class ALSBaseline:
 
 
 def available_baselines(names: Sequence[str], seed: int = 0) -> list[Baseline]:
-    """Baselines by name (``random``, ``popularity``, ``content_knn``, ``lightfm``, ``als``);
+    """Baselines by name (``_names.BASELINES``: ``random``, ``popularity``, ``content_knn``,
+    ``tfidf_knn``, ``tfidf_bert_blend``, ``lightfm``, ``als``, ``ease``, ``item_knn``);
     optional ones whose package is missing are skipped with a logged note.
 
     Raises:
         ConfigError: an unknown name.
     """
+    from kgrec.evaluation.baselines_cf import EASE, ItemKNN
+    from kgrec.evaluation.baselines_content import TfidfBertBlend, TfidfKNN
+
+    plain: dict[str, Callable[[], Baseline]] = {
+        "random": lambda: RandomScores(seed), "popularity": Popularity,
+        "content_knn": ContentKNN, "tfidf_knn": TfidfKNN, "tfidf_bert_blend": TfidfBertBlend,
+        "ease": lambda: EASE(seed=seed), "item_knn": ItemKNN,
+    }
     out: list[Baseline] = []
     for name in names:
-        if name == "random":
-            out.append(RandomScores(seed))
-        elif name == "popularity":
-            out.append(Popularity())
-        elif name == "content_knn":
-            out.append(ContentKNN())
+        if name in plain:
+            out.append(plain[name]())
         elif name in ("lightfm", "als"):
             module = "lightfm" if name == "lightfm" else "implicit"
             if importlib.util.find_spec(module) is None:
@@ -412,7 +454,6 @@ def available_baselines(names: Sequence[str], seed: int = 0) -> list[Baseline]:
                 continue
             out.append(LightFMBaseline(seed=seed) if name == "lightfm" else ALSBaseline(seed=seed))
         else:
-            raise ConfigError(f"unknown baseline {name!r}; choose from random, popularity, "
-                              "content_knn, lightfm, als")
+            raise ConfigError(f"unknown baseline {name!r}; choose from "
+                              f"{', '.join(BASELINES)}")
     return out
-

@@ -391,11 +391,11 @@ def run_evaluation(tables: CatalogTables, config: EvalConfig, *, dataset: str = 
         if problems:
             raise DataError("the split leaks held-out behaviour into training: "
                             + "; ".join(problems))
-        train_pairs = interaction_pairs(graph)[0]
+        train_pairs, train_ts, _ = interaction_pairs(graph)
         users = split.train.users.astype({"user_id": str}).drop_duplicates("user_id") \
             .set_index("user_id").reindex(graph.node_ids[USER]).rename_axis("user_id") \
             .reset_index()
-        train = TrainData(items=graph.items, users=users, pairs=train_pairs)
+        train = TrainData(items=graph.items, users=users, pairs=train_pairs, ts=train_ts)
         vectors = featurizer.item_vectors(graph.items)
         regimes = build_regimes(split, graph, train_pairs)
         popularity = train.item_counts()

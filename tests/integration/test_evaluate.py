@@ -34,7 +34,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("eval")
     rc = main(["evaluate", "--data", str(data), "--seeds", "0", "--encoder", "hashing",
                "--epochs", "2", "--steps-per-epoch", "2", "--hidden-dim", "16",
-               "--baselines", "random", "popularity", "content_knn", "--out", str(out)])
+               "--baselines", "random", "popularity", "content_knn", "tfidf_knn",
+               "tfidf_bert_blend", "ease", "item_knn", "--out", str(out)])
     assert rc == 0
     return out
 
@@ -48,9 +49,12 @@ def test_report_files_exist(run: Path) -> None:
 
 def test_table_has_every_regime_and_metric(run: Path) -> None:
     summary = pd.read_csv(run / "results.csv")
-    for model in ("kgrec", "random", "popularity", "content_knn", "kgrec-no_text",
-                  "kgrec-no_attributes", "kgrec-no_dropout"):
+    for model in ("kgrec", "random", "popularity", "content_knn", "tfidf_knn",
+                  "tfidf_bert_blend", "kgrec-no_text", "kgrec-no_attributes",
+                  "kgrec-no_dropout"):
         assert set(summary.loc[summary["model"] == model, "regime"]) == REGIMES, model
+    for model in ("ease", "item_knn"):  # no column for a cold item: item cold is skipped
+        assert set(summary.loc[summary["model"] == model, "regime"]) == REGIMES - {"item_cold"}
     for metric in METRICS:
         assert f"{metric}_mean" in summary.columns and f"{metric}_std" in summary.columns
     kg = summary[summary["model"] == "kgrec"]
