@@ -14,8 +14,8 @@ checks kgrec against the literature on exactly the split the papers used. The fo
   Every item of ``item2index`` is in the graph (items never trained on keep their text, brand
   and category); every user has an empty profile.
 * ``valid`` (each user's second-to-last item) is *not* used to train or to stop: kgrec carves
-  its own validation slice from the training pairs, as in the cold-start protocol. It is scored
-  as its own regime for reference.
+  its own validation slice from the training pairs, as in the cold-start protocol. It can be
+  scored as its own regime for reference (``with_valid``).
 * Test: each user's last item, ranked against **all** items. Two variants: ``test`` masks the
   user's input sequence (training items and the validation item) -- the usual full-ranking
   convention in kgrec's protocol; ``test_unmasked`` masks nothing, as the published UniSRec /
@@ -52,7 +52,6 @@ from kgrec.evaluation.runner import (
     baseline_scorer,
     export,
     make_text_encoder,
-    score_regime,
 )
 from kgrec.graph.export import ExportedGraph
 from kgrec.graph.tables import CatalogTables
@@ -269,16 +268,21 @@ def _positions(graph: ExportedGraph, pairs: pd.DataFrame, users: np.ndarray) -> 
     return np.stack([u, i]).astype(np.int64)
 
 
-def unisrec_regimes(split: UnisrecSplit, graph: ExportedGraph) -> list[Regime]:
-    """``valid`` (training items masked), ``test`` (input sequence masked), ``test_unmasked``.
+def unisrec_regimes(split: UnisrecSplit, graph: ExportedGraph, *,
+                    with_valid: bool = False) -> list[Regime]:
+    """``test`` (input sequence masked), ``test_unmasked`` and, when asked, ``valid`` (training
+    items masked; off by default: it costs a third more scoring and decides nothing here).
 
     A positive is never masked (a user who re-buys an item can still hit it).
     """
     all_items = np.arange(len(graph.node_ids[ITEM]))
     train = split.tables.interactions[["user_id", "item_id"]].astype(object)
+    specs: list[tuple[str, pd.DataFrame, pd.DataFrame | None]] = [
+        ("test", split.test, split.history), ("test_unmasked", split.test, None)]
+    if with_valid:
+        specs.append(("valid", split.valid, train))
     out = []
-    for name, truth, mask in (("valid", split.valid, train), ("test", split.test, split.history),
-                              ("test_unmasked", split.test, None)):
+    for name, truth, mask in specs:
         users = np.unique(graph.index_of(USER, truth["user_id"].to_numpy(dtype=object)))
         t = _positions(graph, truth, users)
         excl = np.zeros((2, 0), dtype=np.int64) if mask is None else \
@@ -289,8 +293,30 @@ def unisrec_regimes(split: UnisrecSplit, graph: ExportedGraph) -> list[Regime]:
     return out
 
 
+def score_shared(regimes: list[Regime], scorer: Scorer, accs: list[MetricAccumulator], *,
+                 proba: bool, chunk_users: int) -> None:
+    """Like :func:`~kgrec.evaluation.runner.score_regime` for several regimes at once: each
+    block of users is scored once per group of regimes with the same users and candidates
+    (``test`` and ``test_unmasked`` differ only in their masks)."""
+    groups: dict[tuple[bytes, bytes], list[int]] = {}
+    for j, r in enumerate(regimes):
+        groups.setdefault((r.users.tobytes(), r.candidates.tobytes()), []).append(j)
+    for members in groups.values():
+        first = regimes[members[0]]
+        for start in range(0, len(first.users), chunk_users):
+            stop = min(start + chunk_users, len(first.users))
+            blocks = [regimes[j].block(start, stop) for j in members]
+            if not any(truth.any() for truth, _ in blocks):
+                continue
+            scores = scorer(first, np.arange(start, stop), first.candidates)
+            for j, (truth, valid) in zip(members, blocks, strict=True):
+                if truth.any():
+                    accs[j].add(scores, truth, valid, columns=first.candidates, proba=proba)
+
+
 def run_unisrec(split: UnisrecSplit, config: EvalConfig, *, dataset: str = "unisrec",
-                log: Callable[[str], None] | None = None) -> EvalResults:
+                log: Callable[[str], None] | None = None,
+                with_valid: bool = False) -> EvalResults:
     """Train kgrec and the warm-applicable baselines on the training graph; score every regime.
 
     Args:
@@ -298,10 +324,10 @@ def run_unisrec(split: UnisrecSplit, config: EvalConfig, *, dataset: str = "unis
         config: Seeds, cut-offs, encoder, model parameters, baselines (ablations are ignored).
         dataset: A name for the report.
         log: Called with one-line progress messages.
+        with_valid: Also score the ``valid`` regime.
 
     Raises:
-        DataError: a held-out pair is an INTERACTED edge of the training graph at its own
-            position (a bug: never expected), or there are no training interactions.
+        DataError: the split has no training interactions.
         ConfigError: an unknown baseline name.
     """
     from kgrec.coldstart import ColdStartModel
@@ -319,9 +345,9 @@ def run_unisrec(split: UnisrecSplit, config: EvalConfig, *, dataset: str = "unis
         "the validation items are not used to train or to early-stop (kgrec carves its own "
         "validation slice from the training pairs); models score from training histories only",
     ]
-    graph = export(split.tables)
     if not len(split.tables.interactions):
         raise DataError("the UniSRec split has no training interactions")
+    graph = export(split.tables)
     train_pairs = interaction_pairs(graph)[0]
     users = split.tables.users.astype({"user_id": str}).set_index("user_id") \
         .reindex(graph.node_ids[USER]).rename_axis("user_id").reset_index()
@@ -330,18 +356,18 @@ def run_unisrec(split: UnisrecSplit, config: EvalConfig, *, dataset: str = "unis
     t0 = time.perf_counter()
     vectors = TextFeaturizer(encoder).item_vectors(graph.items)
     res.timings["encode_seconds"] = time.perf_counter() - t0
-    regimes = unisrec_regimes(split, graph)
+    regimes = unisrec_regimes(split, graph, with_valid=with_valid)
     popularity = train.item_counts()
     cold = np.flatnonzero(popularity == 0)
     say(f"unisrec: {split.stats}; text encoded in {res.timings['encode_seconds']:.0f} s")
 
     def accumulate(model_name: str, scorer: Scorer, proba: bool, seed: int) -> None:
-        for regime in regimes:
-            acc = MetricAccumulator(ks=config.ks, n_items=len(popularity), cold_items=cold,
-                                    candidate_items=regime.candidates, popularity=popularity,
-                                    seed=seed)
-            t0 = time.perf_counter()
-            score_regime(regime, scorer, acc, proba=proba, chunk_users=config.chunk_users)
+        accs = [MetricAccumulator(ks=config.ks, n_items=len(popularity), cold_items=cold,
+                                  candidate_items=r.candidates, popularity=popularity, seed=seed)
+                for r in regimes]
+        t0 = time.perf_counter()
+        score_shared(regimes, scorer, accs, proba=proba, chunk_users=config.chunk_users)
+        for regime, acc in zip(regimes, accs, strict=True):
             res.records.append({"seed": seed, "regime": regime.name, "model": model_name,
                                 **acc.result(), "score_seconds": time.perf_counter() - t0})
 

@@ -77,7 +77,7 @@ def test_held_out_items_never_in_training_graph(tmp_path: Path) -> None:
 def test_regimes_mask_the_input_sequence_but_never_a_positive(tmp_path: Path) -> None:
     split = load_unisrec(_write(tmp_path))
     graph = export(split.tables)
-    regimes = {r.name: r for r in unisrec_regimes(split, graph)}
+    regimes = {r.name: r for r in unisrec_regimes(split, graph, with_valid=True)}
     items, users = graph.node_ids["Item"], graph.node_ids["User"]
 
     def masked(name: str) -> set[tuple[str, str]]:
@@ -135,3 +135,29 @@ def test_comparison_table_puts_masked_and_unmasked_beside_published() -> None:
     assert [line.split(" | ")[0] for line in lines[3:]] == [f"| {n}" for n in PUBLISHED]
     assert "0.2394" in lines[-1] and np.isclose(PUBLISHED["SASRec (published)"]["ndcg@10"],
                                                 0.0553)
+
+
+def test_shared_scoring_scores_each_block_once_and_matches_separate_runs(tmp_path: Path) -> None:
+    from kgrec.evaluation.metrics import MetricAccumulator
+    from kgrec.evaluation.runner import score_regime
+    from kgrec.evaluation.unisrec import score_shared
+
+    split = load_unisrec(_write(tmp_path))
+    regimes = unisrec_regimes(split, export(split.tables), with_valid=True)
+    rng = np.random.default_rng(0)
+    table = rng.random((3, 6))
+    calls: list[str] = []
+
+    def scorer(regime: object, pos: np.ndarray, items: np.ndarray) -> np.ndarray:
+        calls.append(getattr(regime, "name", ""))
+        return table[np.ix_(regime.users[pos], items)]  # type: ignore[attr-defined]
+
+    shared = [MetricAccumulator(ks=(1, 3), n_items=6) for _ in regimes]
+    score_shared(regimes, scorer, shared, proba=False, chunk_users=2)
+    assert len(calls) == 2  # two blocks of users, all three regimes share users + candidates
+    for regime, acc in zip(regimes, shared, strict=True):
+        alone = MetricAccumulator(ks=(1, 3), n_items=6)
+        score_regime(regime, scorer, alone, proba=False, chunk_users=2)
+        np.testing.assert_equal(acc.result(), alone.result())
+    masked, unmasked = shared[0].result(), shared[1].result()
+    assert masked["recall@3"] >= unmasked["recall@3"]  # masking only removes competitors
