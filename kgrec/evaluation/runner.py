@@ -340,6 +340,10 @@ def _baseline_scorer(model: Any) -> Scorer:
     return score
 
 
+KgrecScorer = _KgrecScorer  # public names for other protocols (kgrec.evaluation.unisrec)
+baseline_scorer = _baseline_scorer
+
+
 def _regime_family(name: str) -> str:
     return "user_cold" if name.startswith("user_cold") else name
 

