@@ -12,7 +12,6 @@ the store's key), else graph ids. Item ids are always graph ids (SKUs).
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,12 +21,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from kgrec._version import __version__
 from kgrec.coldstart.persistence import model_version
 from kgrec.errors import (
     ColdStartWarning,
     DataError,
-    ModelError,
     NotFittedError,
     UnknownIdError,
     ValidationError,
@@ -55,6 +52,7 @@ from kgrec.ranking.foldin import (
     top_users_per_item,
     unknown_new_items,
 )
+from kgrec.ranking.persistence import read_state, write_state
 from kgrec.ranking.results import NewItemRanking, NewUserRanking, Scope
 
 if TYPE_CHECKING:
@@ -68,8 +66,6 @@ logger = logging.getLogger(__name__)
 
 _NOT_FITTED = ("This Recommender is not fitted yet: call rec.fit(store_or_graph) or "
                "Recommender.load(path, store_or_graph) first")
-STATE_FILE = "recommender.json"
-MODEL_SUBDIR = "model"
 SAVED_PARAMS: tuple[str, ...] = ("rerank_n", "user_chunk", "explain_history")
 
 
@@ -383,7 +379,7 @@ class Recommender:
         if cold:
             warnings.warn(ColdStartWarning(
                 f"{len(cold)} new user(s) have no known profile value and no clicks, so they "
-                f"get the model's 'unknown user' ranking: {', '.join(map(repr, cold[:5]))}"),
+                "get the model's 'unknown user' ranking (see the result's cold_users)"),
                 stacklevel=2)
         inter = tables.interactions
         to_temp = dict(zip(shown, temp, strict=True))
@@ -469,15 +465,7 @@ class Recommender:
         The graph and the pseudonym key are not saved: pass the graph again to :meth:`load`.
         """
         self._check_fitted()
-        path = Path(path)
-        self.model_.save(path / MODEL_SUBDIR)
-        params = {k: getattr(self, k) for k in SAVED_PARAMS}
-        state = {"kgrec_version": __version__, "params": params,
-                 "model_version": self.model_version_}
-        tmp = path / (STATE_FILE + ".tmp")
-        tmp.write_text(json.dumps(state, indent=2))
-        tmp.replace(path / STATE_FILE)
-        return path
+        return write_state(self, Path(path), {k: getattr(self, k) for k in SAVED_PARAMS})
 
     @classmethod
     def load(cls, path: str | Path, graph: GraphStore | ExportedGraph, *,
@@ -492,17 +480,9 @@ class Recommender:
             ModelError: missing/unreadable files.
             IncompatibleModelError: another kgrec version or text encoder.
         """
-        from kgrec.coldstart import ColdStartModel
-
-        path = Path(path)
-        try:
-            state = json.loads((path / STATE_FILE).read_text())
-        except (OSError, ValueError) as e:
-            raise ModelError(f"{path / STATE_FILE} is missing or unreadable ({e}); is {path} "
-                             "a folder written by Recommender.save / kgrec train?") from e
-        model = ColdStartModel.load(path / MODEL_SUBDIR, text_encoder=text_encoder,
-                                    device=device, num_threads=num_threads)
-        own = {k: v for k, v in state.get("params", {}).items() if k in SAVED_PARAMS}
+        model, params = read_state(Path(path), text_encoder=text_encoder, device=device,
+                                   num_threads=num_threads)
+        own = {k: v for k, v in params.items() if k in SAVED_PARAMS}
         rec = cls(model.config_, pseudonymizer=pseudonymizer, text_encoder=text_encoder,
                   device=device, num_threads=num_threads, **own)
         frames, exported = frames_and_export(graph)
