@@ -48,6 +48,9 @@ class ModelConfig:
         pair_features: The head's "wide" part over graph-path features of the pair
             (:mod:`kgrec.coldstart.pairs`), default True; False gives the deep-only model.
         max_history: Most recent history items per user the pair features read, default 256.
+        cooc_features: With ``pair_features``, add the mean and max item co-occurrence cosine
+            between the candidate and the user's history items (``User -> Item <- User ->
+            Item`` on the graph being scored; :mod:`kgrec.coldstart.cooc`), default True.
         use_price: Standardised log-price among the item inputs, default True.
         use_related: Use RELATED (knowledge-graph) edges, default True.
 
@@ -90,6 +93,7 @@ class ModelConfig:
     text_match: bool = True
     pair_features: bool = True
     max_history: int = 256
+    cooc_features: bool = True
     use_price: bool = True
     use_related: bool = True
     epochs: int = 60

@@ -183,8 +183,8 @@ class ColdStartModel:
                                  if et[0] == ITEM and et[2] in SHARED_TYPES]
         self.pair_profile_types_ = [et for et in edge_types
                                     if et[0] == USER and et[2] in SHARED_TYPES]
-        names = feature_names(self.pair_attr_types_, bool(self.pair_profile_types_)) \
-            if cfg.pair_features else []
+        names = feature_names(self.pair_attr_types_, bool(self.pair_profile_types_),
+                              cfg.cooc_features) if cfg.pair_features else []
         self.head_ = CTRHead(cfg.hidden_dim, text_dim=text_dim if cfg.text_match else 0,
                              n_pair=len(names),
                              gate_columns=gate_columns(names) if names else None
@@ -201,7 +201,7 @@ class ColdStartModel:
         keys = keys if keys is not None else graph_keys(graph)
         return build_pair_inputs(tensors, pairs, self.pair_attr_types_, keys, self.text_dim_,
                                  self.config_.max_history, times, self.pair_profile_types_,
-                                 tables)
+                                 tables, cooc=self.config_.cooc_features)
 
     # -- fitting --------------------------------------------------------------------------
     def fit(self, graph: ExportedGraph, *, callback: Callback | None = None) -> ColdStartModel:
@@ -506,6 +506,7 @@ class ColdStartModel:
         check_encoder(saved, text_encoder.identity(), path)
         settings = dict(config.get("config") or config.get("params") or {})
         settings.setdefault("pair_features", False)  # saved before the wide part existed
+        settings.setdefault("cooc_features", False)  # saved before co-occurrence features
         model = cls(ModelConfig.from_dict(settings), text_encoder=text_encoder, device=device,
                     num_threads=num_threads, cache_dir=cache_dir)
         model.config_ = model.settings.validate()

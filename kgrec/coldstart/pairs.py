@@ -42,6 +42,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from kgrec.coldstart.cooc import CoocTable, cooc_table, pair_key
 from kgrec.coldstart.features import ITEM, SHARED_TYPES, USER, EdgeType, GraphTensors
 from kgrec.graph.export import ExportedGraph
 
@@ -51,12 +52,13 @@ _EXPANDED_BUDGET = 1 << 22  # most (history entry x candidate x slot) cells held
 _TABLE_BUDGET = 1 << 26  # most item x item cells precomputed (256 MB of float32)
 
 
-def feature_names(attr_types: Sequence[EdgeType], profile: bool = False) -> list[str]:
+def feature_names(attr_types: Sequence[EdgeType], profile: bool = False,
+                  cooc: bool = False) -> list[str]:
     """Column names of the features for a model with these Item->attribute relations (and
-    User->attribute relations when ``profile``)."""
+    User->attribute relations when ``profile``; co-occurrence features when ``cooc``)."""
     return ["text_mean", "text_max", *[f"share_{et[1]}" for et in attr_types],
-            *(["peer_share"] if profile else []), "item_log_degree", "has_history",
-            "item_has_history"]
+            *(["peer_share"] if profile else []), *(["cooc_mean", "cooc_max"] if cooc else []),
+            "item_log_degree", "has_history", "item_has_history"]
 
 
 GATE_FLAGS: tuple[str, str] = ("has_history", "item_has_history")
@@ -68,12 +70,6 @@ def gate_columns(names: Sequence[str]) -> tuple[int, int]:
 
 
 LOG_DEGREE_SCALE = 10.0  # item_log_degree = log1p(interactions) / 10: about 0..1
-_MIX = -7046029254386353131  # 0x9E3779B97F4A7C15 as int64 (golden-ratio hashing)
-
-
-def _pair_key(a: Tensor, b: Tensor) -> Tensor:
-    """One int64 key per (profile value, item) key pair (wrapping arithmetic)."""
-    return a * _MIX ^ b
 
 
 def stable_keys(label: str, ids: np.ndarray) -> Tensor:
@@ -173,10 +169,11 @@ class PairInputs:
     peer_keys: Tensor | None = None
     peer_vals: Tensor | None = None
     tables: ItemTables | None = None  # only while pool rows == item rows (build_pair_inputs)
+    cooc: CoocTable | None = None  # item co-occurrence of the history graph (cooc.py)
 
     @property
     def n_features(self) -> int:
-        return 5 + len(self.item_attrs) + (self.profile is not None)
+        return 5 + len(self.item_attrs) + (self.profile is not None) + 2 * (self.cooc is not None)
 
     def _users_part(self, other: PairInputs
                     ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
@@ -203,7 +200,8 @@ class PairInputs:
         return PairInputs(self.item_keys, self.item_text, self.item_attrs, self.item_degree,
                           torch.cat([self.hist_ptr, other.hist_ptr[1:] + self.hist_ptr[-1]]),
                           torch.cat([self.hist_idx, other.hist_idx + offset]),
-                          pool_keys, pool_text, pool_attrs, *self._users_part(other))
+                          pool_keys, pool_text, pool_attrs, *self._users_part(other),
+                          cooc=other.cooc)
 
     def with_items(self, other: PairInputs) -> PairInputs:
         """These items followed by ``other``'s (users stay this object's)."""
@@ -214,7 +212,8 @@ class PairInputs:
                                                                    strict=True)],
                           torch.cat([self.item_degree, other.item_degree]),
                           self.hist_ptr, self.hist_idx, self.pool_keys, self.pool_text,
-                          self.pool_attrs, self.profile, self.peer_keys, self.peer_vals)
+                          self.pool_attrs, self.profile, self.peer_keys, self.peer_vals,
+                          cooc=self.cooc)
 
     def select(self, users: Tensor | None = None, items: Tensor | None = None) -> PairInputs:
         """The rows ``users`` / ``items`` (``None``: all), sharing the pool."""
@@ -233,7 +232,7 @@ class PairInputs:
             idx = idx[flat]
         return PairInputs(item_keys, item_text, item_attrs, item_degree, ptr, idx, self.pool_keys,
                           self.pool_text, self.pool_attrs, profile, self.peer_keys,
-                          self.peer_vals)
+                          self.peer_vals, cooc=self.cooc)
 
 
 def build_pair_inputs(tensors: GraphTensors, msg_pairs: Tensor, attr_types: Sequence[EdgeType],
@@ -241,7 +240,7 @@ def build_pair_inputs(tensors: GraphTensors, msg_pairs: Tensor, attr_types: Sequ
                       max_history: int = DEFAULT_MAX_HISTORY,
                       pair_time: Tensor | None = None,
                       profile_types: Sequence[EdgeType] = (),
-                      tables: ItemTables | None = None) -> PairInputs:
+                      tables: ItemTables | None = None, cooc: bool = False) -> PairInputs:
     """Pair inputs of every user and item of ``tensors``; history = ``msg_pairs`` ``(2, E)``.
 
     ``node_keys``: stable keys (:func:`stable_keys`) of the Item nodes and of the attribute
@@ -250,7 +249,8 @@ def build_pair_inputs(tensors: GraphTensors, msg_pairs: Tensor, attr_types: Sequ
 
     With ``pair_time`` ``(E,)`` the ``max_history`` most recent pairs of each user are kept,
     else the first ones in ``msg_pairs`` order. ``tables``: :func:`item_tables` of the same
-    ``tensors`` (computed once per graph, reused by every call).
+    ``tensors`` (computed once per graph, reused by every call). ``cooc``: add the item
+    co-occurrence table of the history graph (:mod:`kgrec.coldstart.cooc`).
     """
     n_users, n_items = tensors.num_nodes[USER], tensors.num_nodes[ITEM]
     text = torch.nn.functional.normalize(tensors.item_x[:, :text_dim], dim=-1)
@@ -274,7 +274,8 @@ def build_pair_inputs(tensors: GraphTensors, msg_pairs: Tensor, attr_types: Sequ
         _peer_table(tensors, profile_types, node_keys, ptr, items, keys) if profile_types
         else (None, None, None))
     return PairInputs(keys, text, attrs, degree, ptr, items, keys, text, attrs, profile,
-                      peer_keys, peer_vals, tables)
+                      peer_keys, peer_vals, tables,
+                      cooc=cooc_table(ptr, items, keys) if cooc else None)
 
 
 def _peer_table(tensors: GraphTensors, profile_types: Sequence[EdgeType],
@@ -297,7 +298,7 @@ def _peer_table(tensors: GraphTensors, profile_types: Sequence[EdgeType],
     n_with = torch.zeros(int(inv.max()) + 1 if len(inv) else 0).index_add_(0, inv, active)
     weight = 1.0 / n_with[inv].clamp(min=1)
     rows, flat = csr_expand(ptr, user)
-    pair = _pair_key(value[rows], item_keys[items[flat]])
+    pair = pair_key(value[rows], item_keys[items[flat]])
     peer_keys, where = torch.unique(pair, return_inverse=True)
     peer_vals = torch.zeros(len(peer_keys)).index_add_(0, where, weight[rows])
     return profile, peer_keys, peer_vals
@@ -307,7 +308,7 @@ def _peer_share(inp: PairInputs, profile: Tensor, cand_keys: Tensor) -> Tensor:
     """Mean peer share over each user's profile values; ``profile`` ``(..., k)`` and
     ``cand_keys`` broadcastable to ``(...)`` -> ``(...)``."""
     assert inp.peer_keys is not None and inp.peer_vals is not None
-    key = _pair_key(profile, cand_keys.unsqueeze(-1))
+    key = pair_key(profile, cand_keys.unsqueeze(-1))
     if len(inp.peer_keys) == 0:
         return torch.zeros(key.shape[:-1])
     pos = torch.searchsorted(inp.peer_keys, key).clamp(max=len(inp.peer_keys) - 1)
@@ -337,15 +338,19 @@ def _overlap(hist_keys: Tensor, cand_keys: Tensor) -> Tensor:
 
 
 def _finish(sums: Tensor, top: Tensor, deg: Tensor, degree: Tensor,
-            peer: Tensor | None) -> Tensor:
-    """Feature columns from per-pair sums ``(..., 1 + n_attr)``, max cosine, history size,
-    peer share and the candidate's log1p(interactions)."""
+            peer: Tensor | None, cooc_top: Tensor | None = None) -> Tensor:
+    """Feature columns from per-pair sums ``(..., 1 + n_attr [+ 1 co-occurrence])``, max text
+    cosine, history size, peer share, max co-occurrence and the candidate's log1p(degree)."""
     has = deg > 0
     mean = sums / deg.clamp(min=1).unsqueeze(-1)
     zero = torch.zeros(())
-    cols = [mean[..., :1], torch.where(has, top, zero).unsqueeze(-1), mean[..., 1:]]
+    n_share = sums.shape[-1] - 1 - (cooc_top is not None)
+    cols = [mean[..., :1], torch.where(has, top, zero).unsqueeze(-1),
+            mean[..., 1:1 + n_share]]
     if peer is not None:
         cols.append(peer.expand_as(deg).unsqueeze(-1))
+    if cooc_top is not None:
+        cols += [mean[..., -1:], torch.where(has, cooc_top, zero).unsqueeze(-1)]
     degree = degree.expand_as(deg).unsqueeze(-1)
     cols += [degree / LOG_DEGREE_SCALE, has.to(torch.float32).unsqueeze(-1),
              (degree > 0).to(torch.float32)]
@@ -359,8 +364,9 @@ def pair_features(inp: PairInputs, users: Tensor, items: Tensor) -> Tensor:
     pool = inp.hist_idx[flat]
     width = inp.pool_text.shape[1] + sum(a.shape[1] ** 2 for a in inp.item_attrs)
     step = max(1, _EXPANDED_BUDGET // max(width, 1))
-    sums = torch.zeros((n, 1 + len(inp.item_attrs)))
+    sums = torch.zeros((n, 1 + len(inp.item_attrs) + (inp.cooc is not None)))
     top = torch.full((n,), -torch.inf)
+    cooc_top = None if inp.cooc is None else torch.zeros(n)
     deg = torch.zeros(n)
     for s in range(0, len(rows), step):
         r, p = rows[s:s + step], pool[s:s + step]
@@ -375,12 +381,16 @@ def pair_features(inp: PairInputs, users: Tensor, items: Tensor) -> Tensor:
             parts = [sim] + [_overlap(pa[p], ia[c]) for pa, ia in zip(inp.pool_attrs,
                                                                       inp.item_attrs,
                                                                       strict=True)]
+        if inp.cooc is not None and cooc_top is not None:
+            co = inp.cooc.lookup(inp.pool_keys[p], inp.item_keys[c])
+            cooc_top.scatter_reduce_(0, r, co, "amax")
+            parts.append(co)
         top.scatter_reduce_(0, r, sim, "amax")
         deg.index_add_(0, r, torch.ones(len(r)))
         sums.index_add_(0, r, torch.stack(parts, dim=1))
     peer = None if inp.profile is None else _peer_share(inp, inp.profile[users],
                                                          inp.item_keys[items])
-    return _finish(sums, top, deg, inp.item_degree[items], peer)
+    return _finish(sums, top, deg, inp.item_degree[items], peer, cooc_top)
 
 
 def pair_feature_matrix(inp: PairInputs, users: Tensor, items: Tensor) -> Tensor:
@@ -435,11 +445,18 @@ def _feature_block(inp: PairInputs, users: Tensor, items: Tensor, slots: int) ->
             for pa, ca in zip(inp.pool_attrs, cand_attrs, strict=True):
                 ov = _overlap(pa[pool][:, None, :], ca[None, :, :]) * other
                 sums.append(torch.zeros(shape).index_add_(0, rows, ov))
+            cooc_top = None
+            if inp.cooc is not None:
+                co = inp.cooc.lookup(inp.pool_keys[pool][:, None], cand_keys[None, :]) * other
+                sums.append(torch.zeros(shape).index_add_(0, rows, co))
+                cooc_top = torch.zeros(shape).scatter_reduce_(
+                    0, rows[:, None].expand(-1, n_c), co, "amax")
             out[r0:r1] = _finish(torch.stack(sums, dim=-1), top, deg, inp.item_degree[items],
-                                 peer)
+                                 peer, cooc_top)
         else:
-            out[r0:r1] = _finish(torch.zeros((*shape, 1 + len(inp.item_attrs))),
-                                 torch.zeros(shape), torch.zeros(shape),
-                                 inp.item_degree[items], peer)
+            n_sums = 1 + len(inp.item_attrs) + (inp.cooc is not None)
+            out[r0:r1] = _finish(torch.zeros((*shape, n_sums)), torch.zeros(shape),
+                                 torch.zeros(shape), inp.item_degree[items], peer,
+                                 None if inp.cooc is None else torch.zeros(shape))
         r0 = r1
     return out

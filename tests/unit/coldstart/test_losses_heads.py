@@ -44,7 +44,7 @@ def test_default_options_learn_the_shop_and_survive_save_load(graph: ExportedGra
     assert (s_run[:, 0] > s_run[:, 1]).all() and (s_home[:, 1] > s_home[:, 0]).all()
     r = model.retrieval_scores(emb, rows(emb.user_ids, RUNNERS), rows(emb.item_ids, SHOES + MUGS))
     assert (r[:, :6].mean(1) > r[:, 6:].mean(1)).all()
-    loaded = ColdStartModel.load(model.save(tmp_path / "m"))
+    loaded = ColdStartModel.load(model.save(tmp_path / "m"), num_threads=1)
     np.testing.assert_array_equal(model.score_matrix(emb),
                                   loaded.score_matrix(loaded.transform(graph)))
     # fold-in of a new item and some users gives the full-graph vectors

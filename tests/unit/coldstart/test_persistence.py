@@ -20,7 +20,7 @@ def test_round_trip_gives_identical_scores(fitted: ColdStartModel, graph: Export
     assert {p.name for p in path.iterdir()} == {"config.json", "vocab.json",
                                                 "weights.safetensors", "manifest.json"}
     assert not list(path.parent.glob(".*kgrec-tmp"))  # the temp folder was renamed away
-    loaded = ColdStartModel.load(path)
+    loaded = ColdStartModel.load(path, num_threads=1)
     a = fitted.score_matrix(fitted.transform(graph))
     b = loaded.score_matrix(loaded.transform(graph))
     np.testing.assert_array_equal(a, b)
@@ -98,7 +98,7 @@ def test_save_replaces_an_existing_model_whole(fitted: ColdStartModel, graph: Ex
     fitted.save(path)
     assert not (path / "stray.txt").exists()
     assert not list(tmp_path.glob(".*kgrec-tmp"))
-    assert _first_score(ColdStartModel.load(path), graph) == _first_score(fitted, graph)
+    assert _first_score(ColdStartModel.load(path, num_threads=1), graph) == _first_score(fitted, graph)
 
 
 def test_save_refuses_a_folder_that_is_not_a_model(fitted: ColdStartModel,

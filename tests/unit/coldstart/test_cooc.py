@@ -1,0 +1,35 @@
+"""Item co-occurrence cosines of a history graph, and their pair features (known answers)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from kgrec.coldstart.cooc import cooc_table
+
+
+def _histories(rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    ptr = torch.tensor([0] + [len(r) for r in rows]).cumsum(0)
+    return ptr, torch.tensor([i for r in rows for i in r], dtype=torch.long)
+
+
+KEYS = torch.tensor([101, 202, 303, 404])  # stable keys of items A, B, C, D
+
+
+def test_cosines_of_a_tiny_history() -> None:
+    # u0: A B; u1: A B C; u2: C -> |U_A| = |U_B| = |U_C| = 2, D untouched
+    table = cooc_table(*_histories([[0, 1], [0, 1, 2], [2]]), KEYS)
+    got = table.lookup(KEYS[[0, 1, 0, 2, 1, 3, 0]], KEYS[[1, 0, 2, 0, 2, 0, 0]])
+    assert got.tolist() == pytest.approx([1.0, 1.0, 0.5, 0.5, 0.5, 0.0, 0.0])
+
+
+def test_history_is_cut_to_the_most_recent_items() -> None:
+    # u0's history, most recent first: A B C; with max_history 2, C never co-occurs
+    table = cooc_table(*_histories([[0, 1, 2], [1, 2]]), KEYS, max_history=2)
+    assert table.lookup(KEYS[[0]], KEYS[[2]]).item() == 0.0
+    assert table.lookup(KEYS[[1]], KEYS[[2]]).item() == pytest.approx(1 / 2 ** 0.5)
+
+
+def test_an_empty_graph_gives_zeros() -> None:
+    table = cooc_table(*_histories([[], []]), KEYS)
+    assert table.lookup(KEYS[:2], KEYS[2:]).tolist() == [0.0, 0.0]
