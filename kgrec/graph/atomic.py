@@ -12,6 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 TMP_SUFFIX = ".kgrec-tmp"
+_UMASK = os.umask(0o022)  # read once at import (os.umask can only be read by setting it)
+os.umask(_UMASK)
+DEFAULT_MODE = 0o666 & ~_UMASK  # what open() would have given the file
 
 
 def fsync_dir(directory: Path) -> None:
@@ -28,8 +31,12 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, write: Callable[[Path], object], *, mode: int = 0o644) -> None:
+def write_atomic(path: Path, write: Callable[[Path], object], *,
+                 mode: int = DEFAULT_MODE) -> None:
     """Write ``path`` via a unique temp file beside it: fsync, rename, fsync the folder.
+
+    ``mode`` defaults to what a plain ``open`` would give (0o666 less the umask); pass 0o600
+    for files only the owner may read.
 
     ``write`` is called with the temp file's path. A crash leaves the old file (or none) and
     at most a stray ``*.kgrec-tmp`` file, never a torn ``path``.

@@ -202,9 +202,11 @@ class EmbeddedGraphStore:
 
     def _remove_stale_temp_files(self) -> None:
         """Temp files of a writer that died mid-write (safe: we hold the lock)."""
-        for stale in self.directory.rglob(f"*{TMP_SUFFIX}"):
-            logger.info("removing %s left by an interrupted write", stale)
-            stale.unlink(missing_ok=True)
+        for sub in (self.directory, self.directory / "nodes", self.directory / "edges"):
+            for stale in sub.glob(f".*{TMP_SUFFIX}"):
+                if stale.is_file():
+                    logger.info("removing %s left by an interrupted write", stale)
+                    stale.unlink(missing_ok=True)
 
     def _write(self, name: str, frame: pd.DataFrame) -> None:
         path = self._path(name)

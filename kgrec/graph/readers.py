@@ -28,6 +28,7 @@ import io
 import itertools
 import json
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -355,7 +356,9 @@ def _read_jsonl(
     data: bytes, path: Path, kind: str
 ) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame, bool]:
     text, dirty = _decode(data)
-    lines = text.splitlines()
+    # Only \n, \r\n and \r end a line: str.splitlines would also split inside JSON strings
+    # at U+2028, U+0085, \x0c ... and reject valid lines.
+    lines = re.split(r"\r\n|\r|\n", text)
     numbered = [(i + 1, ln) for i, ln in enumerate(lines) if ln.strip()]
     hint = (f"expected JSON Lines: one JSON object per line with {_expected(kind)}, "
             f"e.g. {{\"{REQUIRED_COLUMNS[kind][0]}\": \"A1\"}}")

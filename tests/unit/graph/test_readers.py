@@ -253,3 +253,13 @@ def test_raw_table_from_frame_checks() -> None:
     with pytest.raises(ValidationError, match="1 row numbers for 2 rows"):
         RawTable(kind="users", source="s", frame=pd.DataFrame({"user_id": ["a", "b"]}),
                  rows=np.array([1]))
+
+
+def test_jsonl_line_with_unicode_line_separators_in_a_string(tmp_path: Path) -> None:
+    p = _write(tmp_path / "items.jsonl",
+               '{"item_id": "A1", "title": "one\u2028two\x85three\u2029four"}\r\n'
+               '{"item_id": "A2"}\r')
+    t = read_table(p, "items")
+    assert t.frame["item_id"].tolist() == ["A1", "A2"] and t.row_errors.empty
+    assert t.frame["title"].iloc[0] == "one\u2028two\x85three\u2029four"
+    assert t.rows.tolist() == [1, 2]

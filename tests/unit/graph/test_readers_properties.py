@@ -1,7 +1,7 @@
 """Property tests: whatever bytes a file holds, reading + validation ends in accepted rows,
 rejected rows, or a typed ``KgrecError``; never another exception, never a row unaccounted for.
 
-``KGREC_PROPERTY_EXAMPLES`` sets the number of generated inputs per property (default 150; the
+``KGREC_PROPERTY_EXAMPLES`` sets the number of generated inputs per property (default 100; the
 figure in benchmarks/RELIABILITY-embedded.md was run with more).
 """
 
@@ -23,7 +23,7 @@ from kgrec.graph.delimited import frame_from_records, split_records
 from kgrec.graph.readers import read_table
 from kgrec.graph.validate import validate_catalog
 
-EXAMPLES = int(os.environ.get("KGREC_PROPERTY_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("KGREC_PROPERTY_EXAMPLES", "100"))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=False,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
