@@ -68,7 +68,8 @@ def neo4j_driver() -> Iterator[tuple[object, str]]:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        server = Neo4jServer(home=Path(home), port=port, heap_mb=1024, page_cache_mb=512)
+        server = Neo4jServer(home=Path(home), port=port, heap_mb=1024, page_cache_mb=512,
+                             password_env=None)
         server.start()
         driver = neo4j.GraphDatabase.driver(server.uri, auth=("neo4j", server.password()),
                                             notifications_min_severity="OFF")

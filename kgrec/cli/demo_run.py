@@ -133,8 +133,9 @@ def run_demo(cfg: DemoConfig, echo: Callable[[str], Any] = logger.info) -> DemoR
         source = (f"generated shop ({cfg.n_users:,} users, {cfg.n_items:,} items, "
                   f"{cfg.n_interactions:,} draws, seed {cfg.seed})")
     store_spec = cfg.store or f"embedded:{out / 'store'}"
-    # the demo clears its own folder (and a named store with --reset-store): no key check there
-    store, pseudo = open_store(store_spec, verify_key=cfg.store is not None and not cfg.reset_store)
+    # no key check: the demo never adds to existing data (it refuses a non-empty named store
+    # unless --reset-store, and clears before it ingests), so another key cannot mix users
+    store, pseudo = open_store(store_spec, verify_key=False)
     try:
         return _run_on_store(cfg, res, out, store, pseudo, store_spec, source, train, held,
                              new_items, truth_aff, truth_hits, new_users, new_clicks, segments,

@@ -74,6 +74,9 @@ class Neo4jServer:
         port: Bolt port.
         heap_mb: JVM heap (-Xms/-Xmx).
         page_cache_mb: Neo4j page cache.
+        password_env: the variable holding the password (default ``NEO4J_PASSWORD``); ``None``
+            always uses the one generated in ``<home>/password`` (throwaway test servers, which
+            must not reuse the password of a user's own server).
     """
 
     home: Path = Path(".neo4j")
@@ -81,6 +84,7 @@ class Neo4jServer:
     port: int = 7687
     heap_mb: int = 1024
     page_cache_mb: int = 512
+    password_env: str | None = "NEO4J_PASSWORD"
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -121,9 +125,16 @@ class Neo4jServer:
 
     # -- lifecycle ----------------------------------------------------------------------------
     def password(self) -> str:
-        """``NEO4J_PASSWORD``, or the generated one kept in ``<home>/password``."""
-        env = os.environ.get("NEO4J_PASSWORD")
+        """``$password_env``, or the generated one kept in ``<home>/password``.
+
+        Raises:
+            Neo4jServerError: the password in the environment is shorter than 8 characters.
+        """
+        env = os.environ.get(self.password_env) if self.password_env else None
         if env:
+            if len(env) < 8:
+                raise Neo4jServerError(f"{self.password_env} must be at least 8 characters for "
+                                       f"the local Neo4j server; choose a longer password")
             return env
         path = self.home / "password"
         if not path.exists():

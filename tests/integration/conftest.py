@@ -70,7 +70,7 @@ def neo4j_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Neo4jTarg
                           f"kgrec_test_{secrets.token_hex(4)}", None)
         return
     server = Neo4jServer(home=tmp_path_factory.mktemp("neo4j"), port=free_port(),
-                         heap_mb=768, page_cache_mb=256)
+                         heap_mb=768, page_cache_mb=256, password_env=None)
     try:
         server.start()
     except KgrecError as e:
@@ -122,7 +122,7 @@ def spare_neo4j(tmp_path_factory: pytest.TempPathFactory, neo4j_target: Neo4jTar
     Tests that kill it start it again before they end; it is started here if it is down.
     """
     server = Neo4jServer(home=tmp_path_factory.mktemp("spare-neo4j"), port=free_port(),
-                         heap_mb=512, page_cache_mb=128)
+                         heap_mb=512, page_cache_mb=128, password_env=None)
     try:
         server.start()
     except KgrecError as e:

@@ -14,6 +14,7 @@ from kgrec.graph.ingest import ingest_tables
 from kgrec.graph.neo4j_store import Neo4jGraphStore
 from kgrec.graph.schema import NodeLabel
 from tests.contract import StoreContract, pseudonymizer, tiny_catalog
+from tests.integration.conftest import Neo4jTarget
 
 pytestmark = pytest.mark.integration
 
@@ -64,3 +65,17 @@ def test_unreachable_server_is_a_typed_error() -> None:
     with pytest.raises(StoreUnavailableError, match="kgrec neo4j start"):
         Neo4jGraphStore(driver).verify()
     driver.close()
+
+
+def test_default_credentials_are_refused(neo4j_target: Neo4jTarget) -> None:
+    """The launcher sets the password before Bolt is enabled: neo4j/neo4j never gets a session
+    (not even the "change your password" one an unconfigured server grants)."""
+    import neo4j
+    if neo4j_target.server is None:
+        pytest.skip("checks the private launcher, not an external server")
+    driver = neo4j.GraphDatabase.driver(neo4j_target.uri, auth=("neo4j", "neo4j"))
+    try:
+        with pytest.raises(neo4j.exceptions.AuthError):
+            driver.verify_connectivity()
+    finally:
+        driver.close()

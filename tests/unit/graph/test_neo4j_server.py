@@ -90,3 +90,17 @@ def test_jvm_gets_a_minimal_environment() -> None:
         "NEO4J_PASSWORD": "s3cret-pass", "LD_PRELOAD": "/evil.so"})
     assert env == {"PATH": "/usr/bin", "HOME": "/home/x", "LANG": "C.UTF-8",
                    "JAVA_HOME": "/jdk", "KGREC_NEO4J_PASSWORD": "s3cret-pass"}
+
+
+def test_throwaway_server_never_reuses_the_users_password(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kgrec.errors import Neo4jServerError
+    monkeypatch.setenv("NEO4J_PASSWORD", "the-users-production-password")
+    private = Neo4jServer(home=tmp_path / "private", password_env=None)
+    assert private.password() != "the-users-production-password"
+    assert private.password() == private.password()  # generated once, kept
+    assert (private.home / "password").stat().st_mode & 0o077 == 0
+    assert Neo4jServer(home=tmp_path / "local").password() == "the-users-production-password"
+    monkeypatch.setenv("NEO4J_PASSWORD", "short")
+    with pytest.raises(Neo4jServerError, match="at least 8 characters"):
+        Neo4jServer(home=tmp_path / "local").password()
