@@ -98,7 +98,8 @@ def test_save_replaces_an_existing_model_whole(fitted: ColdStartModel, graph: Ex
     fitted.save(path)
     assert not (path / "stray.txt").exists()
     assert not list(tmp_path.glob(".*kgrec-tmp"))
-    assert _first_score(ColdStartModel.load(path, num_threads=1), graph) == _first_score(fitted, graph)
+    loaded = ColdStartModel.load(path, num_threads=1)
+    assert _first_score(loaded, graph) == _first_score(fitted, graph)
 
 
 def test_save_refuses_a_folder_that_is_not_a_model(fitted: ColdStartModel,

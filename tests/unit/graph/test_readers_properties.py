@@ -2,7 +2,7 @@
 rejected rows, or a typed ``KgrecError``; never another exception, never a row unaccounted for.
 
 ``KGREC_PROPERTY_EXAMPLES`` sets the number of generated inputs per property (default 100; the
-figure in benchmarks/RELIABILITY-embedded.md was run with more).
+figure in benchmarks/RELIABILITY.md was run with more).
 """
 
 from __future__ import annotations
