@@ -134,7 +134,7 @@ class MetricAccumulator:
         cols = np.arange(scores.shape[1]) if columns is None else np.asarray(columns)
         tiebreak = self._rng.random(scores.shape)
         ranks = positive_ranks(scores, valid, tiebreak)
-        big = scores.shape[1] + 1
+        big = max(scores.shape[1], *self.ks) + 1  # never below a cut-off
         pr = np.where(truth, ranks, big)                    # positive ranks, others "never"
         out: dict[str, np.ndarray] = {}
         w = _dcg_weights(scores.shape[1])

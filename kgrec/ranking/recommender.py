@@ -160,6 +160,22 @@ class Recommender:
         self._attach(model, frames, exported)
         return self
 
+    def partial_fit(self, graph: GraphStore | ExportedGraph) -> Recommender:
+        """Fold the grown ``graph`` (new interactions, users and SKUs) in without retraining.
+
+        The fitted GNN is inductive: it embeds the new graph as it is (only texts it has not
+        seen are encoded), so new SKUs and users are scored from their neighbourhoods and known
+        users see their newest interactions. Weights and calibration are unchanged; check
+        :func:`kgrec.evaluation.drift.drift_report` for when to retrain. Returns ``self``.
+
+        Raises:
+            NotFittedError: before ``fit``/``load``.
+        """
+        self._check_fitted()
+        frames, exported = frames_and_export(graph)
+        self._attach(self.model_, frames, exported)
+        return self
+
     def _attach(self, model: ColdStartModel, frames: GraphFrames,
                 exported: ExportedGraph) -> None:
         self.model_ = model

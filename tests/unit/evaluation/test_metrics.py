@@ -136,3 +136,11 @@ def test_streaming_ndcg_matches_scikit_learn(k: int) -> None:
         acc.add(scores[block], truth[block])
     assert acc.result()[f"ndcg@{k}"] == pytest.approx(
         ndcg_score(truth.astype(float), scores, k=k), rel=1e-12)
+
+
+def test_a_cut_off_above_the_candidate_count_counts_only_positives() -> None:
+    scores = np.array([[0.9, 0.1, 0.5]])
+    truth = np.array([[False, True, False]])
+    res = evaluate_matrix(scores, truth, ks=(2, 20))
+    assert res["recall@2"] == 0.0 and res["recall@20"] == 1.0
+    assert res["hit_rate@20"] == 1.0 and res["ndcg@20"] == pytest.approx(1 / np.log2(4))
