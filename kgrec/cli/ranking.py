@@ -64,6 +64,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     _model_dir(p)
     model_args(p)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--init-from", metavar="MODEL_DIR",
+                   help="warm-start from this trained model (its settings, weights and text "
+                        "vectors) and fine-tune on the store's grown graph; give --epochs")
     p.set_defaults(handler=_train)
 
 
@@ -75,13 +78,18 @@ def _train(args: argparse.Namespace) -> int:
 
     store, pseudonymizer = open_store(args.store)
     model_dir = Path(args.model_dir)
-    config = ModelConfig().replace(**model_overrides(args))
+    init = None
+    if args.init_from:
+        init = Recommender.load(args.init_from, store, pseudonymizer=pseudonymizer,
+                                num_threads=args.threads)
+    base = init.model_.config_ if init is not None else ModelConfig()
+    config = base.replace(**model_overrides(args))
     print(f"model settings: {config.describe()}")
-    rec = Recommender(config, pseudonymizer=pseudonymizer,
-                      text_encoder=make_text_encoder(args.encoder,
-                                                     cache_dir=model_dir / "text-cache"),
+    encoder = init.model_.text_.encoder if init is not None else \
+        make_text_encoder(args.encoder, cache_dir=model_dir / "text-cache")
+    rec = Recommender(config, pseudonymizer=pseudonymizer, text_encoder=encoder,
                       num_threads=args.threads, show_progress=True)
-    rec.fit(store)
+    rec.fit(store, init_from=init)
     rec.save(model_dir)
     hist = rec.model_.history_
     cal = rec.model_.calibration_

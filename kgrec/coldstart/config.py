@@ -13,6 +13,7 @@ encoder and its cache) are arguments of :class:`~kgrec.coldstart.ColdStartModel`
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -208,3 +209,32 @@ class ModelConfig:
                 raise ModelError(f"unknown model setting {key!r}; retrain the model with this "
                                  "version of kgrec")
         return cls(**kept)
+
+
+class Params:
+    """scikit-learn's parameter contract for kgrec's estimators: ``get_params``/``set_params``
+    over the constructor's arguments, which the constructor only stores."""
+
+    _PARAM_HINT = ""  # appended to the "unknown parameter" message
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+
+    def get_params(self, deep: bool = False) -> dict[str, Any]:
+        """Constructor arguments as stored (scikit-learn contract)."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> Any:
+        """Set constructor arguments; returns ``self``.
+
+        Raises:
+            ValueError: an unknown parameter name.
+        """
+        names = set(self._param_names())
+        for key, value in params.items():
+            if key not in names:
+                raise ValueError(f"unknown parameter {key!r}; valid: {sorted(names)}"
+                                 f"{self._PARAM_HINT}")
+            setattr(self, key, value)
+        return self

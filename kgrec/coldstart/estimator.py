@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import inspect
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +25,7 @@ from kgrec.coldstart.calibration import (
     calibrate_regimes,
     calibrated_by_regime,
 )
-from kgrec.coldstart.config import ModelConfig
+from kgrec.coldstart.config import ModelConfig, Params
 from kgrec.coldstart.features import (
     INTERACTED,
     ITEM,
@@ -64,7 +63,13 @@ from kgrec.coldstart.pairs import (
     pair_feature_matrix,
     pair_features,
 )
-from kgrec.coldstart.persistence import check_encoder, load_dir, restore_state, save_model
+from kgrec.coldstart.persistence import (
+    check_encoder,
+    load_dir,
+    restore_state,
+    save_model,
+    warm_start,
+)
 from kgrec.coldstart.sampling import carve_cold_items, carve_validation
 from kgrec.coldstart.train import Callback, fit_loop, pair_logits
 from kgrec.encoders import (
@@ -83,7 +88,7 @@ _NOT_FITTED = ("This ColdStartModel is not fitted yet: call model.fit(graph) or 
                "ColdStartModel.load(path) first")
 
 
-class ColdStartModel:
+class ColdStartModel(Params):
     """Heterogeneous GNN + jointly trained CTR head that scores new items and users.
 
     The constructor only stores its arguments (scikit-learn contract); ``fit`` does the work.
@@ -107,6 +112,10 @@ class ColdStartModel:
         vocabs_: ``IdVocab`` per shared node type.
     """
 
+    # fitted state read across methods (declared for type checkers)
+    vocabs_: dict[str, IdVocab]
+    encoder_identity_: dict[str, Any]
+
     def __init__(self, config: ModelConfig | None = None, *,
                  text_encoder: TextEncoder | None = None, device: str = "cpu",
                  num_threads: int | None = None, show_progress: bool = False,
@@ -117,29 +126,6 @@ class ColdStartModel:
         self.num_threads = num_threads
         self.show_progress = show_progress
         self.cache_dir = cache_dir
-
-    # -- scikit-learn plumbing ------------------------------------------------------------
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return [p for p in sig.parameters if p != "self"]
-
-    def get_params(self, deep: bool = False) -> dict[str, Any]:
-        """Constructor arguments as stored (scikit-learn contract)."""
-        return {name: getattr(self, name) for name in self._param_names()}
-
-    def set_params(self, **params: Any) -> ColdStartModel:
-        """Set constructor arguments; returns ``self``.
-
-        Raises:
-            ValueError: an unknown parameter name.
-        """
-        names = set(self._param_names())
-        for key, value in params.items():
-            if key not in names:
-                raise ValueError(f"unknown parameter {key!r}; valid: {sorted(names)}")
-            setattr(self, key, value)
-        return self
 
     def __repr__(self) -> str:
         cfg = "" if self.config is None else self.config.describe()
@@ -204,12 +190,15 @@ class ColdStartModel:
                                  tables, cooc=self.config_.cooc_features)
 
     # -- fitting --------------------------------------------------------------------------
-    def fit(self, graph: ExportedGraph, *, callback: Callback | None = None) -> ColdStartModel:
+    def fit(self, graph: ExportedGraph, *, callback: Callback | None = None,
+            init_from: ColdStartModel | None = None) -> ColdStartModel:
         """Train GNN and CTR head jointly on ``graph``, then calibrate; returns ``self``.
 
         Args:
             graph: The training graph (``to_hetero_data(...)``).
             callback: Called as ``callback(epoch, metrics)`` after every epoch.
+            init_from: A fitted model to warm-start from (its weights that fit, the rows of
+                shared ids it knows, the text vectors it encoded): fine-tuning on a grown graph.
 
         Raises:
             ValueError: an invalid setting in ``config``.
@@ -217,14 +206,18 @@ class ColdStartModel:
         """
         self.config_ = (self.config if self.config is not None else ModelConfig()).validate()
         with self._threads():
-            return self._fit(graph, callback)
+            return self._fit(graph, callback, init_from)
 
-    def _fit(self, graph: ExportedGraph, callback: Callback | None) -> ColdStartModel:
+    def _fit(self, graph: ExportedGraph, callback: Callback | None,
+             init_from: ColdStartModel | None = None) -> ColdStartModel:
         cfg = self.config_
         torch.manual_seed(cfg.seed)
         gen = torch.Generator().manual_seed(cfg.seed)
         encoder = self._resolve_encoder()
         self.text_ = TextFeaturizer(encoder, show_progress=self.show_progress)
+        if init_from is not None:  # its vectors are only valid for the same encoder
+            check_encoder(init_from.encoder_identity_, encoder.identity(), "init_from")
+            self.text_.preload(*init_from.text_.snapshot())
         self.encoder_identity_ = encoder.identity()
         self.vocabs_ = {t: IdVocab(graph.node_ids.get(t, np.empty(0, dtype=object)))
                         for t in SHARED_TYPES}
@@ -244,6 +237,8 @@ class ColdStartModel:
                                                         cfg.cold_val_share, gen)
         self.text_dim_ = int(tensors.item_x.shape[1]) - (PRICE_DIM if cfg.use_price else 0)
         self._build_modules(self.text_dim_, self.edge_types_)
+        if init_from is not None:
+            warm_start(self, init_from)
         release_free_memory()  # what building the graph left cached, before training's peak
         logger.info("Training on %d positives (%d validation, %d on held-out items), %d users, "
                     "%d items", len(train_idx), len(val_idx), len(cold_idx),

@@ -273,3 +273,38 @@ def model_version(model: ColdStartModel) -> str:
     for name, cal in sorted(getattr(model, "regime_calibrators_", {}).items()):
         h.update(json.dumps([name, cal.a_, cal.b_]).encode())
     return f"kgrec-{__version__}-{h.hexdigest()[:12]}"
+
+
+def warm_start(model: ColdStartModel, init: ColdStartModel) -> int:
+    """Copy into ``model`` (modules built, not trained) every weight of ``init`` that fits:
+    tensors of the same name and shape, and for each shared-id embedding (Brand, Category,
+    Attribute) the rows of the ids both vocabularies know, so a grown vocabulary keeps what was
+    learned. Returns the number of tensors copied whole.
+
+    Why: fine-tuning a few epochs from the previous weights on the grown graph costs a fraction
+    of a full retrain (``kgrec train --init-from``).
+    """
+    copied = 0
+    for mine, theirs in ((model.encoder_, init.encoder_), (model.head_, init.head_)):
+        old = theirs.state_dict()
+        state = mine.state_dict()
+        for name, tensor in state.items():
+            if name in old and old[name].shape == tensor.shape:
+                state[name] = old[name].clone()
+                copied += 1
+        mine.load_state_dict(state)
+    with torch.no_grad():
+        for t, vocab in model.vocabs_.items():
+            if t not in init.vocabs_ or t not in model.encoder_.shared:
+                continue
+            old_rows = init.vocabs_[t].lookup(np.asarray(vocab.ids, dtype=object))
+            known = old_rows > 0
+            new_emb, old_emb = model.encoder_.shared[t], init.encoder_.shared[t]
+            assert isinstance(new_emb, torch.nn.Embedding)
+            assert isinstance(old_emb, torch.nn.Embedding)
+            new_w, old_w = new_emb.weight, old_emb.weight
+            if new_w.shape != old_w.shape and new_w.shape[1] == old_w.shape[1]:
+                new_w[0] = old_w[0]  # the "unknown" row
+                rows = torch.from_numpy(np.flatnonzero(known) + 1)
+                new_w[rows] = old_w[torch.from_numpy(old_rows[known])]
+    return copied

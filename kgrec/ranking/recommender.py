@@ -11,7 +11,6 @@ the store's key), else graph ids. Item ids are always graph ids (SKUs).
 
 from __future__ import annotations
 
-import inspect
 import logging
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from kgrec.coldstart.config import Params
 from kgrec.coldstart.persistence import model_version
 from kgrec.errors import (
     ColdStartWarning,
@@ -69,7 +69,7 @@ _NOT_FITTED = ("This Recommender is not fitted yet: call rec.fit(store_or_graph)
 SAVED_PARAMS: tuple[str, ...] = ("rerank_n", "user_chunk", "explain_history")
 
 
-class Recommender:
+class Recommender(Params):
     """Knowledge-graph cold-start recommender (GNN + calibrated CTR head).
 
     Args:
@@ -91,6 +91,8 @@ class Recommender:
         model_version_: ``kgrec-<version>-<hash of the weights>``.
     """
 
+    _PARAM_HINT = " (model settings go in config=ModelConfig(...))"
+
     def __init__(self, config: ModelConfig | None = None, *,
                  pseudonymizer: Pseudonymizer | None = None,
                  text_encoder: TextEncoder | None = None, rerank_n: int | None = 200,
@@ -108,26 +110,6 @@ class Recommender:
         self.show_progress = show_progress
         self.cache_dir = cache_dir
 
-    # -- scikit-learn plumbing ------------------------------------------------------------
-    def get_params(self, deep: bool = False) -> dict[str, Any]:
-        """Constructor arguments as stored (scikit-learn contract)."""
-        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
-        return {n: getattr(self, n) for n in names}
-
-    def set_params(self, **params: Any) -> Recommender:
-        """Set constructor arguments; returns ``self``.
-
-        Raises:
-            ValueError: an unknown parameter name.
-        """
-        own = set(self.get_params())
-        for key, value in params.items():
-            if key not in own:
-                raise ValueError(f"unknown parameter {key!r}; valid: {sorted(own)} (model "
-                                 "settings go in config=ModelConfig(...))")
-            setattr(self, key, value)
-        return self
-
     def __repr__(self) -> str:
         shown = {k: v for k, v in self.get_params().items()
                  if k not in ("pseudonymizer", "text_encoder", "config")}
@@ -139,8 +121,12 @@ class Recommender:
             raise NotFittedError(_NOT_FITTED)
 
     # -- fitting --------------------------------------------------------------------------
-    def fit(self, graph: GraphStore | ExportedGraph, *, callback: Any = None) -> Recommender:
+    def fit(self, graph: GraphStore | ExportedGraph, *, callback: Any = None,
+            init_from: Recommender | None = None) -> Recommender:
         """Train the model on ``graph`` (a store or an export) and keep the graph; returns self.
+
+        ``init_from``: a fitted recommender to warm-start from (fine-tuning on a grown graph;
+        see ``ColdStartModel.fit``).
 
         Raises:
             ValueError: an invalid model parameter.
@@ -156,7 +142,8 @@ class Recommender:
         model = ColdStartModel(self.config, text_encoder=self.text_encoder, device=self.device,
                                num_threads=self.num_threads, show_progress=self.show_progress,
                                cache_dir=self.cache_dir)
-        model.fit(exported, callback=callback)
+        model.fit(exported, callback=callback,
+                  init_from=None if init_from is None else init_from.model_)
         self._attach(model, frames, exported)
         return self
 

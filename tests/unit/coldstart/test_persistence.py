@@ -126,3 +126,24 @@ def test_failed_save_leaves_the_old_model(fitted: ColdStartModel, graph: Exporte
         fitted.save(path)
     assert {p.name: p.read_bytes() for p in path.iterdir()} == before
     assert not list(tmp_path.glob(".*kgrec-tmp"))
+
+
+def test_warm_start_copies_weights_and_grown_vocabulary_rows(fitted: ColdStartModel,
+                                                             graph: ExportedGraph) -> None:
+    from kgrec.coldstart import ModelConfig
+    from kgrec.encoders import HashingEncoder
+    from tests.shops import shop_graph
+
+    grown = shop_graph(extra_items=[("lamp-1", "Nova desk lamp", "LED lamp", "Nova",
+                                     "Home > Lighting", 30.0)])
+    config = fitted.config_.replace(epochs=1)
+    tuned = ColdStartModel(config, text_encoder=fitted.text_.encoder, num_threads=1)
+    tuned.fit(grown, init_from=fitted)
+    assert len(tuned.vocabs_["Brand"]) == len(fitted.vocabs_["Brand"]) + 1  # Nova is new
+    # one epoch of fine-tuning moves the weights away from the start, but not far
+    old = fitted.encoder_.item_in.weight.detach()
+    new = tuned.encoder_.item_in.weight.detach()
+    assert 0 < float((new - old).norm()) < float(old.norm())
+    with pytest.raises(IncompatibleModelError, match="init_from"):
+        ColdStartModel(ModelConfig(), text_encoder=HashingEncoder(dim=16)).fit(
+            grown, init_from=fitted)
