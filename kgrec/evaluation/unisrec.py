@@ -167,7 +167,8 @@ def _train_sequences(train: pd.DataFrame, path: Path) -> pd.DataFrame:
     head_len = head.str.len().to_numpy()
     seq_head = pd.DataFrame({"user": np.repeat(t.loc[first, "user_id"].to_numpy(), head_len),
                              "item": np.concatenate(head.to_numpy()),
-                             "pos": np.concatenate([np.arange(n) for n in head_len])})
+                             "pos": np.arange(head_len.sum())
+                             - np.repeat(np.cumsum(head_len) - head_len, head_len)})
     step = t.groupby("user_id", sort=False).cumcount().to_numpy()
     offset = pd.Series(head_len, index=t.loc[first, "user_id"].to_numpy())
     seq_tail = pd.DataFrame({"user": t["user_id"].to_numpy(), "item": t["item_id"].to_numpy(),
