@@ -108,6 +108,7 @@ class TextFeaturizer:
         self.show_progress = show_progress
         self._memo: dict[str, np.ndarray] = {}
         self._preloaded: dict[bytes, np.ndarray] = {}
+        self.n_encoded = 0  # texts this featurizer has sent to the encoder
 
     def __repr__(self) -> str:
         return f"TextFeaturizer({self.encoder!r}, memo={len(self._memo)})"
@@ -135,6 +136,7 @@ class TextFeaturizer:
                     self._memo[text] = self._preloaded[key]
             new = [t for t in new if t not in self._memo]
         if new:
+            self.n_encoded += len(new)
             vecs = self.encoder.encode(new, batch_size=self.batch_size,
                                        show_progress=self.show_progress)
             self._memo.update(zip(new, np.asarray(vecs, dtype=np.float32), strict=True))
