@@ -22,6 +22,7 @@ logger = logging.getLogger("kgrec.cli")
 COMMAND_MODULES: tuple[str, ...] = (
     "kgrec.cli.graph",
     "kgrec.cli.ranking",
+    "kgrec.cli.search",
     "kgrec.cli.evaluate",
     "kgrec.cli.demo",
 )
