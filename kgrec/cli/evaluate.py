@@ -17,6 +17,9 @@ from kgrec.evaluation._names import BASELINES, DEFAULT_KS, SUPPORTED_ABLATIONS
 
 
 def _evaluate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--protocol", choices=["coldstart", "search"], default="coldstart",
+                   help="coldstart (default) or search (the Amazon product-search protocol; "
+                        "uses --data --seeds --out --encoder --cache-dir and the model flags)")
     p.add_argument("--data", required=True,
                    help="dataset name (amazon, movielens; under $KGREC_SHARED_DATA) or folder")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
@@ -46,6 +49,10 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    if args.protocol == "search":
+        from kgrec.cli.search import evaluate_search
+
+        return evaluate_search(args)
     from kgrec.evaluation.report import results_table, write_report
     from kgrec.evaluation.runner import EvalConfig, load_tables, run_evaluation
 
