@@ -179,11 +179,6 @@ class _Person:
                                         np.maximum(rows, 0).reshape(-1)).reshape(rows.shape)
         return np.where(rows >= 0, out, np.nan)
 
-    def proba(self, rec: Recommender, items: np.ndarray) -> np.ndarray:
-        logit = self.logits(rec, items)
-        return np.where(np.isfinite(logit), rec.model_.calibrator_.predict_proba(
-            np.nan_to_num(logit)), np.nan)
-
     def knows(self, item_row: int) -> bool:
         return self.item_map is None or bool(self.item_map[item_row] >= 0)
 
@@ -232,9 +227,15 @@ class ProductSearch:
         self.rec_ = rec
         featurizer = rec.model_.text_
         items = rec.graph_.items
+        from kgrec.encoders import CachedTextEncoder
+
+        # queries skip the on-disk cache: one-off texts, and a disk lookup costs latency
+        enc = featurizer.encoder
+        query_encoder = enc.encoder if isinstance(enc, CachedTextEncoder) else enc
         self.index_ = SearchIndex(k1=self.k1, b=self.b, segmenter=self.segmenter).fit(
-            items, featurizer.item_vectors(items), featurizer.encoder)
+            items, featurizer.item_vectors(items), query_encoder)
         self.emb_ = self.base_emb_ = rec.emb_
+        self._user_index = pd.Index(self.emb_.user_ids)
         self.frames_ = rec.frames_
         self._scope = _Scope(rec.frames_, rec.emb_)
         ei = rec.graph_.data[(NodeLabel.USER.value, RelType.INTERACTED.value,
@@ -273,6 +274,7 @@ class ProductSearch:
         self.emb_ = self.rec_.model_.transform(folded)
         order = pd.Index(self.emb_.item_ids).get_indexer(self.index_.item_ids_)
         self.emb_ = _select_items(self.emb_, order)
+        self._user_index = pd.Index(self.emb_.user_ids)
         self._scope = _Scope(self.frames_, self.emb_)
         self.popularity_ = np.concatenate([self.popularity_, np.zeros(len(items))])
         return self
@@ -312,16 +314,30 @@ class ProductSearch:
         hybrid = hybrid_scores(lex, dense, valid, self.weights, self.popularity_)
         person = self._person(user, profile, clicks)
         scores = hybrid
+        seen_logit = np.full(hybrid.shape[1], np.nan)  # logits of the re-ranked items
+
+        def logits_of(top: np.ndarray) -> np.ndarray:
+            assert person is not None
+            out = person.logits(self.rec_, top)
+            seen_logit[top[0]] = out[0]
+            return out
+
         if person is not None:
-            scores = personal_rerank(hybrid, self.weights.personal, self.rerank_n,
-                                     lambda top: person.logits(self.rec_, top))
+            scores = personal_rerank(hybrid, self.weights.personal, self.rerank_n, logits_of)
         s = scores[0]
         n_valid = int(np.isfinite(s).sum())
         k_eff = min(k, n_valid)
         top = np.argpartition(-s, k_eff - 1)[:k_eff] if k_eff else np.zeros(0, np.int64)
         top = top[np.lexsort((top, -s[top]))]
-        prob = (person.proba(self.rec_, top) if person is not None and len(top)
-                else np.full(len(top), np.nan))
+        prob = np.full(len(top), np.nan)
+        if person is not None and len(top):
+            logit = seen_logit[top]
+            missing = np.isnan(logit) & (person.item_map is None or
+                                         person.item_map[top] >= 0)  # type: ignore[index]
+            if missing.any():  # below the re-ranked top N (k > rerank_n, or weight 0)
+                logit[missing] = person.logits(self.rec_, top[missing])
+            ok = np.isfinite(logit)
+            prob[ok] = self.rec_.model_.calibrator_.predict_proba(logit[ok])
         frame = pd.DataFrame({
             "item_id": self.index_.item_ids_[top].astype(str),
             "rank": np.arange(1, len(top) + 1), "score": s[top],
@@ -352,7 +368,7 @@ class ProductSearch:
         rec = self.rec_
         if user is not None:
             gid = str(rec._graph_user_ids([user])[0])
-            pos = pd.Index(self.emb_.user_ids).get_indexer([gid])[0]
+            pos = self._user_index.get_indexer([gid])[0]
             if pos >= 0:
                 return _Person(self.emb_, int(pos), gid, gid, self._scope)
             if not profile and not clicks:
