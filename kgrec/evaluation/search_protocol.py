@@ -49,10 +49,10 @@ logger = logging.getLogger(__name__)
 SEARCH_KS: tuple[int, ...] = (10,)
 SEARCH_METRICS: tuple[str, ...] = ("mrr", "ndcg@10", "hit_rate@10")
 #: Weight of z(log popularity) in the ``hybrid+pop`` baseline (chosen like DEFAULT_WEIGHTS).
-POPULARITY_WEIGHT = 0.25
+POPULARITY_WEIGHT = 1.0
 DENSE_GRID: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0)
 PERSONAL_GRID: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
-POPULARITY_GRID: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0)
+POPULARITY_GRID: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0, 2.0)
 _WORD = re.compile(r"[^\W_]+")
 
 
@@ -185,7 +185,8 @@ class QueryScorer:
             return model.predict_logits(emb, np.repeat(users, top.shape[1]),
                                         top.reshape(-1)).reshape(top.shape)
 
-        return personal_rerank(hybrid, weights.personal, rerank_n, logits)
+        return personal_rerank(hybrid, weights.personal, rerank_n, logits,
+                               self.search.strata())
 
 
 #: Variant name -> (weights from the config, personalised?).

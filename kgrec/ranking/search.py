@@ -49,7 +49,7 @@ class SearchWeights:
     """Mixing weights of the per-query z-scores (module docstring)."""
 
     lexical: float = 1.0
-    dense: float = 0.5
+    dense: float = 1.0
     personal: float = 1.0
     popularity: float = 0.0
 
@@ -79,11 +79,13 @@ def hybrid_scores(lexical: np.ndarray, dense: np.ndarray, valid: np.ndarray,
 
 
 def personal_rerank(hybrid: np.ndarray, weight: float, rerank_n: int,
-                    logits_of: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+                    logits_of: Callable[[np.ndarray], np.ndarray],
+                    strata: np.ndarray | None = None) -> np.ndarray:
     """Add ``weight * z(logit)`` to the top ``rerank_n`` hybrid items of each row.
 
     ``logits_of(top)`` gets ``(b, N)`` item rows and returns the model's ``(b, N)`` logits
     (NaN where the model has no score: those items get a neutral personal part).
+    ``strata`` (``(n_items,)`` ints) z-scores the logits within each stratum separately.
     Returns final scores ``(b, n_items)``: re-ranked items first, the rest in hybrid order.
     """
     b, n = hybrid.shape
@@ -95,7 +97,14 @@ def personal_rerank(hybrid: np.ndarray, weight: float, rerank_n: int,
     ok = np.isfinite(h_top)
     logit = np.asarray(logits_of(top), dtype=np.float64).reshape(b, n_top)
     scored = ok & np.isfinite(logit)  # NaN logit: no personal evidence, neutral z of 0
-    final = h_top + weight * zscore(np.where(scored, logit, 0.0), scored) + _RERANK_OFFSET
+    logit = np.where(scored, logit, 0.0)
+    if strata is None:
+        z = zscore(logit, scored)
+    else:
+        s_top = strata[top]
+        z = sum((zscore(logit, scored & (s_top == g)) for g in np.unique(s_top)),
+                np.zeros_like(logit))
+    final = h_top + weight * z + _RERANK_OFFSET
     out = hybrid.copy()
     np.put_along_axis(out, top, np.where(ok, final, -np.inf), 1)
     return out
@@ -189,6 +198,10 @@ class ProductSearch:
     Args:
         weights: Mixing weights, default :data:`DEFAULT_WEIGHTS`.
         rerank_n: Hybrid top-N re-ranked with the user's CTR logits, default 300.
+        cold_strata: z-score the logits of items with and without interactions (new SKUs)
+            separately, default True. Why: the head scores a new SKU from text and
+            attributes only, on a lower scale than items with history (its popularity
+            features are zero); pooled, the personal part would push every new SKU down.
         k1, b: BM25 parameters (defaults 1.2, 0.75).
         segmenter: CJK segmenter (default: jieba when installed, else bigrams).
 
@@ -201,9 +214,11 @@ class ProductSearch:
     """
 
     def __init__(self, *, weights: SearchWeights = DEFAULT_WEIGHTS, rerank_n: int = 300,
-                 k1: float = 1.2, b: float = 0.75, segmenter: str | None = None) -> None:
+                 cold_strata: bool = True, k1: float = 1.2, b: float = 0.75,
+                 segmenter: str | None = None) -> None:
         self.weights = weights
         self.rerank_n = rerank_n
+        self.cold_strata = cold_strata
         self.k1 = k1
         self.b = b
         self.segmenter = segmenter
@@ -323,7 +338,8 @@ class ProductSearch:
             return out
 
         if person is not None:
-            scores = personal_rerank(hybrid, self.weights.personal, self.rerank_n, logits_of)
+            scores = personal_rerank(hybrid, self.weights.personal, self.rerank_n, logits_of,
+                                     self.strata())
         s = scores[0]
         n_valid = int(np.isfinite(s).sum())
         k_eff = min(k, n_valid)
@@ -361,6 +377,10 @@ class ProductSearch:
 
         return SearchResults(query=query, user_id=user, personalised=person is not None,
                              frame=frame, _explain=explain)
+
+    def strata(self) -> np.ndarray | None:
+        """Per indexed item: 1 without interactions in the graph (a new SKU), else 0."""
+        return (self.popularity_ == 0).astype(np.int8) if self.cold_strata else None
 
     def _person(self, user: str | None, profile: Mapping[str, object] | None,
                 clicks: Sequence[str]) -> _Person | None:

@@ -129,3 +129,18 @@ def test_bad_input_errors(rec: Recommender) -> None:
 
 def test_index_is_built_once_per_load(rec: Recommender) -> None:
     assert rec.product_search() is rec.product_search()
+
+
+def test_cold_strata_keep_a_new_sku_from_being_pushed_down() -> None:
+    hybrid = np.array([[3.0, 2.9, 2.8]])
+    logits = np.array([5.0, 4.0, -10.0])  # item 2 is a new SKU: the head scores it far lower
+
+    def of(top: np.ndarray) -> np.ndarray:
+        return logits[top]
+
+    pooled = personal_rerank(hybrid, 1.0, 3, of)
+    strata = personal_rerank(hybrid, 1.0, 3, of, strata=np.array([0, 0, 1]))
+    assert np.argsort(-pooled[0]).tolist() == [0, 1, 2]
+    # within the warm stratum item 0 > item 1 (z = +1 / -1); the lone new SKU gets z = 0
+    assert np.argsort(-strata[0]).tolist() == [0, 2, 1]
+    np.testing.assert_allclose(strata[0] - 1e6, [4.0, 1.9, 2.8])
