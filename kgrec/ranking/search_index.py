@@ -220,6 +220,7 @@ class SearchIndex:
 
     def _append(self, items: pd.DataFrame, vectors: np.ndarray) -> SearchIndex:
         import bm25s
+        import torch
 
         if "item_id" not in items.columns:
             raise ValidationError("items need an item_id column; found: "
@@ -240,6 +241,7 @@ class SearchIndex:
         self.item_ids_ = self.item_ids_.append(pd.Index(ids.to_numpy(object)))
         norm = np.linalg.norm(vectors, axis=1, keepdims=True)
         self.vectors_ = np.vstack([self.vectors_, vectors / np.maximum(norm, 1e-12)])
+        self._vectors_t = torch.from_numpy(self.vectors_)
         self.brand_ = np.concatenate([self.brand_, fields["brand"]]).astype(object)
         self.category_ = np.concatenate([self.category_, fields["category"]]).astype(object)
         price = (pd.to_numeric(items["price"], errors="coerce").to_numpy(np.float64)
@@ -269,9 +271,14 @@ class SearchIndex:
         """Cosine between each query's encoding and every item's, ``(n_queries, n_items)``."""
         if not len(queries):
             return np.zeros((0, len(self.item_ids_)), np.float32)
+        import torch
+
         q = np.asarray(self.encoder_.encode(list(queries)), dtype=np.float32)
         q /= np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
-        return q @ self.vectors_.T
+        # torch, not numpy: a multi-threaded OpenBLAS gemv on a busy machine took 25 ms
+        # (wall) for 4k x 384, torch's single-threaded one 0.5 ms (benchmarks/SEARCH.md)
+        with torch.inference_mode():
+            return (torch.from_numpy(q) @ self._vectors_t.T).numpy()
 
     def mask(self, candidates: Sequence[str] | None = None,
              filters: SearchFilters | None = None) -> np.ndarray:
