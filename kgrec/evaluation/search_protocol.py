@@ -37,6 +37,7 @@ from kgrec.ranking.search import (
     DEFAULT_WEIGHTS,
     ProductSearch,
     SearchWeights,
+    exact_title_first,
     hybrid_scores,
     personal_rerank,
 )
@@ -164,6 +165,7 @@ class QueryScorer:
         self.queries, self.qrow = np.unique(test["query"].to_numpy(str), return_inverse=True)
         self.lexical = search.index_.lexical_scores(list(self.queries))
         self.dense = search.index_.dense_scores(list(self.queries))
+        self.exact = [search.index_.exact_title_rows(q) for q in self.queries]
         self.items = search.index_.item_ids_.get_indexer(test["item_id"].astype(str))
         gids = search.rec_._graph_user_ids(test["user_id"].astype(str).tolist())
         self.users = pd.Index(search.emb_.user_ids).get_indexer(gids)
@@ -177,16 +179,17 @@ class QueryScorer:
         lex, dense = self.lexical[q], self.dense[q]
         valid = np.ones(lex.shape, dtype=bool)
         hybrid = hybrid_scores(lex, dense, valid, weights, self.search.popularity_)
+        exact = [self.exact[i] for i in q]
         if not personal:
-            return hybrid
+            return exact_title_first(hybrid, exact)
         model, emb, users = self.search.rec_.model_, self.search.emb_, self.users[rows]
 
         def logits(top: np.ndarray) -> np.ndarray:
             return model.predict_logits(emb, np.repeat(users, top.shape[1]),
                                         top.reshape(-1)).reshape(top.shape)
 
-        return personal_rerank(hybrid, weights.personal, rerank_n, logits,
-                               self.search.strata())
+        return exact_title_first(personal_rerank(hybrid, weights.personal, rerank_n, logits,
+                                                 self.search.strata()), exact)
 
 
 #: Variant name -> (weights from the config, personalised?).

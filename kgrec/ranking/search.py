@@ -6,7 +6,8 @@ items being ranked)::
     hybrid   = w_lex z(BM25) + w_dense z(cos(query, item text)) [+ w_pop z(log1p popularity)]
     personal = hybrid + w_personal z_N(CTR-head logit of (user, item))   on the top-N of hybrid
 
-Items below the hybrid's top ``rerank_n`` keep their hybrid order after the re-ranked ones.
+Items below the hybrid's top ``rerank_n`` keep their hybrid order after the re-ranked ones;
+items whose title is exactly the query come first (:func:`exact_title_first`).
 Why z-scores: BM25, cosine and logits live on unrelated scales that also change from query to
 query; standardising each per query makes one set of weights transfer across queries and
 catalogues. Why re-rank only the top N: the CTR head is the expensive part and the query has
@@ -107,6 +108,22 @@ def personal_rerank(hybrid: np.ndarray, weight: float, rerank_n: int,
     final = h_top + weight * z + _RERANK_OFFSET
     out = hybrid.copy()
     np.put_along_axis(out, top, np.where(ok, final, -np.inf), 1)
+    return out
+
+
+def exact_title_first(scores: np.ndarray, rows: Sequence[np.ndarray]) -> np.ndarray:
+    """Rank items whose title *is* the query (``rows[q]`` for row ``q``) above all others.
+
+    Why: a shopper who types a product's exact name wants that product; the personal part
+    must not put a popular near-duplicate (another colour, another pack size) above it.
+    """
+    out = scores
+    for q, r in enumerate(rows):
+        if len(r):
+            if out is scores:
+                out = scores.copy()
+            ok = r[np.isfinite(out[q, r])]
+            out[q, ok] += 2 * _RERANK_OFFSET
     return out
 
 
@@ -340,7 +357,7 @@ class ProductSearch:
         if person is not None:
             scores = personal_rerank(hybrid, self.weights.personal, self.rerank_n, logits_of,
                                      self.strata())
-        s = scores[0]
+        s = exact_title_first(scores, [self.index_.exact_title_rows(query)])[0]
         n_valid = int(np.isfinite(s).sum())
         k_eff = min(k, n_valid)
         top = np.argpartition(-s, k_eff - 1)[:k_eff] if k_eff else np.zeros(0, np.int64)

@@ -192,6 +192,7 @@ class SearchIndex:
         self.encoder_ = encoder
         self._tokens: list[list[str]] = []
         self._fields: dict[str, list[str]] = {f: [] for f in SEARCH_FIELDS}
+        self._titles: dict[tuple[str, ...], list[int]] = {}
         self.item_ids_ = pd.Index([], dtype=object)
         self.vectors_ = np.zeros((0, int(np.asarray(vectors).shape[-1])), np.float32)
         self.brand_ = np.zeros(0, dtype=object)
@@ -238,6 +239,11 @@ class SearchIndex:
         docs = [" ".join(parts) for parts in zip(*(fields[f] for f in SEARCH_FIELDS),
                                                  strict=True)]
         self._tokens.extend(tokenize(d, segmenter=self.segmenter) for d in docs)
+        base = len(self.item_ids_)
+        for row, title in enumerate(fields["title"]):
+            key = tuple(tokenize(title, segmenter=self.segmenter))
+            if key:
+                self._titles.setdefault(key, []).append(base + row)
         self.item_ids_ = self.item_ids_.append(pd.Index(ids.to_numpy(object)))
         norm = np.linalg.norm(vectors, axis=1, keepdims=True)
         self.vectors_ = np.vstack([self.vectors_, vectors / np.maximum(norm, 1e-12)])
@@ -256,6 +262,11 @@ class SearchIndex:
     def query_tokens(self, query: str) -> list[str]:
         """The query's tokens, without duplicates (order kept)."""
         return list(dict.fromkeys(tokenize(query, segmenter=self.segmenter)))
+
+    def exact_title_rows(self, query: str) -> np.ndarray:
+        """Rows of items whose title has exactly the query's tokens, in order (a lookup)."""
+        key = tuple(tokenize(query, segmenter=self.segmenter))
+        return np.asarray(self._titles.get(key, []), dtype=np.int64)
 
     def lexical_scores(self, queries: Sequence[str]) -> np.ndarray:
         """BM25 score of every item for each query, ``(n_queries, n_items)`` float32."""

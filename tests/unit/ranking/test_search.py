@@ -11,6 +11,7 @@ from kgrec.ranking.recommender import Recommender
 from kgrec.ranking.search import (
     ProductSearch,
     SearchWeights,
+    exact_title_first,
     hybrid_scores,
     personal_rerank,
     zscore,
@@ -144,3 +145,24 @@ def test_cold_strata_keep_a_new_sku_from_being_pushed_down() -> None:
     # within the warm stratum item 0 > item 1 (z = +1 / -1); the lone new SKU gets z = 0
     assert np.argsort(-strata[0]).tolist() == [0, 2, 1]
     np.testing.assert_allclose(strata[0] - 1e6, [4.0, 1.9, 2.8])
+
+
+def test_exact_title_beats_a_preferred_near_duplicate(rec: Recommender) -> None:
+    # "Acme red running" is a new SKU; runners' model score prefers the warm shoe-0,
+    # "Acme red running shoe", which holds every query word too
+    extra = new_items().iloc[:1].assign(item_id="shoe-red-new", title="Acme red running")
+    ps = ProductSearch().fit(rec).add_items(extra)
+    for runner in RUNNERS[:4]:
+        assert ps.search("acme RED running", user=runner, k=2).item_ids[0] == "shoe-red-new"
+    # without the exact-title rule the near-duplicate would win for these users
+    raw = ProductSearch().fit(rec).add_items(extra)
+    raw.index_._titles.clear()
+    assert any(raw.search("acme RED running", user=r, k=1).item_ids[0] == "shoe-0"
+               for r in RUNNERS[:4])
+
+
+def test_exact_title_first_only_moves_valid_exact_rows() -> None:
+    scores = np.array([[3.0, 1.0, -np.inf], [1.0, 2.0, 0.0]])
+    out = exact_title_first(scores, [np.array([1, 2]), np.array([], dtype=np.int64)])
+    assert np.argsort(-out[0])[0] == 1 and out[0, 2] == -np.inf
+    np.testing.assert_array_equal(out[1], scores[1])
