@@ -47,10 +47,14 @@ _EXPORTS: dict[str, str] = {
     "NodeLabel": "kgrec.graph.schema",
     "NotFittedError": "kgrec.errors",
     "PathNode": "kgrec.ranking.explain",
+    "ProductSearch": "kgrec.ranking.search",
     "Pseudonymizer": "kgrec.graph.pseudonym",
     "RawCatalog": "kgrec.graph.readers",
     "Recommender": "kgrec.ranking.recommender",
     "RelType": "kgrec.graph.schema",
+    "SearchFilters": "kgrec.ranking.search_index",
+    "SearchResults": "kgrec.ranking.search",
+    "SearchWeights": "kgrec.ranking.search",
     "StoreError": "kgrec.errors",
     "StoreUnavailableError": "kgrec.errors",
     "SyntheticCatalog": "kgrec.graph.synthetic",
@@ -143,6 +147,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from kgrec.ranking.recommender import Recommender as Recommender
     from kgrec.ranking.results import NewItemRanking as NewItemRanking
     from kgrec.ranking.results import NewUserRanking as NewUserRanking
+    from kgrec.ranking.search import ProductSearch as ProductSearch
+    from kgrec.ranking.search import SearchResults as SearchResults
+    from kgrec.ranking.search import SearchWeights as SearchWeights
+    from kgrec.ranking.search_index import SearchFilters as SearchFilters
 
 
 
@@ -198,10 +206,14 @@ __all__ = [
     "NodeLabel",
     "NotFittedError",
     "PathNode",
+    "ProductSearch",
     "Pseudonymizer",
     "RawCatalog",
     "Recommender",
     "RelType",
+    "SearchFilters",
+    "SearchResults",
+    "SearchWeights",
     "StoreError",
     "StoreUnavailableError",
     "SyntheticCatalog",

@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "kgrec.cli.graph",
     "kgrec.cli.ranking",
     "kgrec.cli.update",
+    "kgrec.cli.search",
     "kgrec.cli.evaluate",
     "kgrec.cli.demo",
 )

