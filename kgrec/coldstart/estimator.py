@@ -285,7 +285,7 @@ class ColdStartModel(Params):
     def _calibrated(self, logits: np.ndarray, emb: NodeEmbeddings, u: Tensor,
                     i: Tensor) -> np.ndarray:
         """Probabilities of ``logits`` ``(len(u), len(i))`` or ``(n,)`` (then ``u``, ``i`` are
-        the pairs), each pair by the calibration of its regime (new user, new SKU, warm)."""
+        the pairs), each user by the calibration of its regime (new user or warm)."""
         return calibrated_by_regime(self.calibrator_, getattr(self, "regime_calibrators_", {}),
                                     logits, emb.pairs, u, i)
 

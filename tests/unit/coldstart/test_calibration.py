@@ -62,7 +62,7 @@ def test_platt_needs_both_classes() -> None:
         PlattCalibrator().fit(np.zeros(3), np.zeros(3))
 
 
-def test_new_skus_and_new_users_get_calibrations_of_their_own(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_new_users_get_a_calibration_of_their_own(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from kgrec.coldstart import ColdStartModel, ModelConfig
     from kgrec.coldstart.calibration import NEW_ITEM, NEW_USER
     from kgrec.encoders import HashingEncoder
@@ -74,8 +74,13 @@ def test_new_skus_and_new_users_get_calibrations_of_their_own(tmp_path) -> None:
     model = ColdStartModel(ModelConfig(hidden_dim=16, epochs=2, steps_per_epoch=2),
                            text_encoder=HashingEncoder(dim=32), num_threads=1)
     model.fit(to_hetero_data(build_graph(tables)))
-    assert set(model.regime_calibrators_) == {NEW_ITEM, NEW_USER}
+    assert set(model.regime_calibrators_) == {NEW_ITEM, NEW_USER}  # new_item: reported only
     assert set(model.calibration_["regimes"]) == {NEW_ITEM, NEW_USER}
+    # one user's list keeps the order of its logits whatever the items' history
+    emb0 = model.transform(to_hetero_data(build_graph(tables)))
+    row = model.score_matrix(emb0, [0])[0]
+    logits = model.predict_logits(emb0, np.zeros(len(row), dtype=np.int64), np.arange(len(row)))
+    assert (np.argsort(-row, kind="stable") == np.argsort(-logits, kind="stable")).mean() > 0.99
     # the same catalogue with one item's interactions and one user's history removed
     inter = tables.interactions
     item, user = str(inter["item_id"].iloc[0]), str(inter["user_id"].iloc[-1])
@@ -87,7 +92,8 @@ def test_new_skus_and_new_users_get_calibrations_of_their_own(tmp_path) -> None:
     u_new = int(graph.index_of("User", [user])[0])
     u_warm = int(graph.index_of("User", [str(inter.loc[keep, "user_id"].iloc[0])])[0])
     i_warm = int(graph.index_of("Item", [str(inter.loc[keep, "item_id"].iloc[0])])[0])
-    cases = [(u_warm, i_new, model.regime_calibrators_[NEW_ITEM]),
+    # new users get their own calibration; items never change a user's (it would reorder a list)
+    cases = [(u_warm, i_new, model.calibrator_),
              (u_new, i_warm, model.regime_calibrators_[NEW_USER]),
              (u_new, i_new, model.regime_calibrators_[NEW_USER]),
              (u_warm, i_warm, model.calibrator_)]
