@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "kgrec.cli.ranking",
     "kgrec.cli.evaluate",
     "kgrec.cli.demo",
+    "kgrec.cli.serve",
 )
 
 
