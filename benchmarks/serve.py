@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -52,18 +53,19 @@ def _train(work: Path) -> tuple[str, str]:
     subprocess.run(KGREC + ["ingest", "--dataset", "amazon", "--store", store, "--rejects",
                             str(work / "rejects.csv")], check=True, env=env)
     subprocess.run(KGREC + ["train", "--store", store, "--model-dir", model, "--encoder",
-                            "hashing", "--epochs", "3", "--threads", "2"], check=True, env=env)
+                            "hashing", "--epochs", "3", "--threads", "1"], check=True, env=env)
     return store, model
 
 
-def _start(model: str, store: str, token: str, threads: int, log: Path
+def _start(model: str, store: str, token: str, threads: int, workers: int, log: Path
            ) -> tuple[subprocess.Popen[bytes], str]:
     import httpx
 
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "KGREC_SERVE_TOKEN": token}
     proc = subprocess.Popen(KGREC + ["serve", "--model-dir", model, "--store", store, "--port",
-                                     str(port), "--threads", str(threads)],
+                                     str(port), "--threads", str(threads), "--workers",
+                                     str(workers)],
                             env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
@@ -129,6 +131,8 @@ def main() -> None:
     p.add_argument("--model-dir")
     p.add_argument("--store")
     p.add_argument("--threads", type=int, default=1, help="kgrec serve --threads")
+    p.add_argument("--workers", type=int, default=1,
+                   help="kgrec serve --workers (the reload check runs with 1 only)")
     p.add_argument("--requests", type=int, default=400, help="per /recommend scenario")
     p.add_argument("--new-requests", type=int, default=60, help="per /rank-new-items scenario")
     p.add_argument("--time-cap", type=float, default=60.0, help="seconds per scenario")
@@ -155,9 +159,10 @@ def main() -> None:
     rng = np.random.default_rng(0)
     users = rng.choice(raw_users, size=5000)
     token = secrets.token_urlsafe(32)
-    proc, url = _start(model, store, token, args.threads, work / "serve.log")
+    proc, url = _start(model, store, token, args.threads, args.workers,
+                       work / "serve.log")
     print(f"kgrec serve on {url}; model {model}; store {store}; torch threads {args.threads}; "
-          f"load average {os.getloadavg()[0]:.1f}")
+          f"workers {args.workers}; load average {os.getloadavg()[0]:.1f}")
 
     def rec_body(n: int) -> dict[str, object]:
         return {"user_ids": [str(users[n % len(users)])], "k": 20}
@@ -180,10 +185,12 @@ def main() -> None:
                       f"{r['p99']:.1f} | {r['rps']:.1f} | {target:.0f} ms | "
                       f"{r['p99'] / target:.2f} |", flush=True)
         print(f"\nload average {os.getloadavg()[0]:.1f}")
-        _reload_under_load(url, token, proc, rec_body, model)
+        if args.workers == 1:
+            _reload_under_load(url, token, proc, rec_body, model)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
+        shutil.rmtree(work, ignore_errors=True)   # the temporary store, model and server log
 
 
 def _reload_under_load(url: str, token: str, proc: subprocess.Popen[bytes],
