@@ -116,6 +116,13 @@ class NewUserRequest(_Body):
     k: K = 10
     exclude_seen: bool = True
 
+    @field_validator("profile")
+    @classmethod
+    def _no_user_id(cls, value: dict[str, str]) -> dict[str, str]:
+        if "user_id" in value:
+            raise ValueError("user_id is not a profile value: a new user has no id here")
+        return value
+
 
 class NewUserResponse(BaseModel):
     model_version: str

@@ -207,6 +207,8 @@ def test_new_user_from_a_click_gets_that_segment(client: TestClient,
     r = client.post("/recommend-new-user", json={"clicks": ["no-sku"]})
     assert r.status_code == 404
     assert r.json() == _api_error(rec.recommend_for_new_user, {}, clicks=["no-sku"])
+    r = client.post("/recommend-new-user", json={"profile": {"user_id": "x"}})
+    assert r.status_code == 422 and "not a profile value" in r.json()["message"]
     with pytest.warns(ColdStartWarning):
         r = client.post("/recommend-new-user", json={"profile": {}, "k": 2})
     assert r.status_code == 200 and r.json()["cold"] is True
@@ -314,3 +316,84 @@ def test_serve_refuses_to_start_without_a_token(monkeypatch: pytest.MonkeyPatch,
     assert "ConfigError: set KGREC_SERVE_TOKEN" in capsys.readouterr().err
     assert main(["serve", "--model-dir", "m", "--host", "0.0.0.0", "--no-auth"]) == 1
     assert "refusing to serve on 0.0.0.0" in capsys.readouterr().err
+
+
+# -- never a 500 -------------------------------------------------------------------------------
+def _fuzz_values():  # type: ignore[no-untyped-def]
+    from hypothesis import strategies as st
+
+    ids = st.sampled_from(RUNNERS[:2] + SHOES[:2] + ["", "nobody", "u_0", "a|b", "\x00",
+                                                     "x" * 300, "shoe-new"])
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 2000),
+                        st.floats(allow_nan=True), ids, st.text(max_size=5))
+    return st.recursive(scalars, lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(
+            ["user_ids", "item_ids", "k", "candidates", "exclude_seen", "items", "item_id",
+             "title", "brand", "price", "attributes", "profile", "clicks", "by", "user_id",
+             "max_paths", "category", "segment"]), inner, max_size=6)), max_leaves=12)
+
+
+@pytest.mark.parametrize("path", ["/recommend", "/rank-new-items", "/recommend-new-user",
+                                  "/score", "/explain"])
+def test_random_bodies_never_get_a_500(client: TestClient, path: str) -> None:
+    import warnings
+
+    from hypothesis import HealthCheck, given, settings
+
+    @settings(max_examples=60, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(body=_fuzz_values())
+    def check(body: object) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ColdStartWarning)
+            r = client.post(path, json=body)
+        assert r.status_code < 500, (body, r.text)
+        assert set(r.json()) >= ({"error", "message"} if r.status_code >= 400 else set())
+
+    check()
+
+
+def test_well_formed_bodies_with_odd_values_never_get_a_500(client: TestClient) -> None:
+    import warnings
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    text = st.text(max_size=20)
+    keys = st.one_of(st.sampled_from(["user_id", "item_id", "segment", "event", "ts", "id",
+                                      "colour", "kgrec_graph", "price"]),
+                     st.text(min_size=1, max_size=8))
+    ids = st.one_of(st.sampled_from(RUNNERS[:2] + SHOES[:2] + MUGS[:1]),
+                    st.text(min_size=1, max_size=12))
+    item = st.fixed_dictionaries({"item_id": ids}, optional={
+        "title": text, "description": text, "brand": text, "category": text,
+        "price": st.floats(0, 1e9), "attributes": st.dictionaries(keys, text, max_size=3)})
+    bodies = st.one_of(
+        st.tuples(st.just("/rank-new-items"), st.fixed_dictionaries(
+            {"items": st.lists(item, min_size=1, max_size=3)},
+            optional={"user_ids": st.lists(ids, min_size=1, max_size=3),
+                      "k": st.integers(1, 5), "by": st.sampled_from(["user", "item"])})),
+        st.tuples(st.just("/recommend-new-user"), st.fixed_dictionaries(
+            {"profile": st.dictionaries(keys, text, max_size=3),
+             "clicks": st.lists(ids, max_size=3)}, optional={"k": st.integers(1, 30)})),
+        st.tuples(st.just("/recommend"), st.fixed_dictionaries(
+            {"user_ids": st.lists(ids, min_size=1, max_size=3)},
+            optional={"candidates": st.lists(ids, min_size=1, max_size=3),
+                      "k": st.integers(1, 30), "exclude_seen": st.booleans()})),
+        st.tuples(st.just("/score"), st.fixed_dictionaries(
+            {"user_ids": st.lists(ids, min_size=1, max_size=3),
+             "item_ids": st.lists(ids, min_size=1, max_size=3)})),
+        st.tuples(st.just("/explain"), st.fixed_dictionaries(
+            {"user_id": ids, "item_id": ids}, optional={"max_paths": st.integers(1, 5)})))
+
+    @settings(max_examples=150, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(case=bodies)
+    def check(case: tuple[str, dict[str, object]]) -> None:
+        path, body = case
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ColdStartWarning)
+            r = client.post(path, json=body)
+        assert r.status_code < 500, (path, body, r.text)
+
+    check()
