@@ -14,6 +14,7 @@ import ipaddress
 import logging
 import os
 import signal
+import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -83,13 +84,38 @@ def model_loader(model_dir: str, store: str) -> Any:
     return load
 
 
+M_ARENA_MAX = -8   # glibc's mallopt parameter number
+
+
+def single_malloc_arena() -> bool:
+    """Make every thread allocate from glibc's main arena (as ``MALLOC_ARENA_MAX=1``).
+
+    Why: scoring runs in the thread pool, and with glibc's per-thread arenas one
+    ``recommend`` call on Amazon measured ~16 ms in a pool thread against ~10.5 ms in the main
+    thread (the same in both with one arena). Must run before the pool's threads exist; does
+    nothing where libc is not glibc or ``MALLOC_ARENA_MAX`` is set. True when applied.
+    """
+    import ctypes
+    import ctypes.util
+
+    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(M_ARENA_MAX, 1))
+    except (OSError, AttributeError):   # not glibc
+        return False
+
+
 def build_app(model_dir: str, store: str, *, token: str | None, threads: int,
               max_body_bytes: int) -> FastAPI:
-    """Set torch's threads, load the model and build the app (raises the loader's errors)."""
+    """Set torch's threads and one malloc arena, load the model and build the app (raises the
+    loader's errors)."""
     import torch
 
     from kgrec.cli.serve_app import ModelHolder, create_app
 
+    single_malloc_arena()
     torch.set_num_threads(threads)
     holder = ModelHolder(model_loader(model_dir, store))
     app = create_app(holder, token=token, max_body_bytes=max_body_bytes)

@@ -19,7 +19,12 @@ pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from kgrec.cli import main  # noqa: E402
-from kgrec.cli.serve import check_auth, is_loopback, model_loader  # noqa: E402
+from kgrec.cli.serve import (  # noqa: E402
+    check_auth,
+    is_loopback,
+    model_loader,
+    single_malloc_arena,
+)
 from kgrec.cli.serve_app import ModelHolder, create_app  # noqa: E402
 from kgrec.cli.serve_schemas import MAX_K, MAX_USERS  # noqa: E402
 from kgrec.errors import (  # noqa: E402
@@ -307,6 +312,16 @@ def test_auth_rules() -> None:
         check_auth(None, True, "0.0.0.0")
     with pytest.raises(ConfigError, match="shorter than 16"):
         check_auth("short", False, "127.0.0.1")
+
+
+def test_one_malloc_arena_unless_the_environment_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert single_malloc_arena() is False
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    import platform
+
+    if platform.libc_ver()[0] == "glibc":
+        assert single_malloc_arena() is True
 
 
 def test_serve_refuses_to_start_without_a_token(monkeypatch: pytest.MonkeyPatch,
