@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "kgrec.cli.search",
     "kgrec.cli.evaluate",
     "kgrec.cli.demo",
+    "kgrec.cli.serve",
 )
 
 

@@ -1,0 +1,371 @@
+"""The FastAPI app of ``kgrec serve``: one loaded ``Recommender`` behind an HTTP front end.
+
+Why it looks like this:
+
+- **One model, swapped whole.** :class:`ModelHolder` loads a complete new ``Recommender``
+  before it replaces the reference under a lock; each request reads the reference once, so a
+  request in flight during a reload finishes on the model it started with and none is dropped.
+- **Sync endpoints.** Scoring is CPU-bound torch/numpy that releases the GIL in its kernels;
+  FastAPI runs ``def`` endpoints in its thread pool, which keeps the event loop free to accept
+  connections. Torch uses the thread count set once at start (``kgrec serve --threads``).
+- **Same errors as the Python API.** A ``KgrecError`` becomes ``{"error": type, "message":
+  str(e)}`` with a 4xx status (:data:`STATUS`); a bad body is a 422 naming the field. Input
+  never produces a 500.
+- **No raw user id in logs.** Uvicorn's access log (which prints query strings) is off; this
+  app logs method, path, status and duration only, and error types, never messages (an
+  ``UnknownIdError`` message lists the raw ids the caller sent).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from kgrec._version import __version__
+from kgrec.cli.serve_schemas import (
+    ErrorBody,
+    ExplainRequest,
+    ExplainResponse,
+    Health,
+    NewUserRequest,
+    NewUserResponse,
+    RankedRow,
+    RankNewItemsRequest,
+    RankNewItemsResponse,
+    RecommendRequest,
+    RecommendResponse,
+    ScoredItem,
+    ScoreRequest,
+    ScoreResponse,
+    UserItems,
+)
+from kgrec.errors import (
+    ConfigError,
+    DataError,
+    KgrecError,
+    NotFittedError,
+    StoreUnavailableError,
+    UnknownIdError,
+)
+from kgrec.graph.schema import NodeLabel, RelType
+
+if TYPE_CHECKING:
+    from kgrec.ranking.recommender import Recommender
+
+logger = logging.getLogger("kgrec.serve")
+access_log = logging.getLogger("kgrec.serve.access")
+
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+
+# KgrecError type -> HTTP status; the first match along the class's MRO wins.
+STATUS: dict[type[BaseException], int] = {
+    UnknownIdError: 404,
+    DataError: 422,            # ValidationError, FileFormatError
+    ConfigError: 400,
+    NotFittedError: 503,
+    StoreUnavailableError: 503,
+    ValueError: 422,           # e.g. score() with lists of different lengths
+}
+
+
+def status_of(exc: BaseException) -> int:
+    """The HTTP status of an exception raised by the Python API (500 for anything else)."""
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A loaded model and what ``/health`` says about it."""
+
+    rec: Recommender
+    version: str
+    loaded_at: str
+    counts: dict[str, int]
+
+
+def graph_counts(rec: Recommender) -> dict[str, int]:
+    """Node count per label plus the number of interactions of the model's graph."""
+    counts = {label: len(ids) for label, ids in rec.graph_.node_ids.items()}
+    key = (NodeLabel.USER.value, RelType.INTERACTED.value, NodeLabel.ITEM.value)
+    store = rec.graph_.data[key]
+    counts["interactions"] = int(store.edge_index.shape[1]) if "edge_index" in store else 0
+    return counts
+
+
+class ModelHolder:
+    """The one model the service answers from; :meth:`reload` swaps in a new one atomically.
+
+    Args:
+        loader: Builds a fully loaded ``Recommender`` (opens the store, loads the model folder);
+            called once now and again on every reload.
+    """
+
+    def __init__(self, loader: Callable[[], Recommender]) -> None:
+        self._loader = loader
+        self._swap = threading.Lock()
+        self._reloading = threading.Lock()   # one reload at a time
+        self.reloads = 0
+        self._current = self._load()
+
+    def _load(self) -> Loaded:
+        rec = self._loader()
+        return Loaded(rec, rec.model_version_, datetime.now(UTC).isoformat(timespec="seconds"),
+                      graph_counts(rec))
+
+    @property
+    def current(self) -> Loaded:
+        with self._swap:
+            return self._current
+
+    def reload(self) -> tuple[str, str]:
+        """Load the model again (model folder and store) and swap it in; ``(old, new)``
+        versions. On failure the running model stays and the error propagates."""
+        with self._reloading:
+            new = self._load()
+            with self._swap:
+                old, self._current = self._current, new
+                self.reloads += 1
+        logger.info("model reloaded: %s -> %s", old.version, new.version)
+        return old.version, new.version
+
+
+class _Unauthorized(Exception):
+    pass
+
+
+def _error(status: int, error: str, message: str,
+           headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": error, "message": message}, status_code=status,
+                        headers=headers)
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``max_bytes`` is answered 413 — at once when its
+    ``Content-Length`` says so, else as soon as the streamed (chunked) body passes the limit,
+    so an oversized body is never read whole into memory."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = f"request body over {self.max_bytes:,} bytes (the service's limit)"
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                size = int(value) if value.isdigit() else -1
+                if size < 0 or size > self.max_bytes:
+                    status, msg = (413, too_large) if size > 0 else (400, "bad Content-Length")
+                    await _error(status, "RequestError", msg)(scope, receive, send)
+                    return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise HTTPException(413, too_large)
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def create_app(holder: ModelHolder, *, token: str | None,
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
+    """The service over ``holder``'s model.
+
+    Args:
+        holder: The loaded model (see :class:`ModelHolder`).
+        token: Bearer token every endpoint but ``/health`` and the docs requires; None turns
+            auth off (``kgrec serve --no-auth``, loopback only).
+        max_body_bytes: Largest request body accepted.
+    """
+    app = FastAPI(title="kgrec", version=__version__,
+                  description="Knowledge-graph cold-start recommendations over one loaded "
+                              "model. Errors are `{\"error\": type, \"message\": text}`.")
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    expected = token.encode() if token else None
+    errors: dict[int | str, dict[str, Any]] = {
+        s: {"model": ErrorBody} for s in (401, 404, 413, 422)}
+
+    def authorized(request: Request) -> None:
+        if expected is None:
+            return
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(),
+                                                                 expected):
+            raise _Unauthorized
+
+    auth = [Depends(authorized)]
+
+    @app.middleware("http")
+    async def log_access(request: Request,
+                         call_next: Callable[[Request], Awaitable[Any]]) -> Any:
+        start = time.perf_counter()
+        response = await call_next(request)
+        # the path only: query strings (GET /explain) carry raw user ids
+        access_log.info("%s %s %d %.1fms", request.method, request.url.path,
+                        response.status_code, 1000 * (time.perf_counter() - start))
+        return response
+
+    @app.exception_handler(_Unauthorized)
+    async def _unauthorized(request: Request, exc: _Unauthorized) -> JSONResponse:
+        return _error(401, "AuthError", "missing or wrong bearer token (Authorization: Bearer "
+                      "<KGREC_SERVE_TOKEN>)", {"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(KgrecError)
+    @app.exception_handler(ValueError)
+    async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+        status = status_of(exc)
+        # type only: messages may hold the raw ids the caller sent
+        logger.info("%s %s -> %d %s", request.method, request.url.path, status,
+                    type(exc).__name__)
+        return _error(status, type(exc).__name__, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_body(request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}"
+                 for e in exc.errors()]
+        return _error(422, "ValidationError", "; ".join(parts) or "invalid request")
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        return _error(exc.status_code, "RequestError", str(exc.detail), exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # the traceback without the message (which may quote input)
+        logger.error("unexpected %s on %s %s\n%s", type(exc).__name__, request.method,
+                     request.url.path, "".join(traceback.format_tb(exc.__traceback__)))
+        return _error(500, "InternalError", "internal error; the server log has the traceback")
+
+    @app.get("/health", response_model=Health, tags=["service"])
+    def health() -> Health:
+        """Liveness, model version and graph counts (no auth: holds no user data)."""
+        cur = holder.current
+        return Health(model_version=cur.version, kgrec_version=__version__,
+                      loaded_at=cur.loaded_at, reloads=holder.reloads, graph=cur.counts)
+
+    @app.post("/reload", dependencies=auth, responses=errors, tags=["service"])
+    def reload() -> dict[str, str]:
+        """Load the model folder and store again and swap the model in atomically; requests
+        in flight finish on the old one. A failed load keeps the running model (409)."""
+        try:
+            old, new = holder.reload()
+        except KgrecError as e:
+            logger.warning("reload failed (%s); still serving %s", type(e).__name__,
+                           holder.current.version)
+            raise HTTPException(409, f"reload failed, still serving "
+                                     f"{holder.current.version}: {type(e).__name__}: {e}"
+                                ) from e
+        return {"previous_version": old, "model_version": new}
+
+    @app.post("/recommend", response_model=RecommendResponse, dependencies=auth,
+              responses=errors, tags=["recommend"])
+    def recommend(body: RecommendRequest) -> RecommendResponse:
+        """Top-k items per known user (``Recommender.recommend``)."""
+        cur = holder.current
+        ids, scores = cur.rec.recommend(body.user_ids, k=body.k, candidates=body.candidates,
+                                        exclude_seen=body.exclude_seen)
+        return RecommendResponse(model_version=cur.version, results=[
+            UserItems(user_id=u, items=_scored(ids[n], scores[n]))
+            for n, u in enumerate(body.user_ids)])
+
+    @app.post("/rank-new-items", response_model=RankNewItemsResponse, dependencies=auth,
+              responses=errors, tags=["recommend"])
+    def rank_new_items(body: RankNewItemsRequest) -> RankNewItemsResponse:
+        """Rank SKUs not in the graph, no retraining (``Recommender.rank_new_items``)."""
+        cur = holder.current
+        result = cur.rec.rank_new_items(_items_frame(body), user_ids=body.user_ids, k=body.k)
+        frame = result.by_user if body.by == "user" else result.by_item
+        rows = [RankedRow(user_id=str(u), item_id=str(i), rank=int(r), score=float(s))
+                for u, i, r, s in zip(frame["user_id"], frame["item_id"], frame["rank"],
+                                      frame["score"], strict=True)]
+        return RankNewItemsResponse(model_version=cur.version, by=body.by, rows=rows,
+                                    cold_items=[str(c) for c in result.cold_items])
+
+    @app.post("/recommend-new-user", response_model=NewUserResponse, dependencies=auth,
+              responses=errors, tags=["recommend"])
+    def recommend_new_user(body: NewUserRequest) -> NewUserResponse:
+        """Top-k items for a user not in the graph (``Recommender.recommend_for_new_users``)."""
+        cur = holder.current
+        users = pd.DataFrame([{"user_id": "new-user", **body.profile}])
+        clicks = pd.DataFrame({"user_id": ["new-user"] * len(body.clicks),
+                               "item_id": body.clicks})
+        ranking = cur.rec.recommend_for_new_users(users, clicks, k=body.k,
+                                                  exclude_seen=body.exclude_seen)
+        frame = ranking.by_user
+        return NewUserResponse(model_version=cur.version, cold=bool(ranking.cold_users),
+                               items=_scored(frame["item_id"].to_numpy(object),
+                                             frame["score"].to_numpy(np.float64)))
+
+    @app.post("/score", response_model=ScoreResponse, dependencies=auth, responses=errors,
+              tags=["recommend"])
+    def score(body: ScoreRequest) -> ScoreResponse:
+        """Calibrated click probabilities of (user, item) pairs (``Recommender.score``)."""
+        cur = holder.current
+        p = cur.rec.score(body.user_ids, body.item_ids)
+        return ScoreResponse(model_version=cur.version, scores=[float(v) for v in p])
+
+    def _explain(req: ExplainRequest) -> ExplainResponse:
+        cur = holder.current
+        exp = cur.rec.explain(req.user_id, req.item_id, max_paths=req.max_paths)
+        return ExplainResponse(model_version=cur.version, user_id=exp.user_id,
+                               item_id=exp.item_id, score=float(exp.score),
+                               paths=[p.to_dict() for p in exp.paths])
+
+    @app.get("/explain", response_model=ExplainResponse, dependencies=auth, responses=errors,
+             tags=["explain"])
+    def explain_get(user_id: str = Query(min_length=1, max_length=256),
+                    item_id: str = Query(min_length=1, max_length=256),
+                    max_paths: int = Query(3, ge=1, le=20)) -> ExplainResponse:
+        """Weighted graph paths behind an item for a user (``Recommender.explain``). The raw
+        user id travels in the query string; proxies may log it: prefer ``POST /explain``."""
+        return _explain(ExplainRequest(user_id=user_id, item_id=item_id, max_paths=max_paths))
+
+    @app.post("/explain", response_model=ExplainResponse, dependencies=auth,
+              responses=errors, tags=["explain"])
+    def explain_post(body: ExplainRequest) -> ExplainResponse:
+        """As ``GET /explain``, with the ids in the body (kept out of URLs and proxy logs)."""
+        return _explain(body)
+
+    return app
+
+
+def _scored(ids: np.ndarray, scores: np.ndarray) -> list[ScoredItem]:
+    """Items of one ranked row, dropping the ``None`` padding of short rankings."""
+    return [ScoredItem(item_id=str(i), score=float(s))
+            for i, s in zip(ids, scores, strict=True) if i is not None]
+
+
+def _items_frame(body: RankNewItemsRequest) -> pd.DataFrame:
+    """The request's SKUs as the canonical item table the Python API takes."""
+    rows = [{**{k: v for k, v in item.model_dump(exclude={"attributes"}).items()},
+             **item.attributes} for item in body.items]
+    frame = pd.DataFrame(rows)
+    for col in frame.columns:
+        if col != "price":
+            frame[col] = frame[col].astype("string")
+    return frame
