@@ -9,9 +9,10 @@ ABLATIONS: dict[str, str] = {
     "no_text": "text vectors replaced by zeros (graph structure and ids only)",
     "no_attributes": "HAS_BRAND/IN_CATEGORY/HAS_ATTRIBUTE/RELATED/SUBCATEGORY_OF edges removed",
     "no_dropout": "item_edge_dropout = user_edge_dropout = 0 (no cold-start edge dropout)",
-    "no_cooc": "cooc_features = False (no item co-occurrence pair features)",
+    "with_cooc": "cooc_features = True (adds the item co-occurrence pair features, off by "
+                 "default)",
     "no_pairs": "pair_features = False (the deep part alone: GNN + CTR head, no wide part)",
     "ctr_separate": "CTR head trained separately: not supported by ColdStartModel (skipped)",
 }
-SUPPORTED_ABLATIONS: tuple[str, ...] = ("no_text", "no_attributes", "no_dropout", "no_cooc",
+SUPPORTED_ABLATIONS: tuple[str, ...] = ("no_text", "no_attributes", "no_dropout", "with_cooc",
                                          "no_pairs")

@@ -62,7 +62,7 @@ class EvalConfig:
         threads: torch threads while training and scoring (and of the BERT encoder).
         baselines: Baseline names (optional ones are skipped when not installed).
         ablations: kgrec ablations (``no_text``, ``no_attributes``, ``no_dropout``,
-            ``no_cooc``, ``no_pairs``).
+            ``with_cooc``, ``no_pairs``).
         ablation_seeds: Seeds the ablations run on; None = all ``seeds``.
         chunk_users: Users per scoring block.
         validation: Evaluate on a validation split instead of the test split: the protocol's
@@ -434,8 +434,8 @@ def run_evaluation(tables: CatalogTables, config: EvalConfig, *, dataset: str = 
                     variants.append((f"kgrec-{ab}", {}, ZeroTextEncoder(encoder.dim), False))
                 elif ab == "no_attributes":
                     variants.append((f"kgrec-{ab}", {}, encoder, True))
-                elif ab == "no_cooc":
-                    variants.append((f"kgrec-{ab}", {"cooc_features": False}, encoder, False))
+                elif ab == "with_cooc":
+                    variants.append((f"kgrec-{ab}", {"cooc_features": True}, encoder, False))
                 elif ab == "no_pairs":
                     variants.append((f"kgrec-{ab}", {"pair_features": False}, encoder, False))
                 elif ab == "no_dropout":
