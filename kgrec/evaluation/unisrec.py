@@ -436,7 +436,8 @@ def write_unisrec_report(results: EvalResults, out_dir: str | Path, *,
     summary.to_csv(out / "results.csv", index=False)
     results.frame().to_csv(out / "results_per_seed.csv", index=False)
     payload = {"dataset": results.dataset, "protocol": "unisrec",
-               "config": {**results.config.__dict__}, "timings": results.timings,
+               "config": {**results.config.__dict__, "model": results.config.model.to_dict()},
+               "timings": results.timings,
                "notes": results.notes, "split_stats": results.split_stats,
                "records": results.records, "published": PUBLISHED}
     (out / "results.json").write_text(json.dumps(_jsonable(payload), indent=1))
