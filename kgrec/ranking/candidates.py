@@ -114,8 +114,8 @@ def retrieve(user_vecs: torch.Tensor, item_vecs: torch.Tensor, n: int,
 def rank_block(model: ColdStartModel, emb: NodeEmbeddings, user_vecs: torch.Tensor,
                item_vecs: torch.Tensor, user_rows: np.ndarray, item_rows: np.ndarray, k: int,
                rerank_n: int | None, seen: SeenIndex | None = None, *,
-               index: ApproximateIndex | None = None, threads: int | None = None
-               ) -> RankedBlock:
+               index: ApproximateIndex | None = None, threads: int | None = None,
+               scratch: torch.Tensor | None = None) -> RankedBlock:
     """Rank ``item_rows`` for ``user_rows`` (rows of ``emb``): retrieve ``N``, re-rank, keep ``k``.
 
     Args:
@@ -129,6 +129,7 @@ def rank_block(model: ColdStartModel, emb: NodeEmbeddings, user_vecs: torch.Tens
         seen: Items to exclude per user row, or ``None``.
         index: An approximate index over all rows of ``item_vecs``; ``None`` searches exactly.
         threads: torch and FAISS threads of the retrieval (None: torch's current count).
+        scratch: Reused score buffer of the exact search (see ``exact_search``'s ``out``).
     """
     n_items = len(item_rows)
     k_eff = min(k, n_items)
@@ -150,7 +151,7 @@ def rank_block(model: ColdStartModel, emb: NodeEmbeddings, user_vecs: torch.Tens
     uvec = user_vecs[torch.from_numpy(user_rows)]
     if index is None:
         ivec = item_vecs if full else item_vecs[torch.from_numpy(item_rows)]
-        _, found = exact_search(uvec, ivec, n, pos, mask_c, threads=threads)
+        _, found = exact_search(uvec, ivec, n, pos, mask_c, threads=threads, out=scratch)
         cand = item_rows[found]                                    # (b, n) item rows
     else:
         _, cand = index.search(uvec.numpy(), n, subset=None if full else item_rows,
@@ -223,10 +224,13 @@ def iter_ranked(model: ColdStartModel, emb: NodeEmbeddings, user_rows: np.ndarra
     if show_progress:
         from tqdm.auto import tqdm
         starts = tqdm(starts, desc="candidates", unit="chunk")  # type: ignore[assignment]
+    scratch = None if index is not None or not len(user_rows) \
+        else torch.empty(min(user_chunk, len(user_rows)) * len(item_rows))
     with torch.no_grad():
         for s in starts:
             yield rank_block(model, emb, user_vecs, item_vecs, user_rows[s:s + user_chunk],
-                             item_rows, k, rerank_n, seen, index=index, threads=threads)
+                             item_rows, k, rerank_n, seen, index=index, threads=threads,
+                             scratch=scratch)
 
 
 def block_frame(block: RankedBlock, user_ids: np.ndarray, item_ids: np.ndarray

@@ -14,15 +14,15 @@ GEMM inside FAISS's own ``IndexFlatIP.search``. Same items in the same order as
 the ``torch.topk`` path runs (:func:`has_faiss`).
 
 **Approximate** (:class:`ApproximateIndex`): FAISS ``IndexIVFFlat`` with the inner-product
-metric. Items are split into ``nlist`` k-means cells (default ``4 * sqrt(n_items)``, trained
-on at most ``64 * nlist`` items); a query scans the ``nprobe`` cells whose centroids have the
-largest inner product with it. ``nprobe`` is calibrated at build time: doubled from 1 until the
-mean recall@``calibrate_n`` against the exact search, on a sample of real queries (user
-vectors), reaches ``target_recall`` (default 0.97, so held-out users clear 0.95). Seen items
-are excluded by over-fetching the block's largest seen count and filtering; a candidate subset
-by an ``IDSelectorBatch``. It pays only for large catalogues (build cost, and an IVF scan is
-less efficient per item than a GEMM): ``retrieval="auto"`` switches to it from
-:data:`APPROXIMATE_MIN_ITEMS` items on.
+metric. Items are split into ``nlist`` k-means cells (default ``4 * sqrt(n_items)``; k-means on
+at most ``32 * nlist`` items, 10 iterations); a query scans the ``nprobe`` cells whose
+centroids have the largest inner product with it. ``nprobe`` is calibrated at build time:
+doubled from 1 until the mean recall@``calibrate_n`` against the exact search, on a sample of
+real queries (user vectors), reaches ``target_recall`` (default 0.97, so held-out users clear
+0.95). Seen items are excluded by over-fetching the block's largest seen count and filtering;
+a candidate subset by an ``IDSelectorBatch``. It pays only for large catalogues (build cost,
+and an IVF scan is less efficient per item than a GEMM): ``retrieval="auto"`` switches to it
+from :data:`APPROXIMATE_MIN_ITEMS` items on.
 """
 
 from __future__ import annotations
@@ -43,6 +43,10 @@ logger = logging.getLogger(__name__)
 
 RETRIEVALS: tuple[str, ...] = ("exact", "approximate", "auto")
 APPROXIMATE_MIN_ITEMS = 200_000  # below this the exact search is as fast (benchmarks/SCORE.md)
+# k-means of the IVF cells: FAISS suggests >= 39 training items per cell and 25 iterations; fewer
+# keep a 1M-item build to about a minute on 2 cores, and nprobe is calibrated on recall anyway.
+TRAIN_PER_CELL = 32
+KMEANS_ITERATIONS = 10
 
 
 @cache
@@ -116,15 +120,24 @@ def heap_topn(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 def exact_search(user_vecs: torch.Tensor, item_vecs: torch.Tensor, n: int,
                  mask_rows: np.ndarray | None = None, mask_cols: np.ndarray | None = None,
-                 *, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 *, threads: int | None = None, out: torch.Tensor | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-``n`` items per user by dot product; masked pairs are never returned.
 
     Shapes: ``user_vecs`` ``(B, d)``, ``item_vecs`` ``(I, d)``, ``n <= I`` -> values
     ``(B, n)`` float32 and item columns ``(B, n)`` int64, ``-1`` where a user has fewer than
     ``n`` unmasked items. ``threads``: torch and FAISS threads for the call (None: torch's).
+    ``out``: a float32 buffer of at least ``(B, I)`` for the score block, reused across calls
+    (a fresh block of hundreds of MB is page-faulted in on every call; that costs about a
+    third of the search).
     """
     with torch_threads(threads):
-        scores = torch.matmul(user_vecs, item_vecs.T)
+        if out is not None:
+            scores = torch.matmul(user_vecs, item_vecs.T,
+                                  out=out.view(-1)[:len(user_vecs) * len(item_vecs)]
+                                  .view(len(user_vecs), len(item_vecs)))
+        else:
+            scores = torch.matmul(user_vecs, item_vecs.T)
         if mask_rows is not None and mask_cols is not None and len(mask_rows):
             scores[torch.from_numpy(mask_rows), torch.from_numpy(mask_cols)] = float("-inf")
         if not has_faiss():
@@ -172,8 +185,10 @@ class ApproximateIndex:
                                             faiss.METRIC_INNER_PRODUCT)
             self.index.cp.seed = seed
             train = items
-            if self.n_items > 64 * self.nlist:
-                train = items[np.sort(rng.choice(self.n_items, 64 * self.nlist, replace=False))]
+            if self.n_items > TRAIN_PER_CELL * self.nlist:
+                train = items[np.sort(rng.choice(self.n_items, TRAIN_PER_CELL * self.nlist,
+                                                 replace=False))]
+            self.index.cp.niter = KMEANS_ITERATIONS
             self.index.cp.min_points_per_centroid = 1  # small catalogues: no warning spam
             self.index.train(train)
             self.index.add(items)
@@ -195,8 +210,9 @@ class ApproximateIndex:
 
     def _calibrate(self, queries: np.ndarray, items: np.ndarray, n: int, target: float) -> int:
         """Smallest power-of-two ``nprobe`` whose mean recall@n on ``queries`` reaches target."""
-        _, exact = exact_search(torch.from_numpy(queries), torch.from_numpy(items), n,
-                                threads=self.threads)
+        exact = np.concatenate([  # blocks of 128 queries bound the score block's memory
+            exact_search(torch.from_numpy(queries[s:s + 128]), torch.from_numpy(items), n,
+                         threads=self.threads)[1] for s in range(0, len(queries), 128)])
         nprobe = 1
         while True:
             self.nprobe = nprobe

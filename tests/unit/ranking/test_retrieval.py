@@ -49,6 +49,14 @@ def test_exact_search_matches_torch_topk(monkeypatch, use_faiss: bool) -> None:
     np.testing.assert_allclose(values, ref_values.numpy(), rtol=1e-6)
 
 
+def test_exact_search_into_a_reused_buffer() -> None:
+    users, items = _vectors(50, 300)
+    buffer = torch.full((64 * 300,), float("nan"))
+    for block in (users[:40], users[40:]):   # a full and a short block in the same buffer
+        np.testing.assert_array_equal(exact_search(block, items, 20, out=buffer)[1],
+                                      exact_search(block, items, 20)[1])
+
+
 def test_exact_search_pads_users_with_too_few_unmasked_items() -> None:
     users, items = _vectors(2, 12)
     rows, cols = np.zeros(9, dtype=np.int64), np.arange(9)   # user 0 keeps 3 items
