@@ -40,6 +40,7 @@ def _clustered(n_items: int, n_users: int, dim: int = 32, centres: int = 20, see
 @pytest.mark.parametrize("use_faiss", [True, False])
 def test_exact_search_matches_torch_topk(monkeypatch, use_faiss: bool) -> None:
     monkeypatch.setattr(retrieval, "has_faiss", lambda: use_faiss)
+    monkeypatch.setattr(retrieval, "HEAP_MIN_ITEMS", 0)   # the heap on a small catalogue too
     users, items = _vectors(97, 1500)
     rng = np.random.default_rng(1)
     rows, cols = np.repeat(np.arange(97), 30), rng.integers(0, 1500, 97 * 30)
@@ -49,7 +50,8 @@ def test_exact_search_matches_torch_topk(monkeypatch, use_faiss: bool) -> None:
     np.testing.assert_allclose(values, ref_values.numpy(), rtol=1e-6)
 
 
-def test_exact_search_into_a_reused_buffer() -> None:
+def test_exact_search_into_a_reused_buffer(monkeypatch) -> None:
+    monkeypatch.setattr(retrieval, "HEAP_MIN_ITEMS", 0)
     users, items = _vectors(50, 300)
     buffer = torch.full((64 * 300,), float("nan"))
     for block in (users[:40], users[40:]):   # a full and a short block in the same buffer
@@ -57,7 +59,10 @@ def test_exact_search_into_a_reused_buffer() -> None:
                                       exact_search(block, items, 20)[1])
 
 
-def test_exact_search_pads_users_with_too_few_unmasked_items() -> None:
+@pytest.mark.parametrize("heap_min", [0, 10**9])
+def test_exact_search_pads_users_with_too_few_unmasked_items(monkeypatch, heap_min: int
+                                                            ) -> None:
+    monkeypatch.setattr(retrieval, "HEAP_MIN_ITEMS", heap_min)
     users, items = _vectors(2, 12)
     rows, cols = np.zeros(9, dtype=np.int64), np.arange(9)   # user 0 keeps 3 items
     ref_values, ref_idx = retrieve(users, items, 6, rows, cols)
@@ -149,6 +154,7 @@ def _ranked(rec: Recommender, retrieval_name: str = "exact") -> tuple[np.ndarray
 
 
 def test_rank_block_on_the_shop_is_unchanged_by_faiss(rec: Recommender, monkeypatch) -> None:
+    monkeypatch.setattr(retrieval, "HEAP_MIN_ITEMS", 0)
     rows, scores = _ranked(rec)
     monkeypatch.setattr(retrieval, "has_faiss", lambda: False)   # the torch.topk path
     ref_rows, ref_scores = _ranked(rec)
