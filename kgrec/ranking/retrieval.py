@@ -43,12 +43,15 @@ from kgrec.coldstart.inference import torch_threads
 logger = logging.getLogger(__name__)
 
 RETRIEVALS: tuple[str, ...] = ("exact", "approximate", "auto")
-APPROXIMATE_MIN_ITEMS = 200_000  # below this the exact search is as fast (benchmarks/SCORE.md)
+# "auto" switches to the IVF index from here: measured no faster at 4,344 items and 7.4x faster
+# at 1M (benchmarks/SCORE.md); 200k is a judgement between the two (not measured), leaving room
+# to amortise the build (about 100 s at 1M items on 2 busy cores).
+APPROXIMATE_MIN_ITEMS = 200_000
 # Below this many candidate items torch.topk selects faster than the heap (N = 200, 2 threads:
 # 4,344 items 0.52 vs 0.64 CPU-s; 16,384 items 1.15 vs 1.07; 50,000 items 0.49 vs 0.36).
 HEAP_MIN_ITEMS = 10_000
 # k-means of the IVF cells: FAISS suggests >= 39 training items per cell and 25 iterations; fewer
-# keep a 1M-item build to about a minute on 2 cores, and nprobe is calibrated on recall anyway.
+# keep a 1M-item build under two minutes on 2 cores, and nprobe is calibrated on recall anyway.
 TRAIN_PER_CELL = 32
 KMEANS_ITERATIONS = 10
 
@@ -132,8 +135,8 @@ def exact_search(user_vecs: torch.Tensor, item_vecs: torch.Tensor, n: int,
     ``(B, n)`` float32 and item columns ``(B, n)`` int64, ``-1`` where a user has fewer than
     ``n`` unmasked items. ``threads``: torch and FAISS threads for the call (None: torch's).
     ``out``: a float32 buffer of at least ``(B, I)`` for the score block, reused across calls
-    (a fresh block of hundreds of MB is page-faulted in on every call; that costs about a
-    third of the search).
+    (a fresh block of hundreds of MB is page-faulted in on every call; that cost about a
+    fifth of the search's CPU time at 50,000 items).
     """
     with torch_threads(threads):
         if out is not None:
