@@ -170,3 +170,9 @@ def test_approximate_retrieval_on_the_shop(rec: Recommender) -> None:
     for u, picked in enumerate(rows):
         assert not set(picked) & set(seen.items[seen.indptr[u]:seen.indptr[u + 1]])
     assert np.isin(rows, exact_rows).mean() >= 0.9
+
+
+def test_auto_retrieval_is_exact_on_a_small_catalogue(rec: Recommender) -> None:
+    np.testing.assert_array_equal(_ranked(rec, "auto")[0], _ranked(rec, "exact")[0])
+    with pytest.raises(ValueError, match="retrieval must be one of"):
+        _ranked(rec, "fast")
