@@ -204,8 +204,9 @@ def iter_ranked(model: ColdStartModel, emb: NodeEmbeddings, user_rows: np.ndarra
 
     ``retrieval``: ``"exact"`` (default), ``"approximate"`` (the IVF index of
     :mod:`kgrec.ranking.retrieval`, built once per model and embeddings) or ``"auto"``
-    (approximate from ``APPROXIMATE_MIN_ITEMS`` catalogue items on). Retrieval runs on the
-    model's ``num_threads`` (torch's current count when None).
+    (approximate from ``APPROXIMATE_MIN_ITEMS`` catalogue items on). An index that needs more
+    than half its cells for its calibrated recall is not used (exact search, with a warning).
+    Retrieval runs on the model's ``num_threads`` (torch's current count when None).
     """
     if user_chunk < 1:
         raise ValueError(f"user_chunk must be >= 1, got {user_chunk}")
@@ -220,6 +221,10 @@ def iter_ranked(model: ColdStartModel, emb: NodeEmbeddings, user_rows: np.ndarra
         n = len(item_rows) if rerank_n is None else max(k, rerank_n)
         index = approximate_index(model, emb, user_vecs.numpy(), item_vecs.numpy(),
                                   min(n, len(item_vecs)), threads)
+        if not index.pays:
+            logger.warning("%r needs %d of %d cells for its recall: searching exactly", index,
+                           index.nprobe, index.nlist)
+            index = None
     starts = range(0, len(user_rows), user_chunk)
     if show_progress:
         from tqdm.auto import tqdm

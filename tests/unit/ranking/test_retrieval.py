@@ -162,7 +162,8 @@ def test_rank_block_on_the_shop_is_unchanged_by_faiss(rec: Recommender, monkeypa
     np.testing.assert_array_equal(scores, ref_scores)
 
 
-def test_approximate_retrieval_on_the_shop(rec: Recommender) -> None:
+def test_approximate_retrieval_on_the_shop(rec: Recommender, monkeypatch) -> None:
+    monkeypatch.setattr(retrieval, "MAX_PROBE_SHARE", 1.0)   # use the index however it probes
     rows, scores = _ranked(rec, "approximate")
     exact_rows, _ = _ranked(rec, "exact")
     assert rows.shape == exact_rows.shape and (rows >= 0).all()
@@ -176,3 +177,11 @@ def test_auto_retrieval_is_exact_on_a_small_catalogue(rec: Recommender) -> None:
     np.testing.assert_array_equal(_ranked(rec, "auto")[0], _ranked(rec, "exact")[0])
     with pytest.raises(ValueError, match="retrieval must be one of"):
         _ranked(rec, "fast")
+
+
+def test_an_index_that_scans_most_cells_falls_back_to_exact(rec: Recommender, monkeypatch,
+                                                            caplog) -> None:
+    monkeypatch.setattr(retrieval, "MAX_PROBE_SHARE", 0.0)
+    rows, _ = _ranked(rec, "approximate")
+    np.testing.assert_array_equal(rows, _ranked(rec, "exact")[0])
+    assert "searching exactly" in caplog.text
