@@ -188,6 +188,16 @@ def approximate_report(items: np.ndarray, calibrate: np.ndarray, queries: np.nda
           f"{recall_at(approx, exact):.4f}")
     print(f"  search: exact {t_exact:.3f} s, approximate {t_approx:.3f} s, speed-up "
           f"{t_exact / t_approx:.2f}x")
+    calibrated, nprobe = index.nprobe, 1
+    while nprobe <= index.nlist:  # the recall / speed trade-off around the calibrated value
+        index.nprobe = nprobe
+        t0 = time.perf_counter()
+        _, approx = index.search(queries, n)
+        t_approx = time.perf_counter() - t0
+        print(f"    nprobe {nprobe:5d}: recall@{k} {recall_at(approx[:, :k], exact[:, :k]):.4f}, "
+              f"recall@{n} {recall_at(approx, exact):.4f}, speed-up {t_exact / t_approx:.2f}x")
+        nprobe *= 2
+    index.nprobe = calibrated
 
 
 def amazon(args: argparse.Namespace) -> None:
