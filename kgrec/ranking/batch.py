@@ -50,7 +50,7 @@ def write_candidates(rec: Recommender, *, k: int = 50, user_ids: Sequence[str] |
     n_rows = n_edges = 0
     graph_users = np.asarray(rec.emb_.user_ids, dtype=object)
     for block in iter_ranked(rec.model_, rec.emb_, rows, items, k=k,
-                             rerank_n=rec.rerank_n,
+                             rerank_n=rec.rerank_n, retrieval=rec.retrieval,
                              seen=rec.seen_ if exclude_seen else None,
                              user_chunk=rec.user_chunk, show_progress=show_progress):
         frame = block_frame(block, graph_users[block.user_rows], rec.emb_.item_ids)

@@ -42,6 +42,12 @@ import pandas as pd
 import torch
 
 from kgrec.graph.schema import NodeLabel, RelType
+from kgrec.ranking.retrieval import (
+    APPROXIMATE_MIN_ITEMS,
+    ApproximateIndex,
+    check_retrieval,
+    exact_search,
+)
 
 if TYPE_CHECKING:
     from kgrec.coldstart import ColdStartModel, NodeEmbeddings
@@ -93,9 +99,11 @@ class RankedBlock:
 def retrieve(user_vecs: torch.Tensor, item_vecs: torch.Tensor, n: int,
              mask_rows: np.ndarray | None = None, mask_cols: np.ndarray | None = None
              ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-``n`` items per user by dot product; masked pairs get ``-inf`` (never chosen first).
+    """Top-``n`` items per user by ``torch.topk``; masked pairs get ``-inf`` (never chosen first).
 
-    Shapes: ``user_vecs`` ``(B, d)``, ``item_vecs`` ``(I, d)`` -> values, indices ``(B, n)``.
+    The reference the exact search (:func:`kgrec.ranking.retrieval.exact_search`) is tested
+    against. Shapes: ``user_vecs`` ``(B, d)``, ``item_vecs`` ``(I, d)`` -> values, indices
+    ``(B, n)``.
     """
     scores = torch.matmul(user_vecs, item_vecs.T)
     if mask_rows is not None and mask_cols is not None and len(mask_rows):
@@ -105,7 +113,9 @@ def retrieve(user_vecs: torch.Tensor, item_vecs: torch.Tensor, n: int,
 
 def rank_block(model: ColdStartModel, emb: NodeEmbeddings, user_vecs: torch.Tensor,
                item_vecs: torch.Tensor, user_rows: np.ndarray, item_rows: np.ndarray, k: int,
-               rerank_n: int | None, seen: SeenIndex | None = None) -> RankedBlock:
+               rerank_n: int | None, seen: SeenIndex | None = None, *,
+               index: ApproximateIndex | None = None, threads: int | None = None,
+               scratch: torch.Tensor | None = None) -> RankedBlock:
     """Rank ``item_rows`` for ``user_rows`` (rows of ``emb``): retrieve ``N``, re-rank, keep ``k``.
 
     Args:
@@ -117,6 +127,9 @@ def rank_block(model: ColdStartModel, emb: NodeEmbeddings, user_vecs: torch.Tens
         rerank_n: Items retrieved per user before re-ranking; ``None`` re-ranks all candidates
             (exact CTR ranking).
         seen: Items to exclude per user row, or ``None``.
+        index: An approximate index over all rows of ``item_vecs``; ``None`` searches exactly.
+        threads: torch and FAISS threads of the retrieval (None: torch's current count).
+        scratch: Reused score buffer of the exact search (see ``exact_search``'s ``out``).
     """
     n_items = len(item_rows)
     k_eff = min(k, n_items)
@@ -125,19 +138,26 @@ def rank_block(model: ColdStartModel, emb: NodeEmbeddings, user_vecs: torch.Tens
     if b == 0 or k_eff == 0:
         return RankedBlock(user_rows, np.full((b, k_eff), -1, np.int64),
                            np.full((b, k_eff), np.nan))
-    mask_r = mask_c = None
+    full = n_items == len(item_vecs) and _is_arange(item_rows)
+    pos = seen_items = np.empty(0, dtype=np.int64)
+    mask_c = None
     if seen is not None:
         pos, seen_items = seen.gather(user_rows)
         col_of = np.full(len(emb.item_ids), -1, dtype=np.int64)
         col_of[item_rows] = np.arange(n_items)
         cols = col_of[seen_items]
         keep = cols >= 0
-        mask_r, mask_c = pos[keep], cols[keep]
-    ivec = item_vecs if n_items == len(item_vecs) and _is_arange(item_rows) \
-        else item_vecs[torch.from_numpy(item_rows)]
-    values, idx = retrieve(user_vecs[torch.from_numpy(user_rows)], ivec, n, mask_r, mask_c)
-    valid = torch.isfinite(values).numpy()
-    cand = item_rows[idx.numpy()]                                  # (b, n) item rows
+        pos, seen_items, mask_c = pos[keep], seen_items[keep], cols[keep]
+    uvec = user_vecs[torch.from_numpy(user_rows)]
+    if index is None:
+        ivec = item_vecs if full else item_vecs[torch.from_numpy(item_rows)]
+        _, found = exact_search(uvec, ivec, n, pos, mask_c, threads=threads, out=scratch)
+        cand = item_rows[found]                                    # (b, n) item rows
+    else:
+        _, cand = index.search(uvec.numpy(), n, subset=None if full else item_rows,
+                               exclude=(pos, seen_items))
+    valid = found >= 0 if index is None else cand >= 0
+    cand = np.where(valid, cand, item_rows[0])
     pair_u = np.repeat(user_rows, n)
     proba = model.predict_proba(emb, pair_u, cand.reshape(-1)).reshape(b, n)
     proba = np.where(valid, proba, -np.inf)
@@ -154,24 +174,68 @@ def _is_arange(rows: np.ndarray) -> bool:
     return bool(len(rows) == 0 or (rows[0] == 0 and np.all(np.diff(rows) == 1)))
 
 
+_INDEXES: dict[tuple[int, int], tuple[Any, Any, ApproximateIndex]] = {}
+
+
+def approximate_index(model: ColdStartModel, emb: NodeEmbeddings, user_vecs: np.ndarray,
+                      item_vecs: np.ndarray, n: int, threads: int | None) -> ApproximateIndex:
+    """The IVF index of ``emb``'s items under ``model``, built once and kept while both live.
+
+    Why a cache: ``recommend`` calls :func:`iter_ranked` once per request, and building (k-means
+    + calibration) costs far more than one search. Keyed by the identity of the model and of
+    ``emb.item`` (``with_users`` keeps it, so folded-in users reuse the index).
+    """
+    key = (id(model), id(emb.item))
+    hit = _INDEXES.get(key)
+    if hit is not None and hit[0]() is model and hit[1]() is emb.item \
+            and hit[2].n_items == len(item_vecs):
+        return hit[2]
+    index = ApproximateIndex(item_vecs, user_vecs, calibrate_n=n, threads=threads)
+    _INDEXES[key] = (weakref.ref(model), weakref.ref(emb.item), index)
+    weakref.finalize(emb.item, _INDEXES.pop, key, None)
+    return index
+
+
 def iter_ranked(model: ColdStartModel, emb: NodeEmbeddings, user_rows: np.ndarray,
                 item_rows: np.ndarray, *, k: int, rerank_n: int | None,
                 seen: SeenIndex | None = None, user_chunk: int = 1024,
-                show_progress: bool = False) -> Iterator[RankedBlock]:
-    """:func:`rank_block` over ``user_rows`` in chunks of ``user_chunk`` users."""
+                retrieval: str = "exact", show_progress: bool = False) -> Iterator[RankedBlock]:
+    """:func:`rank_block` over ``user_rows`` in chunks of ``user_chunk`` users.
+
+    ``retrieval``: ``"exact"`` (default), ``"approximate"`` (the IVF index of
+    :mod:`kgrec.ranking.retrieval`, built once per model and embeddings) or ``"auto"``
+    (approximate from ``APPROXIMATE_MIN_ITEMS`` catalogue items on). An index that needs more
+    than half its cells for its calibrated recall is not used (exact search, with a warning).
+    Retrieval runs on the model's ``num_threads`` (torch's current count when None).
+    """
     if user_chunk < 1:
         raise ValueError(f"user_chunk must be >= 1, got {user_chunk}")
+    check_retrieval(retrieval)
     uv, iv = model.retrieval_vectors(emb)
     user_vecs = torch.from_numpy(np.ascontiguousarray(uv, dtype=np.float32))
     item_vecs = torch.from_numpy(np.ascontiguousarray(iv, dtype=np.float32))
+    threads = getattr(model, "num_threads", None)
+    index = None
+    if retrieval == "approximate" or (retrieval == "auto"
+                                      and len(item_rows) >= APPROXIMATE_MIN_ITEMS):
+        n = len(item_rows) if rerank_n is None else max(k, rerank_n)
+        index = approximate_index(model, emb, user_vecs.numpy(), item_vecs.numpy(),
+                                  min(n, len(item_vecs)), threads)
+        if not index.pays:
+            logger.warning("%r needs %d of %d cells for its recall: searching exactly", index,
+                           index.nprobe, index.nlist)
+            index = None
     starts = range(0, len(user_rows), user_chunk)
     if show_progress:
         from tqdm.auto import tqdm
         starts = tqdm(starts, desc="candidates", unit="chunk")  # type: ignore[assignment]
+    scratch = None if index is not None or not len(user_rows) \
+        else torch.empty(min(user_chunk, len(user_rows)) * len(item_rows))
     with torch.no_grad():
         for s in starts:
             yield rank_block(model, emb, user_vecs, item_vecs, user_rows[s:s + user_chunk],
-                             item_rows, k, rerank_n, seen)
+                             item_rows, k, rerank_n, seen, index=index, threads=threads,
+                             scratch=scratch)
 
 
 def block_frame(block: RankedBlock, user_ids: np.ndarray, item_ids: np.ndarray

@@ -54,6 +54,7 @@ from kgrec.ranking.foldin import (
 )
 from kgrec.ranking.persistence import read_state, write_state
 from kgrec.ranking.results import NewItemRanking, NewUserRanking, Scope
+from kgrec.ranking.retrieval import check_retrieval
 
 if TYPE_CHECKING:
     from kgrec.coldstart import ColdStartModel, ModelConfig, NodeEmbeddings
@@ -67,7 +68,7 @@ logger = logging.getLogger(__name__)
 
 _NOT_FITTED = ("This Recommender is not fitted yet: call rec.fit(store_or_graph) or "
                "Recommender.load(path, store_or_graph) first")
-SAVED_PARAMS: tuple[str, ...] = ("rerank_n", "user_chunk", "explain_history")
+SAVED_PARAMS: tuple[str, ...] = ("rerank_n", "user_chunk", "explain_history", "retrieval")
 
 
 class Recommender(Params):
@@ -84,6 +85,8 @@ class Recommender(Params):
         user_chunk: Users scored per block (bounds memory), default 1024.
         explain_history: Most recent interactions per user that explanation paths start from,
             default 50.
+        retrieval: ``"exact"`` (default), ``"approximate"`` (an IVF index, for 1M+ SKUs) or
+            ``"auto"`` (approximate from 200,000 items); see :mod:`kgrec.ranking.retrieval`.
         device, num_threads, show_progress, cache_dir: Runtime arguments of
             :class:`~kgrec.coldstart.ColdStartModel` (they do not change what is learned).
 
@@ -97,7 +100,8 @@ class Recommender(Params):
     def __init__(self, config: ModelConfig | None = None, *,
                  pseudonymizer: Pseudonymizer | None = None,
                  text_encoder: TextEncoder | None = None, rerank_n: int | None = 200,
-                 user_chunk: int = 1024, explain_history: int = 50, device: str = "cpu",
+                 user_chunk: int = 1024, explain_history: int = 50,
+                 retrieval: str = "exact", device: str = "cpu",
                  num_threads: int | None = None, show_progress: bool = False,
                  cache_dir: str | Path | None = None) -> None:
         self.config = config
@@ -106,6 +110,7 @@ class Recommender(Params):
         self.rerank_n = rerank_n
         self.user_chunk = user_chunk
         self.explain_history = explain_history
+        self.retrieval = retrieval
         self.device = device
         self.num_threads = num_threads
         self.show_progress = show_progress
@@ -139,6 +144,7 @@ class Recommender(Params):
             raise ValueError(f"rerank_n must be >= 1 or None, got {self.rerank_n}")
         if self.user_chunk < 1:
             raise ValueError(f"user_chunk must be >= 1, got {self.user_chunk}")
+        check_retrieval(self.retrieval)
         frames, exported = frames_and_export(graph)
         model = ColdStartModel(self.config, text_encoder=self.text_encoder, device=self.device,
                                num_threads=self.num_threads, show_progress=self.show_progress,
@@ -243,7 +249,7 @@ class Recommender(Params):
     def _rank(self, emb: NodeEmbeddings, user_rows: np.ndarray, item_rows: np.ndarray, k: int,
               seen: SeenIndex | None) -> tuple[np.ndarray, np.ndarray]:
         blocks = list(iter_ranked(self.model_, emb, user_rows, item_rows, k=k,
-                                  rerank_n=self.rerank_n, seen=seen,
+                                  rerank_n=self.rerank_n, retrieval=self.retrieval, seen=seen,
                                   user_chunk=self.user_chunk))
         k_eff = min(k, len(item_rows))
         if not blocks:
@@ -321,7 +327,8 @@ class Recommender(Params):
         by_user = pd.concat(
             [block_frame(b, out_users[b.user_rows], emb.item_ids)
              for b in iter_ranked(self.model_, emb, user_rows, item_rows, k=k,
-                                  rerank_n=self.rerank_n, user_chunk=self.user_chunk)]
+                                  rerank_n=self.rerank_n, retrieval=self.retrieval,
+                                  user_chunk=self.user_chunk)]
             or [empty_result()], ignore_index=True)
         by_item = top_users_per_item(self.model_, emb, out_users, k, self.user_chunk)
         # explanations need the old items too: base embeddings plus the new SKUs
@@ -399,7 +406,7 @@ class Recommender(Params):
         frame = pd.concat(
             [block_frame(b, shown[b.user_rows - base], combined.item_ids)
              for b in iter_ranked(self.model_, combined, rows, np.arange(len(self._item_pos)),
-                                  k=k, rerank_n=self.rerank_n, seen=seen,
+                                  k=k, rerank_n=self.rerank_n, retrieval=self.retrieval, seen=seen,
                                   user_chunk=self.user_chunk)] or [empty_result()],
             ignore_index=True)
         # the scope speaks graph ids: the temporary ids stand for the new users
