@@ -20,9 +20,10 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from kgrec.evaluation.metrics import MetricAccumulator
-from kgrec.graph.schema import NodeLabel, RelType
+from kgrec.evaluation.runner import interaction_frame
 
 if TYPE_CHECKING:
     from kgrec.coldstart import NodeEmbeddings
@@ -34,7 +35,6 @@ CITL_RANGE = (0.5, 2.0)
 NEW_SKU_LIMIT = 0.2
 PSI_PAIRS = 20_000
 MAX_EVAL_USERS = 2_000
-INTERACTED = (NodeLabel.USER.value, RelType.INTERACTED.value, NodeLabel.ITEM.value)
 
 
 @dataclass
@@ -81,14 +81,12 @@ def psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float:
     return float(np.sum((a - e) * np.log(a / e)))
 
 
-def _pairs(graph: ExportedGraph) -> set[tuple[str, str]]:
-    store = graph.data[INTERACTED]
-    if "edge_index" not in store:
-        return set()
-    ei = store.edge_index.numpy()
-    users = np.asarray(graph.node_ids[NodeLabel.USER.value], dtype=object)[ei[0]]
-    items = np.asarray(graph.node_ids[NodeLabel.ITEM.value], dtype=object)[ei[1]]
-    return set(zip(users.tolist(), items.tolist(), strict=True))
+def _new_pairs(graph: ExportedGraph, before: ExportedGraph) -> pd.DataFrame:
+    """Distinct ``user_id, item_id`` interaction pairs of ``graph`` that ``before`` lacks."""
+    now = interaction_frame(graph).drop_duplicates()
+    old = interaction_frame(before).drop_duplicates()
+    merged = now.merge(old, how="left", indicator=True)
+    return merged.loc[merged["_merge"] == "left_only", ["user_id", "item_id"]]
 
 
 def drift_report(rec: Recommender, before_emb: NodeEmbeddings, before_graph: ExportedGraph,
@@ -103,9 +101,8 @@ def drift_report(rec: Recommender, before_emb: NodeEmbeddings, before_graph: Exp
     model, emb, graph = rec.model_, rec.emb_, rec.graph_
     rng = np.random.default_rng(seed)
     old_users, old_items = before_emb.user_ids, before_emb.item_ids
-    new_pairs = _pairs(graph) - _pairs(before_graph)
-    old_item_set = set(np.asarray(old_items, dtype=object).tolist())
-    on_new_sku = sum(1 for _, i in new_pairs if i not in old_item_set)
+    new_pairs = _new_pairs(graph, before_graph)
+    on_new_sku = int((~new_pairs["item_id"].isin(pd.Index(old_items))).sum())
 
     # PSI: the same (user, item) pairs known before, scored before and after the update
     n = min(PSI_PAIRS, len(old_users) * len(old_items))
@@ -120,17 +117,16 @@ def drift_report(rec: Recommender, before_emb: NodeEmbeddings, before_graph: Exp
 
     # the newest interactions: every unseen item of their users is a candidate
     acc = MetricAccumulator(ks=(20,), seed=seed)
-    if new_pairs:
-        users = np.array(sorted({u for u, _ in new_pairs}), dtype=object)
+    if len(new_pairs):
+        users = np.unique(new_pairs["user_id"].to_numpy(object))
         if len(users) > MAX_EVAL_USERS:
             users = np.sort(rng.choice(users, MAX_EVAL_USERS, replace=False))
         rows = rec._user_pos.get_indexer(users)
         probs = model.score_matrix(emb, rows)
         truth = np.zeros(probs.shape, dtype=bool)
-        row_of = {g: r for r, g in enumerate(users.tolist())}
-        for user, item in new_pairs:
-            if user in row_of:
-                truth[row_of[user], rec._item_pos.get_loc(item)] = True
+        r = pd.Index(users).get_indexer(new_pairs["user_id"])
+        c = rec._item_pos.get_indexer(new_pairs["item_id"])
+        truth[r[r >= 0], c[r >= 0]] = True
         valid = np.ones(probs.shape, dtype=bool)
         pos, seen = rec.seen_.gather(rows)
         valid[pos, seen] = False
@@ -142,7 +138,7 @@ def drift_report(rec: Recommender, before_emb: NodeEmbeddings, before_graph: Exp
         new_users=len(emb.user_ids) - int(np.isin(emb.user_ids, old_users).sum()),
         new_items=len(emb.item_ids) - int(np.isin(emb.item_ids, old_items).sum()),
         new_interactions=len(new_pairs),
-        new_sku_share=on_new_sku / len(new_pairs) if new_pairs else 0.0,
+        new_sku_share=on_new_sku / len(new_pairs) if len(new_pairs) else 0.0,
         psi=score_psi, citl=res.get("citl", float("nan")), ece=res.get("ece", float("nan")),
         recall_at_20=res.get("recall@20", float("nan")), retrain_recommended=False)
     if report.psi > PSI_LIMIT:
