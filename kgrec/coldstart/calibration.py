@@ -261,8 +261,8 @@ def calibrate_regimes(logit_fn_on: Callable[[Tensor, Tensor], LogitFn], pos: Ten
     """Platt calibrations of new SKUs and of new users, fitted on held-out ones of their own.
 
     ``new_item``: the positives ``pos[:, cold_idx]`` of the items held out of training
-    entirely, each ranked among those items: reported (``calibration_["regimes"]``), not
-    applied (see :func:`calibrated_by_regime`). ``new_user``: the validation users (``val_idx``)
+    entirely, each ranked among those items: applied to calls whose candidates are all new
+    SKUs (see :func:`calibrated_by_regime`). ``new_user``: the validation users (``val_idx``)
     with all their interactions hidden from the graph, every one of their positives ranked among
     all items: applied to every user without history. A regime with fewer than
     ``MIN_REGIME_POSITIVES`` positives is left out (the warm calibration then serves it).
@@ -293,16 +293,23 @@ def calibrate_regimes(logit_fn_on: Callable[[Tensor, Tensor], LogitFn], pos: Ten
 
 def calibrated_by_regime(warm: PlattCalibrator, regimes: dict[str, PlattCalibrator],
                          logits: np.ndarray, pairs: PairInputs | None, users: Tensor,
-                         items: Tensor) -> np.ndarray:
+                         items: Tensor, scope: Tensor | None = None) -> np.ndarray:
     """Probabilities of ``logits`` ``(len(users), len(items))`` (or ``(n,)`` for the pairs
-    ``(users[k], items[k])``): a user with no history (in ``pairs``) by the ``new_user``
-    calibration, everyone else (and every user of a model without pair inputs) by ``warm``.
+    ``(users[k], items[k])``). When every item of the call (``scope``, default ``items``) is a
+    new SKU (no interaction in ``pairs``' graph), all by the ``new_item`` calibration: "chance
+    the user takes this one among the new SKUs", fitted on held-out items ranked among
+    themselves. Otherwise a user with no history by the ``new_user`` calibration, everyone
+    else (and every user of a model without pair inputs) by ``warm``.
 
-    The regime is chosen per *user*, never per item: a user's candidates are ranked by these
-    probabilities, and two calibrations inside one list would reorder it (tried: a separate
-    calibration for items without interactions put every such item first in MovieLens warm
-    lists, Recall@20 0.003 against 0.12).
+    The regime is chosen per *call* or per *user*, never per item: a user's candidates are
+    ranked by these probabilities, and two calibrations inside one list would reorder it
+    (tried: the new-SKU calibration for the new items of a mixed list put every such item first
+    in MovieLens warm lists, Recall@20 0.003 against 0.12).
     """
+    scope = items if scope is None else scope
+    if pairs is not None and NEW_ITEM in regimes and len(scope) \
+            and bool((pairs.item_degree[scope] == 0).all()):
+        return regimes[NEW_ITEM].predict_proba(logits)
     p = warm.predict_proba(logits)
     if pairs is None or NEW_USER not in regimes:
         return p

@@ -15,7 +15,9 @@ graph goes through the GNN each step (fine up to a few million edges on CPU). Ea
    positives of the items held out of training entirely (``cold_pos``, ranked among those
    items: the item-cold task); stop early when the mean of the two sampled AUCs has not
    improved for ``patience`` epochs; the best weights are kept;
-4. with pair features, refit the head's gate and wide part on both held-out sets.
+4. with pair features, refit the head's gate and wide part on the held-out sets: the held-out
+   items, the warm validation pairs and the validation users with all their history hidden
+   (new users), each with uniform negatives.
 """
 
 from __future__ import annotations
@@ -181,6 +183,32 @@ def fit_combination(head: CTRHead, parts: list[tuple[Tensor, Tensor, int]],
     head.eval()
 
 
+def _new_user_part(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_pos: Tensor,
+                   train_time: Tensor, val_pos: Tensor, cfg: ModelConfig,
+                   pair_builder: PairBuilder, gen: torch.Generator
+                   ) -> list[tuple[Tensor, Tensor, int]]:
+    """The refit's "new user" set: the validation users with every interaction hidden from
+    the graph, each of their positives ranked among uniform negatives.
+
+    Why: a user without history is scored by the gate and wide part of "no history"
+    (popularity, peer shares, the GNN's view of a bare profile), and training only sees such
+    users through edge dropout, with half the negatives drawn by popularity -- which teaches
+    the model to discount popularity. Uniform negatives on held-out users give that
+    combination the weight it has when a new user's candidates are all items.
+    """
+    users = torch.unique(val_pos[0])
+    if len(users) == 0:
+        return []
+    hidden = torch.isin(train_pos[0], users)
+    pos = torch.cat([train_pos[:, hidden], val_pos], dim=1)
+    held = HeldOutPairs.sample(pos, tensors.num_nodes[ITEM], cfg.val_negatives,
+                               cfg.max_val_pairs, gen)
+    msg, times = train_pos[:, ~hidden], train_time[~hidden]
+    (deep, feats), = _score_held_out(encoder, head, tensors, msg, [held],
+                                     pair_builder(msg, times))
+    return [] if feats is None else [(deep, feats, held.n_pos)]
+
+
 def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx: Tensor,
              val_idx: Tensor, cfg: ModelConfig, gen: torch.Generator,
              callback: Callback | None = None, show_progress: bool = False,
@@ -315,11 +343,14 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
     if best_state is not None:
         encoder.load_state_dict(best_state[0])
         head.load_state_dict(best_state[1])
-    if len(held) > 1 and val_pairs is not None:
+    if len(held) > 1 and val_pairs is not None and pair_builder is not None:
         sets = [held[1]] + ([warm_val] if warm_val.n_pos else [])
         scored = _score_held_out(encoder, head, tensors, train_pos, sets, val_pairs)
-        fit_combination(head, [(d, f, s.n_pos) for (d, f), s in zip(scored, sets, strict=True)
-                               if f is not None])
+        parts = [(d, f, s.n_pos) for (d, f), s in zip(scored, sets, strict=True)
+                 if f is not None]
+        parts += _new_user_part(encoder, head, tensors, train_pos, train_time,
+                                tensors.pos[:, val_idx], cfg, pair_builder, gen)
+        fit_combination(head, parts)
     encoder.eval()
     head.eval()
     return history
