@@ -72,14 +72,18 @@ def check_auth(token: str | None, no_auth: bool, host: str) -> str | None:
 
 def model_loader(model_dir: str, store: str) -> Any:
     """A function that opens ``store`` and loads ``model_dir`` fully (called on every reload,
-    so a reload also sees the store's current graph)."""
+    so a reload also sees the store's current graph), including the graph tensors new SKUs are
+    appended to, so the first ``/rank-new-items`` after a (re)load is not the slow one."""
 
     def load() -> Recommender:
         from kgrec.graph.open import open_store
+        from kgrec.ranking.foldin import warm_new_items
         from kgrec.ranking.recommender import Recommender
 
         graph, pseudonymizer = open_store(store)
-        return Recommender.load(model_dir, graph, pseudonymizer=pseudonymizer)
+        rec = Recommender.load(model_dir, graph, pseudonymizer=pseudonymizer)
+        warm_new_items(rec)
+        return rec
 
     return load
 
