@@ -57,15 +57,15 @@ def _train(work: Path) -> tuple[str, str]:
     return store, model
 
 
-def _start(model: str, store: str, token: str, threads: int, workers: int, log: Path
-           ) -> tuple[subprocess.Popen[bytes], str]:
+def _start(model: str, store: str, token: str, threads: int, workers: int, log: Path,
+           extra: list[str]) -> tuple[subprocess.Popen[bytes], str]:
     import httpx
 
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "KGREC_SERVE_TOKEN": token}
     proc = subprocess.Popen(KGREC + ["serve", "--model-dir", model, "--store", store, "--port",
                                      str(port), "--threads", str(threads), "--workers",
-                                     str(workers)],
+                                     str(workers), *extra],
                             env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
@@ -136,6 +136,8 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=400, help="per /recommend scenario")
     p.add_argument("--new-requests", type=int, default=60, help="per /rank-new-items scenario")
     p.add_argument("--time-cap", type=float, default=60.0, help="seconds per scenario")
+    p.add_argument("--no-batching", action="store_true",
+                   help="kgrec serve --no-batching (score each /recommend on its own)")
     args = p.parse_args()
 
     from kgrec.graph.adapters import load_dataset
@@ -160,9 +162,10 @@ def main() -> None:
     users = rng.choice(raw_users, size=5000)
     token = secrets.token_urlsafe(32)
     proc, url = _start(model, store, token, args.threads, args.workers,
-                       work / "serve.log")
+                       work / "serve.log", ["--no-batching"] if args.no_batching else [])
     print(f"kgrec serve on {url}; model {model}; store {store}; torch threads {args.threads}; "
-          f"workers {args.workers}; load average {os.getloadavg()[0]:.1f}")
+          f"workers {args.workers}; /recommend micro-batching "
+          f"{'off' if args.no_batching else 'on'}; load average {os.getloadavg()[0]:.1f}")
 
     def rec_body(n: int) -> dict[str, object]:
         return {"user_ids": [str(users[n % len(users)])], "k": 20}

@@ -8,6 +8,8 @@ Why it looks like this:
 - **Sync endpoints.** Scoring is CPU-bound torch/numpy that releases the GIL in its kernels;
   FastAPI runs ``def`` endpoints in its thread pool, which keeps the event loop free to accept
   connections. Torch uses the thread count set once at start (``kgrec serve --threads``).
+  ``/recommend`` is the exception: concurrent requests are micro-batched into one scoring call
+  (:mod:`kgrec.cli.serve_batch`; same answers as one by one), scored in a pool thread.
 - **Same errors as the Python API.** A ``KgrecError`` becomes ``{"error": type, "message":
   str(e)}`` with a 4xx status (:data:`STATUS`); a bad body is a 422 naming the field. Input
   never produces a 500.
@@ -33,10 +35,12 @@ import pandas as pd
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kgrec._version import __version__
+from kgrec.cli.serve_batch import DEFAULT_WINDOW_S, RecommendBatcher
 from kgrec.cli.serve_schemas import (
     ErrorBody,
     ExplainRequest,
@@ -193,7 +197,8 @@ class BodyLimit:
 
 
 def create_app(holder: ModelHolder, *, token: str | None,
-               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+               batch_window_s: float | None = DEFAULT_WINDOW_S) -> FastAPI:
     """The service over ``holder``'s model.
 
     Args:
@@ -201,11 +206,16 @@ def create_app(holder: ModelHolder, *, token: str | None,
         token: Bearer token every endpoint but ``/health`` and the docs requires; None turns
             auth off (``kgrec serve --no-auth``, loopback only).
         max_body_bytes: Largest request body accepted.
+        batch_window_s: How long a ``/recommend`` request waits for others to be scored with
+            (:class:`~kgrec.cli.serve_batch.RecommendBatcher`), default 2 ms; None scores each
+            request on its own.
     """
     app = FastAPI(title="kgrec", version=__version__,
                   description="Knowledge-graph cold-start recommendations over one loaded "
                               "model. Errors are `{\"error\": type, \"message\": text}`.")
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    batcher = None if batch_window_s is None else RecommendBatcher(batch_window_s)
+    app.state.batcher = batcher
     expected = token.encode() if token else None
     errors: dict[int | str, dict[str, Any]] = {
         s: {"model": ErrorBody} for s in (401, 404, 413, 422)}
@@ -284,11 +294,17 @@ def create_app(holder: ModelHolder, *, token: str | None,
 
     @app.post("/recommend", response_model=RecommendResponse, dependencies=auth,
               responses=errors, tags=["recommend"])
-    def recommend(body: RecommendRequest) -> RecommendResponse:
+    async def recommend(body: RecommendRequest) -> RecommendResponse:
         """Top-k items per known user (``Recommender.recommend``)."""
         cur = holder.current
-        ids, scores = cur.rec.recommend(body.user_ids, k=body.k, candidates=body.candidates,
-                                        exclude_seen=body.exclude_seen)
+        if batcher is None:
+            ids, scores = await run_in_threadpool(
+                cur.rec.recommend, body.user_ids, k=body.k, candidates=body.candidates,
+                exclude_seen=body.exclude_seen)
+        else:
+            ids, scores = await batcher.recommend(cur.rec, body.user_ids, k=body.k,
+                                                  candidates=body.candidates,
+                                                  exclude_seen=body.exclude_seen)
         return RecommendResponse(model_version=cur.version, results=[
             UserItems(user_id=u, items=_scored(ids[n], scores[n]))
             for n, u in enumerate(body.user_ids)])
