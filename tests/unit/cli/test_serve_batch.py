@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -70,3 +71,26 @@ def test_an_unknown_id_fails_only_its_own_request(rec: Recommender) -> None:
     for n in (0, 2):
         ids, _ = answers[n]  # type: ignore[misc]
         np.testing.assert_array_equal(ids, rec.recommend(requests[n][0], k=5)[0])
+
+
+def test_a_lone_request_does_not_wait_for_the_window(rec: Recommender) -> None:
+    batcher = RecommendBatcher(window_s=1.0)
+
+    async def one_by_one() -> float:
+        start = time.perf_counter()
+        for u in RUNNERS[:3]:
+            await batcher.recommend(rec, [u], **PLAIN)  # type: ignore[arg-type]
+        return time.perf_counter() - start
+
+    assert asyncio.run(one_by_one()) < 1.0   # three requests, not one window each
+    assert batcher.calls == 3
+
+
+def test_a_negative_window_is_refused(monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from kgrec.cli import main
+
+    monkeypatch.setenv("KGREC_SERVE_TOKEN", "t" * 32)
+    assert main(["serve", "--model-dir", "m", "--store", "embedded:s",
+                 "--batch-window-ms", "-1"]) == 1
+    assert "ConfigError: --batch-window-ms must be >= 0" in capsys.readouterr().err
