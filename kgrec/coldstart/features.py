@@ -109,9 +109,9 @@ class TextFeaturizer:
         self.show_progress = show_progress
         self._memo: dict[str, np.ndarray] = {}
         self._preloaded: dict[bytes, np.ndarray] = {}
-        # composed rows: sorted row keys (row_keys) and their vectors
-        self._rows: tuple[np.ndarray, np.ndarray] = (
-            np.zeros(0, np.uint64), np.zeros((0, encoder.dim), np.float32))
+        # composed rows: sorted row keys (row_keys) and their texts (the memo's own strings)
+        self._rows: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.uint64),
+                                                     np.zeros(0, dtype=object))
         self.n_encoded = 0  # texts this featurizer has sent to the encoder
 
     def __repr__(self) -> str:
@@ -142,20 +142,19 @@ class TextFeaturizer:
         if not len(items):
             return np.zeros((0, self.encoder.dim), dtype=np.float32)
         keys = row_keys(items)
-        known_keys, known_vecs = self._rows   # one read: another thread may replace it
+        known_keys, known_texts = self._rows   # one read: another thread may replace it
         pos = np.searchsorted(known_keys, keys).clip(max=max(len(known_keys) - 1, 0))
         hit = known_keys[pos] == keys if len(known_keys) else np.zeros(len(keys), bool)
-        if hit.all():
-            return known_vecs[pos]
-        new_keys, first = np.unique(keys[~hit], return_index=True)
-        rows = np.flatnonzero(~hit)[first]
-        texts, _ = compose_item_texts(items.iloc[rows])
-        vecs = self._text_vectors(texts)
-        all_keys = np.concatenate([known_keys, new_keys])
-        order = np.argsort(all_keys, kind="stable")
-        all_keys, all_vecs = all_keys[order], np.concatenate([known_vecs, vecs])[order]
-        self._rows = (all_keys, all_vecs)
-        return all_vecs[np.searchsorted(all_keys, keys)]
+        if not hit.all():
+            new_keys, first = np.unique(keys[~hit], return_index=True)
+            texts, _ = compose_item_texts(items.iloc[np.flatnonzero(~hit)[first]])
+            all_keys = np.concatenate([known_keys, new_keys])
+            order = np.argsort(all_keys, kind="stable")
+            known_keys = all_keys[order]
+            known_texts = np.concatenate([known_texts, np.asarray(texts, dtype=object)])[order]
+            self._rows = (known_keys, known_texts)
+            pos = np.searchsorted(known_keys, keys)
+        return self._text_vectors(known_texts[pos].tolist())
 
     def _text_vectors(self, texts: list[str]) -> np.ndarray:
         """Vectors of composed ``texts``: memoised, preloaded by key, or encoded now."""
