@@ -16,9 +16,10 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || \
   "$VENV/bin/python" -m pip install -q -e ".[dev,serve]"
   touch "$stamp"
 fi
-# The serve extra (FastAPI, uvicorn, httpx) is installed with dev above, so `make test` always runs
-# the HTTP service's tests; this catches a venv made before the extra existed.
-if ! "$VENV/bin/python" -c "import fastapi, uvicorn, httpx" 2>/dev/null; then
+# The serve extra (FastAPI, uvicorn, httpx, httptools, uvloop) is installed with dev above, so
+# `make test` always runs the HTTP service's tests; this catches a venv made before the extra (or
+# its later members) existed.
+if ! "$VENV/bin/python" -c "import fastapi, uvicorn, httpx, httptools, uvloop" 2>/dev/null; then
   "$VENV/bin/python" -m pip install -q -e ".[dev,serve]"
 fi
 # Optional evaluation baselines (LightFM, implicit's ALS) and the Complete Journey dataset
