@@ -187,7 +187,9 @@ def embed_new_items(model: ColdStartModel, base: BaseTensors, base_emb: NodeEmbe
                         item_keys=stable_keys(ITEM, np.asarray(item_ids, dtype=object)),
                         item_text=torch.nn.functional.normalize(
                             item_x[:, :model.text_dim_], dim=-1),
-                        item_attrs=attrs, item_degree=torch.zeros(len(item_ids)))
+                        item_attrs=attrs, item_degree=torch.zeros(len(item_ids)),
+                        item_lex=None if model.lexical_ is None else
+                        model.lexical_.item_rows(new_graph.items.iloc[local]))
     return NodeEmbeddings(user=user, item=item,
                           user_ids=np.asarray(base_emb.user_ids, dtype=object)[user_rows],
                           item_ids=np.asarray(item_ids, dtype=object), pairs=pairs)

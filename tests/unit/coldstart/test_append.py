@@ -28,13 +28,13 @@ def _new_skus() -> pd.DataFrame:
     return canonical_items(pd.concat([new_items(), extra], ignore_index=True))
 
 
-@pytest.mark.parametrize("layers", [2, 3])
-def test_append_equals_transform_of_the_folded_graph(layers: int) -> None:
+@pytest.mark.parametrize(("layers", "lexical"), [(2, False), (3, False), (2, True)])
+def test_append_equals_transform_of_the_folded_graph(layers: int, lexical: bool) -> None:
     tables = shop_tables(with_new_items=False)
     tagged = tables.items["item_id"] == "shoe-0"  # so the model knows Item -> Attribute
     tables.items["segment"] = pd.Series(pd.NA, dtype="string").where(~tagged, "runner")
     base_graph = to_hetero_data(build_graph(tables))
-    model = small_model(num_layers=layers, epochs=2).fit(base_graph)
+    model = small_model(num_layers=layers, epochs=2, lexical_features=lexical).fit(base_graph)
     new = _new_skus()
     folded = to_hetero_data(build_graph(CatalogTables(
         items=pd.concat([tables.items, new], ignore_index=True), users=tables.users,
