@@ -2,7 +2,7 @@
 
 Why shards of users: every user is ranked on its own (``kgrec.ranking.candidates``), so the
 single-process job splits without changing any answer. The users (sorted graph ids) are cut into
-``shards`` contiguous shards; ``ray.data.range(shards).map_batches`` hands them to ``workers``
+``shards`` contiguous shards; ``ray.data.from_items`` + ``map_batches`` hands them to ``workers``
 actors. Each actor loads the saved model once (``Recommender.load`` from the model folder,
 against its own connection to the store: never a pickled model or driver), then runs the
 single-process job (:func:`kgrec.ranking.batch.write_candidates`: retrieval, CTR re-rank,
@@ -84,7 +84,7 @@ class ShardWriter:
 
         out: dict[str, list[Any]] = {"shard": [], "users": [], "rows": [], "edges": [],
                                      "seconds": []}
-        for shard in batch["id"].tolist():
+        for shard in batch["shard"].tolist():
             job, users = self.job, self.users[shard].tolist()
             explain = None if job.explain is None else \
                 Path(job.explain) / PART.format(shard, Path(job.explain).suffix or ".jsonl")
@@ -169,7 +169,10 @@ def ray_candidates(model_dir: str | Path, store: StoreSpec, *, k: int = 50,
                            k, shards, now_iso(), rerank_n, user_chunk, max_paths)
         with ray_session(address) as ray:
             ray.data.DataContext.get_current().enable_progress_bars = False
-            done = ray.data.range(shards, override_num_blocks=shards).map_batches(
+            # from_items: the shard list lives in the object store, so no read task has to
+            # wait for a CPU that the writer actors hold
+            done = ray.data.from_items([{"shard": i} for i in range(shards)],
+                                       override_num_blocks=shards).map_batches(
                 ShardWriter, fn_constructor_args=(job,), batch_size=1, concurrency=workers,
                 num_cpus=1).take_all()
         for name, tmp in staged.items():

@@ -173,5 +173,5 @@ def ray_train(store: StoreSpec, model_dir: str | Path, config: ModelConfig | Non
     import json
 
     version = str(json.loads((final / STATE_FILE).read_text())["model_version"])
-    return TrainRun(final, version, workers, list(result.metrics.get("history", [])),
+    return TrainRun(final, version, workers, list((result.metrics or {}).get("history", [])),
                     time.perf_counter() - start)

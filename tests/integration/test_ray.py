@@ -44,12 +44,13 @@ def test_candidates_on_ray_equal_single_process(ray_cluster: str, neo4j_store: N
     for name, value in neo4j_target.env().items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("KGREC_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
     write_graph(neo4j_store, build_graph(shop_tables()))
     model = tmp_path / "model"
     make_recommender(epochs=5, user_chunk=5).fit(neo4j_store).save(model)
+    Recommender.load(model, neo4j_store).write_candidates(
+        k=3, parquet=tmp_path / "one.parquet", explain_to=tmp_path / "one.jsonl")
     base = ["candidates", "--model-dir", str(model), "--store", "neo4j", "--k", "3"]
-    assert main([*base, "--to", f"parquet:{tmp_path / 'one.parquet'}",
-                 "--explain", str(tmp_path / "one.jsonl")]) == 0
     assert main([*base, "--to", f"parquet:{tmp_path / 'ray.parquet'}", "--to", "neo4j",
                  "--explain", str(tmp_path / "ray.jsonl"), "--ray", ray_cluster,
                  "--workers", "2", "--shards", "3"]) == 0
@@ -95,6 +96,7 @@ def test_train_on_ray_two_workers_reaches_single_process_quality(
         ray_cluster: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("KGREC_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
     store = EmbeddedGraphStore(tmp_path / "store")
     write_graph(store, build_graph(shop_tables()))
     base = ["train", "--store", f"embedded:{tmp_path / 'store'}", "--encoder", "hashing",
