@@ -19,9 +19,11 @@ or ``s3://`` / ``gs://`` URI.
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -129,8 +131,6 @@ def ray_train(store: StoreSpec, model_dir: str | Path, config: ModelConfig | Non
         ConfigError: fewer than 1 worker; Ray not installed or not reachable.
         ModelError: training failed on a worker (the worker's error is in the message).
     """
-    import time
-
     from ray.exceptions import RayError
     from ray.train import RunConfig, ScalingConfig, TrainingFailedError
     from ray.train.torch import TorchConfig, TorchTrainer
@@ -170,8 +170,6 @@ def ray_train(store: StoreSpec, model_dir: str | Path, config: ModelConfig | Non
                 shutil.rmtree(dest)
             shutil.move(str(entry), dest)
         shutil.move(str(staged / STATE_FILE), final / STATE_FILE)
-    import json
-
     version = str(json.loads((final / STATE_FILE).read_text())["model_version"])
     return TrainRun(final, version, workers, list((result.metrics or {}).get("history", [])),
                     time.perf_counter() - start)
