@@ -68,6 +68,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                    help="warm-start from this trained model (its settings, weights and text "
                         "vectors) and fine-tune on the store's grown graph; give --epochs")
     ray_args(p, "training (PyTorch DDP under Ray Train's TorchTrainer)")
+    p.add_argument("--ray-storage", metavar="PATH|URI",
+                   help="Ray Train checkpoint storage every node and this machine can reach "
+                        "(a shared folder, s3://...); default a local temporary folder")
     p.set_defaults(handler=_train)
 
 
@@ -85,7 +88,7 @@ def _train_on_ray(args: argparse.Namespace) -> int:
     print(f"model settings: {config.describe()}")
     run = ray_train(StoreSpec.from_environment(args.store), args.model_dir, config,
                     workers=args.workers, encoder=args.encoder, address=args.ray or None,
-                    threads=args.threads or 1)
+                    storage=args.ray_storage, threads=args.threads or 1)
     last = run.history[-1]["loss"] if run.history else float("nan")
     print(f"trained {len(run.history)} epochs on {run.workers} Ray workers in "
           f"{run.seconds:.1f}s; last loss {last:.4f}")

@@ -145,8 +145,8 @@ def ray_candidates(model_dir: str | Path, store: StoreSpec, *, k: int = 50,
         max_paths: Explanation paths per candidate.
 
     Raises:
-        ConfigError: nothing to write, fewer than 1 worker or shard, Ray not installed or not
-            reachable.
+        ConfigError: nothing to write, fewer than 1 worker or shard, a store that cannot be
+            opened (e.g. missing Neo4j settings), Ray not installed or not reachable.
         ModelError: the model folder is missing or unreadable (raised before Ray starts).
     """
     if parquet is None and target is None:
@@ -158,6 +158,9 @@ def ray_candidates(model_dir: str | Path, store: StoreSpec, *, k: int = 50,
         raise ConfigError(f"shards must be an integer >= 1, got {shards!r}")
     model_path = Path(model_dir).resolve()
     version = _model_version(model_path)
+    for spec in (store, target):  # settings errors here, not inside an actor (no I/O yet)
+        if spec is not None:
+            spec.close(spec.open())
     start = time.perf_counter()
     outputs = {name: Path(p).resolve() for name, p in (("parquet", parquet),
                                                         ("explain", explain_to)) if p is not None}

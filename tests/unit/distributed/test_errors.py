@@ -67,3 +67,13 @@ def test_train_init_from_with_ray_is_refused(tmp_path: Path,
                  "--init-from", str(tmp_path / "old"), "--ray", "127.0.0.1:1"])
     assert code == 1
     assert "--init-from is not supported with --ray" in capsys.readouterr().err
+
+
+def test_candidates_store_settings_fail_before_ray(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "recommender.json").write_text('{"model_version": "v"}')
+    monkeypatch.delenv("NEO4J_URI", raising=False)
+    with pytest.raises(ConfigError, match="set NEO4J_URI"):
+        ray_candidates(tmp_path / "model", StoreSpec.from_environment("neo4j"),
+                       parquet=tmp_path / "c")
