@@ -2,15 +2,21 @@
 with ``ray start --block`` as a process (group) the tests own, and stopped by pid at the end.
 
 Never ``ray stop``: it stops every Ray on the machine, someone else's included. Every port the
-nodes listen on is a free one picked here (Ray's fixed defaults, such as the client server's
+nodes listen on is a free one picked here (Ray's fixed defaults, such as the dashboard agent's
 52365, would collide with another cluster on the machine), and the temporary folder is a short
 private one under ``/tmp`` (Ray's Unix sockets live there; their paths must stay short).
+
+Ray's token authentication with a token of the cluster's own (:data:`CLUSTER_ENV`, also set in
+the tests' process by :func:`join`): nothing else on the machine can use the cluster, and a
+token another Ray left in ``~/.ray`` does not get in the way. Ray itself announces the node by
+the machine's outward IP; the nodes are started with ``--node-ip-address=127.0.0.1``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -20,6 +26,19 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pytest
+
+# A token of the cluster's own (Ray's token authentication), so that neither a token left in
+# ~/.ray (which a local `ray.init()` creates) nor another process on the machine gets in
+CLUSTER_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token",
+               "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+
+
+def join(mp: pytest.MonkeyPatch) -> None:
+    """Let this process's Ray connect to the cluster (its token, no usage statistics)."""
+    for name, value in CLUSTER_ENV.items():
+        mp.setenv(name, value)
 
 
 def free_port() -> int:
@@ -59,7 +78,7 @@ class RayCluster:
         ray_bin = str(Path(sys.executable).with_name("ray"))
         common = ["--num-cpus=1", f"--object-store-memory={object_store_mb * 2**20}",
                   "--disable-usage-stats", "--block"]
-        env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
+        env = dict(os.environ, **CLUSTER_ENV)
         try:
             cluster._spawn("head", [ray_bin, "start", "--head", "--node-ip-address=127.0.0.1",
                                     f"--port={port}", f"--temp-dir={temp}",
@@ -92,7 +111,8 @@ class RayCluster:
                                        f"{self.log_dir}/ray-*.log")
             try:
                 out = subprocess.run([sys.executable, "-c", probe, self.address],
-                                     capture_output=True, text=True, timeout=30)
+                                     capture_output=True, text=True, timeout=30,
+                                     env=dict(os.environ, **CLUSTER_ENV))
             except subprocess.TimeoutExpired:
                 continue
             if out.returncode == 0 and out.stdout.strip().splitlines()[-1:] == [str(nodes)]:
@@ -109,9 +129,10 @@ class RayCluster:
         for p in reversed(self.processes):
             if p.poll() is None:
                 os.killpg(p.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10  # Ray drains for up to 30 s; nothing here to drain
         for p in reversed(self.processes):
             try:
-                p.wait(timeout=30)
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait(timeout=10)

@@ -154,19 +154,21 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     Without the ``ray`` extra, or when the nodes do not come up, the tests FAIL under CI
     (``CI=true``) and are skipped, with the reason, on a developer machine.
     """
-    from tests.ray_cluster import RayCluster
+    from tests.ray_cluster import RayCluster, join
 
-    try:
-        import ray  # noqa: F401
-    except ImportError as e:
-        if IN_CI:
-            pytest.fail(f"Ray is required in CI (the `ray` extra) but missing: {e}")
-        pytest.skip(f"Ray is not installed (pip install 'kgrec[ray]'): {e}")
-    try:
-        cluster = RayCluster.start(tmp_path_factory.mktemp("ray-logs"))
-    except RuntimeError as e:
-        if IN_CI:
-            pytest.fail(f"the two-node Ray cluster did not start: {e}")
-        pytest.skip(f"the two-node Ray cluster did not start: {e}")
-    yield cluster.address
-    cluster.stop()
+    with pytest.MonkeyPatch.context() as mp:
+        join(mp)  # the cluster's token, for this process's Ray
+        try:
+            import ray  # noqa: F401
+        except ImportError as e:
+            if IN_CI:
+                pytest.fail(f"Ray is required in CI (the `ray` extra) but missing: {e}")
+            pytest.skip(f"Ray is not installed (pip install 'kgrec[ray]'): {e}")
+        try:
+            cluster = RayCluster.start(tmp_path_factory.mktemp("ray-logs"))
+        except RuntimeError as e:
+            if IN_CI:
+                pytest.fail(f"the two-node Ray cluster did not start: {e}")
+            pytest.skip(f"the two-node Ray cluster did not start: {e}")
+        yield cluster.address
+        cluster.stop()
