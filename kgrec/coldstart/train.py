@@ -18,6 +18,12 @@ graph goes through the GNN each step (fine up to a few million edges on CPU). Ea
 4. with pair features, refit the head's gate and wide part on the held-out sets: the held-out
    items, the warm validation pairs and the validation users with all their history hidden
    (new users), each with uniform negatives.
+
+Data-parallel hook (``kgrec.distributed``, Ray Train): inside :func:`data_parallel`, worker
+``rank`` of ``world`` trains on its share (``batch[rank::world]``) of every step's supervision
+batch, with edge dropout and negatives from a generator of its own, and ``grad_sync`` averages the
+gradients over workers after ``backward``, so every worker takes the same step. Every worker
+holds the whole graph and runs the whole GNN forward; only the supervision pairs are split.
 """
 
 from __future__ import annotations
@@ -26,7 +32,9 @@ import copy
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +59,32 @@ logger = logging.getLogger(__name__)
 Callback = Callable[[int, dict[str, float]], Any]
 # (message pairs (2, E), their times (E,)) -> the pair-feature inputs of that graph
 PairBuilder = Callable[[Tensor, Tensor], PairInputs]
+
+
+@dataclass(frozen=True)
+class DataParallel:
+    """This process's part in data-parallel training (see the module docstring).
+
+    ``grad_sync`` replaces each parameter's gradient by its mean over the ``world`` workers
+    (``torch.distributed.all_reduce``); parameters come in the same order on every worker.
+    """
+
+    rank: int
+    world: int
+    grad_sync: Callable[[list[Tensor]], None]
+
+
+_DATA_PARALLEL: ContextVar[DataParallel | None] = ContextVar("kgrec_data_parallel", default=None)
+
+
+@contextmanager
+def data_parallel(part: DataParallel) -> Iterator[None]:
+    """Every :func:`fit_loop` run inside this block (same thread) trains as ``part``."""
+    token = _DATA_PARALLEL.set(part)
+    try:
+        yield
+    finally:
+        _DATA_PARALLEL.reset(token)
 
 
 def _bce(logits: Tensor, labels: Tensor) -> Tensor:
@@ -265,6 +299,11 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
     opt = torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     history: list[dict[str, float]] = []
     best, best_state, bad = -math.inf, None, 0
+    # data parallel: ``gen`` (splits, held-out sets) stays the same on every worker, ``local``
+    # (dropout, negatives) differs per worker; one process: both are ``gen``, as before
+    dp = _DATA_PARALLEL.get()
+    local = gen if dp is None else torch.Generator().manual_seed(cfg.seed + 7919 * (dp.rank + 1))
+    params = [p for g in groups for p in g["params"]]
     bar = tqdm(range(cfg.epochs), disable=not show_progress, desc="coldstart fit")
     for epoch in bar:
         start = time.perf_counter()
@@ -274,24 +313,26 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
         msg_all, msg_time = train_pos[:, msg_idx], train_time[msg_idx]
         losses = []
         for batch in sup_idx.chunk(max(1, cfg.steps_per_epoch)):
+            if dp is not None and len(batch) >= dp.world:
+                batch = batch[dp.rank::dp.world]
             keep = drop_node_edges(msg_all, n_users, n_items, cfg.user_edge_dropout,
-                                   cfg.item_edge_dropout, gen)
+                                   cfg.item_edge_dropout, local)
             h = encoder(tensors.item_x, _drop_ids(tensors.shared_index, cfg.shared_id_dropout,
-                                                  gen),
+                                                  local),
                         n_users, with_interactions(tensors, msg_all[:, keep]))
             pos = train_pos[:, batch]
             n_neg = pos.shape[1] * cfg.neg_ratio
             users = [pos[0], pos[0].repeat(cfg.neg_ratio)]
-            negs = sampler.sample(n_neg, gen)
+            negs = sampler.sample(n_neg, local)
             msg_count = torch.bincount(msg_all[1, keep], minlength=n_items)
             if cfg.cold_matched_negatives:
                 edgeless = has_pos & (msg_count == 0)
-                negs = match_cold_negatives(negs, pos[1].repeat(cfg.neg_ratio), edgeless, gen)
+                negs = match_cold_negatives(negs, pos[1].repeat(cfg.neg_ratio), edgeless, local)
             items = [pos[1], negs]
             labels = [torch.ones(pos.shape[1]), torch.zeros(n_neg)]
             if imps.shape[1]:
                 take = torch.randint(imps.shape[1], (min(imps.shape[1], pos.shape[1]),),
-                                     generator=gen)
+                                     generator=local)
                 users.append(imps[0, take])
                 items.append(imps[1, take])
                 labels.append(torch.zeros(len(take)))
@@ -307,6 +348,8 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
             loss = loss + _bce(logit, y)
             opt.zero_grad()
             loss.backward()
+            if dp is not None:
+                dp.grad_sync(params)
             opt.step()
             losses.append(float(loss.detach()))
             del h, logit, tower, loss, u, i, y, feats  # freed before the next step allocates (RSS)

@@ -17,7 +17,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -50,19 +50,22 @@ def check_graph_name(graph: str) -> str:
     return graph
 
 
-def driver_from_env() -> neo4j.Driver:
+def driver_from_env(env: Mapping[str, str] | None = None) -> neo4j.Driver:
     """A driver from ``NEO4J_URI``, ``NEO4J_USER`` (default ``neo4j``) and ``NEO4J_PASSWORD``.
+
+    ``env``: where to read them (default ``os.environ``; a Ray worker gets the driver's).
 
     Raises:
         ConfigError: ``NEO4J_URI`` or ``NEO4J_PASSWORD`` is not set.
     """
-    uri = os.environ.get("NEO4J_URI")
-    password = os.environ.get("NEO4J_PASSWORD")
+    env = os.environ if env is None else env
+    uri = env.get("NEO4J_URI")
+    password = env.get("NEO4J_PASSWORD")
     if not uri or not password:
         raise ConfigError(
             "set NEO4J_URI (e.g. bolt://127.0.0.1:7687) and NEO4J_PASSWORD (and NEO4J_USER if "
             "not 'neo4j'); `kgrec neo4j start` runs a local server")
-    return neo4j.GraphDatabase.driver(uri, auth=(os.environ.get("NEO4J_USER", "neo4j"), password),
+    return neo4j.GraphDatabase.driver(uri, auth=(env.get("NEO4J_USER", "neo4j"), password),
                                       notifications_min_severity="OFF")
 
 
