@@ -47,6 +47,7 @@ from kgrec.graph.neo4j_store import DEFAULT_GRAPH, Neo4jGraphStore, check_graph_
 from kgrec.graph.pseudonym import Pseudonymizer
 from kgrec.graph.readers import RawCatalog
 from kgrec.graph.schema import NODE_SPECS, REL_SPECS, NodeLabel, RelType
+from kgrec.graph.tables import CatalogTables
 from kgrec.graph.validate import validate_catalog
 
 logger = logging.getLogger(__name__)
@@ -215,8 +216,26 @@ def ingest_offline(raw: RawCatalog, server: Neo4jServer, pseudonymizer: Pseudony
     result = validate_catalog(raw, known_item_ids=pd.Series([], dtype="string"),
                               default_event=default_event,
                               allow_profile_columns=allow_profile_columns)
-    frames = build_graph(pseudonymize_tables(result.tables, pseudonymizer))
+    report = ingest_tables_offline(result.tables, server, pseudonymizer, graph=graph,
+                                   database=database)
+    return finish_report(report, result, pseudonymizer, rejects_path, start)
+
+
+def ingest_tables_offline(tables: CatalogTables, server: Neo4jServer,
+                          pseudonymizer: Pseudonymizer, *, graph: str = DEFAULT_GRAPH,
+                          database: str = "neo4j") -> IngestReport:
+    """:func:`kgrec.graph.ingest.ingest_tables` through :func:`import_offline` (validated
+    tables: pseudonymise, build the graph, import it, record the key fingerprint).
+
+    Raises:
+        StoreError: the database is not empty, or the importer refused the files.
+        Neo4jServerError: ``server`` is not running, or did not start again.
+    """
+    start = time.perf_counter()
+    frames = build_graph(pseudonymize_tables(tables, pseudonymizer))
     written = import_offline(server, frames, graph=graph, database=database,
                              key_fingerprint=pseudonymizer.fingerprint())
-    report = IngestReport(written=written)
-    return finish_report(report, result, pseudonymizer, rejects_path, start)
+    return IngestReport(
+        accepted={"items": len(tables.items), "users": len(tables.users),
+                  "interactions": len(tables.interactions), "triples": len(tables.triples)},
+        written=written, seconds=time.perf_counter() - start)
