@@ -10,6 +10,7 @@ the target (>= 20,000 rows/s for the 1M-interaction shop), and checks each load'
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import time
 
@@ -34,6 +35,8 @@ def load_line(name: str, rows: int, seconds: float) -> str:
 
 
 def main() -> None:
+    logging.basicConfig(format="  %(message)s")
+    logging.getLogger("kgrec.graph.neo4j_import").setLevel(logging.INFO)
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--interactions", type=int, nargs="+", default=[1_050_000])
     parser.add_argument("--workers", type=int, default=2)
@@ -43,7 +46,8 @@ def main() -> None:
                         help="also the one-batch-at-a-time MERGE path (workers=1, no CREATE)")
     args = parser.parse_args()
     for n in args.interactions:
-        users, items = max(60_000, n // 17), max(20_000, n // 50)
+        users = max(60_000, round(60_000 * n / 1_050_000))  # 60k x 20k at 1.05M, as
+        items = max(20_000, round(20_000 * n / 1_050_000))  # in benchmarks/ingest.py
         tables = generate_catalog(n_users=users, n_items=items, n_interactions=n,
                                   n_new_items=0, n_new_users=0, seed=0).tables
         rows = len(tables.items) + len(tables.users) + len(tables.interactions)

