@@ -33,6 +33,7 @@ MIN_TOKEN_CHARS = 16
 ENV_MODEL_DIR, ENV_STORE = "KGREC_SERVE_MODEL_DIR", "KGREC_SERVE_STORE"
 ENV_THREADS, ENV_MAX_BODY = "KGREC_SERVE_THREADS", "KGREC_SERVE_MAX_BODY_BYTES"
 ENV_NO_AUTH, ENV_BATCH = "KGREC_SERVE_NO_AUTH", "KGREC_SERVE_BATCH_WINDOW_MS"
+ENV_RERANK = "KGREC_SERVE_RERANK_N"
 
 
 def is_loopback(host: str) -> bool:
@@ -70,10 +71,11 @@ def check_auth(token: str | None, no_auth: bool, host: str) -> str | None:
     return token
 
 
-def model_loader(model_dir: str, store: str) -> Any:
+def model_loader(model_dir: str, store: str, rerank_n: int | None = None) -> Any:
     """A function that opens ``store`` and loads ``model_dir`` fully (called on every reload,
     so a reload also sees the store's current graph), including the graph tensors new SKUs are
-    appended to, so the first ``/rank-new-items`` after a (re)load is not the slow one."""
+    appended to, so the first ``/rank-new-items`` after a (re)load is not the slow one.
+    ``rerank_n``: overrides the saved ``Recommender.rerank_n`` (None keeps it)."""
 
     def load() -> Recommender:
         from kgrec.graph.open import open_store
@@ -82,6 +84,8 @@ def model_loader(model_dir: str, store: str) -> Any:
 
         graph, pseudonymizer = open_store(store)
         rec = Recommender.load(model_dir, graph, pseudonymizer=pseudonymizer)
+        if rerank_n is not None:
+            rec.set_params(rerank_n=rerank_n)
         warm_new_items(rec)
         return rec
 
@@ -112,7 +116,8 @@ def single_malloc_arena() -> bool:
 
 
 def build_app(model_dir: str, store: str, *, token: str | None, threads: int,
-              max_body_bytes: int, batch_window_ms: float | None = 2.0) -> FastAPI:
+              max_body_bytes: int, batch_window_ms: float | None = 2.0,
+              rerank_n: int | None = None) -> FastAPI:
     """Set torch's threads and one malloc arena, load the model and build the app (raises the
     loader's errors). ``batch_window_ms``: micro-batching of ``/recommend`` (None: off)."""
     import torch
@@ -121,7 +126,7 @@ def build_app(model_dir: str, store: str, *, token: str | None, threads: int,
 
     single_malloc_arena()
     torch.set_num_threads(threads)
-    holder = ModelHolder(model_loader(model_dir, store))
+    holder = ModelHolder(model_loader(model_dir, store, rerank_n))
     app = create_app(holder, token=token, max_body_bytes=max_body_bytes,
                      batch_window_s=None if batch_window_ms is None else batch_window_ms / 1000)
     app.state.holder = holder
@@ -135,6 +140,7 @@ def app_from_env() -> FastAPI:
     window = os.environ.get(ENV_BATCH, "2")
     return build_app(os.environ[ENV_MODEL_DIR], os.environ[ENV_STORE], token=token,
                      threads=int(os.environ.get(ENV_THREADS, "1")),
+                     rerank_n=int(os.environ[ENV_RERANK]) if os.environ.get(ENV_RERANK) else None,
                      max_body_bytes=int(os.environ[ENV_MAX_BODY]),
                      batch_window_ms=None if window == "off" else float(window))
 
@@ -156,6 +162,10 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
                    help="how long a /recommend request waits for concurrent ones to be scored "
                         "with it in one call (default %(default)s; 0: no wait, still batching "
                         "requests that queued meanwhile)")
+    p.add_argument("--rerank-n", type=int, default=None,
+                   help="items the CTR head re-ranks per user after dot-product retrieval "
+                        "(default: the model's, 2000; fewer is faster and may rank worse, "
+                        "benchmarks/SERVE.md)")
     p.add_argument("--no-batching", action="store_true",
                    help="score every /recommend request on its own")
     p.add_argument("--no-auth", action="store_true",
@@ -186,13 +196,15 @@ def _serve(args: argparse.Namespace) -> int:
                            ENV_THREADS: str(args.threads),
                            ENV_MAX_BODY: str(args.max_body_bytes),
                            ENV_BATCH: "off" if args.no_batching else str(args.batch_window_ms),
-                           ENV_NO_AUTH: "1" if token is None else "0"})
+                           ENV_NO_AUTH: "1" if token is None else "0",
+                           ENV_RERANK: "" if args.rerank_n is None else str(args.rerank_n)})
         uvicorn.run("kgrec.cli.serve:app_from_env", factory=True, workers=args.workers,
                     **common)
         return 0
     app = build_app(args.model_dir, args.store, token=token, threads=args.threads,
                     max_body_bytes=args.max_body_bytes,
-                    batch_window_ms=None if args.no_batching else args.batch_window_ms)
+                    batch_window_ms=None if args.no_batching else args.batch_window_ms,
+                    rerank_n=args.rerank_n)
     holder = app.state.holder
 
     def reload_in_background(signum: int, frame: object) -> None:

@@ -66,6 +66,7 @@ logger = logging.getLogger(__name__)
 _NOT_FITTED = ("This Recommender is not fitted yet: call rec.fit(store_or_graph) or "
                "Recommender.load(path, store_or_graph) first")
 SAVED_PARAMS: tuple[str, ...] = ("rerank_n", "user_chunk", "explain_history", "retrieval")
+DEFAULT_RERANK_N = 2000
 
 
 class Recommender(Params):
@@ -78,7 +79,10 @@ class Recommender(Params):
             graph ids).
         text_encoder: Item text encoder passed to the model; default None (the BERT encoder).
         rerank_n: Items retrieved per user by dot product before the CTR head re-ranks them,
-            default 200; ``None`` re-ranks every candidate (exact, slower).
+            default 2000 (so a catalogue of up to 2,000 candidates is ranked by the full head,
+            as ``kgrec evaluate`` measures it; with 200, MovieLens validation lost 10% of warm
+            and 13% of new-user Recall@20 against the full head, benchmarks/EVALUATION.md);
+            ``None`` re-ranks every candidate (exact, slower).
         user_chunk: Users scored per block (bounds memory), default 1024.
         explain_history: Most recent interactions per user that explanation paths start from,
             default 50.
@@ -96,7 +100,7 @@ class Recommender(Params):
 
     def __init__(self, config: ModelConfig | None = None, *,
                  pseudonymizer: Pseudonymizer | None = None,
-                 text_encoder: TextEncoder | None = None, rerank_n: int | None = 200,
+                 text_encoder: TextEncoder | None = None, rerank_n: int | None = DEFAULT_RERANK_N,
                  user_chunk: int = 1024, explain_history: int = 50,
                  retrieval: str = "exact", device: str = "cpu",
                  num_threads: int | None = None, show_progress: bool = False,
