@@ -20,7 +20,7 @@ def store_arg(p: argparse.ArgumentParser, default: str = "embedded:.kgrec/store"
 # Settings of ModelConfig that the CLI exposes; unset flags keep the one set of defaults.
 MODEL_FLAGS: tuple[tuple[str, type], ...] = (
     ("epochs", int), ("steps_per_epoch", int), ("hidden_dim", int), ("lr", float),
-    ("patience", int))
+    ("patience", int), ("batch_mode", str), ("batch_size", int), ("fanout", int))
 
 
 def model_args(p: argparse.ArgumentParser, seed: bool = True) -> None:

@@ -100,7 +100,7 @@ class ModelConfig:
         batch_size: Mini-batch: most supervision positives per step, default 4,096 (an epoch
             takes ``max(steps_per_epoch, ceil(supervision positives / batch_size))`` steps).
         fanout: Mini-batch: in-neighbours sampled per node, edge type and hop (all of them
-            when a node has no more), default 20.
+            when a node has no more), default 10.
     """
 
     hidden_dim: int = 64
@@ -137,7 +137,7 @@ class ModelConfig:
     seed: int = 0
     batch_mode: str = "auto"
     batch_size: int = 4096
-    fanout: int = 20
+    fanout: int = 10
 
     def mini_batch(self, n_pos: int) -> bool:
         """Whether a graph with ``n_pos`` positive pairs trains mini-batch (``batch_mode``)."""
