@@ -102,3 +102,10 @@ def test_configs_saved_before_these_settings_still_load() -> None:
     old = {k: v for k, v in ModelConfig().to_dict().items()
            if k not in ("batch_mode", "batch_size", "fanout")}
     assert ModelConfig.from_dict(old) == ModelConfig()
+
+
+def test_cli_batch_modes_are_the_configs() -> None:
+    from kgrec.cli._common import BATCH_MODES as CLI_MODES
+    from kgrec.coldstart.config import BATCH_MODES
+
+    assert CLI_MODES == BATCH_MODES
