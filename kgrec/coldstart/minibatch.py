@@ -157,17 +157,10 @@ class NeighbourSampler:
                 found.setdefault(t, []).append(frontier[t])
         nodes = {t: torch.unique(torch.cat(found[t])) if t in found
                  else torch.zeros(0, dtype=torch.long) for t in self.num_nodes}
-        glob = {et: torch.cat(v, dim=1) if v else torch.zeros((2, 0), dtype=torch.long)
-                for et, v in picked.items()}
-        # a user's items arrive as rev edges, an item's users as forward ones: message passing
-        # and the text-match mean read both, so the two directions carry the same set
-        both = torch.cat([glob[INTERACTED], glob[REV_INTERACTED].flip(0)], dim=1)
-        glob[INTERACTED] = _dedupe(both, self.num_nodes[ITEM])
-        glob[REV_INTERACTED] = glob[INTERACTED].flip(0)
         local = {}
-        for et, e in glob.items():
-            if et not in (INTERACTED, REV_INTERACTED):
-                e = _dedupe(e, self.num_nodes[et[2]])
+        for et, parts in picked.items():
+            e = _dedupe(torch.cat(parts, dim=1), self.num_nodes[et[2]]) if parts \
+                else torch.zeros((2, 0), dtype=torch.long)
             local[et] = torch.stack([torch.searchsorted(nodes[et[0]], e[0]),
                                      torch.searchsorted(nodes[et[2]], e[1])])
         return nodes, local
@@ -273,8 +266,9 @@ def minibatch_losses(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, t
         if cfg.shared_id_dropout > 0:
             shared = {t: torch.where(torch.rand(len(v), generator=gen) < cfg.shared_id_dropout,
                                      0, v) for t, v in shared.items()}
-        h = encoder(tensors.item_x[nodes[ITEM]], shared, len(nodes[USER]),
-                    {et: edges[et] for et in edges})
+        # a user's items are its sampled in-neighbours (rev edges): its mean text vector too
+        h = encoder(tensors.item_x[nodes[ITEM]], shared, len(nodes[USER]), edges,
+                    text_edges=edges[REV_INTERACTED].flip(0))
         u_loc = torch.searchsorted(nodes[USER], u)
         i_loc = torch.searchsorted(nodes[ITEM], i)
         feats = None

@@ -131,7 +131,11 @@ class HeteroGNN(nn.Module):
         return x
 
     def forward(self, item_x: Tensor, shared_index: dict[str, Tensor], num_users: int,
-                edges: dict[EdgeType, Tensor]) -> dict[str, Tensor]:
+                edges: dict[EdgeType, Tensor],
+                text_edges: Tensor | None = None) -> dict[str, Tensor]:
+        """States of every node; ``text_edges``: the User->Item pairs of the users' mean text
+        vectors when not ``edges[INTERACTED]`` (a sampled subgraph: a user's items are the
+        sampled in-neighbours of the user, the reverse edges)."""
         h = self.inputs(item_x, shared_index, num_users)
         edge_dict = {et: edges[et] for et in self.edge_types}
         if self.conv_name == "sage":
@@ -146,7 +150,7 @@ class HeteroGNN(nn.Module):
             h = {t: (h[t] + nn.functional.dropout(torch.relu(out[t]), self.dropout,
                                                    self.training)
                      if t in out and out[t] is not None else h[t]) for t in h}
-        return self.finish(h, item_x, edges[INTERACTED])
+        return self.finish(h, item_x, edges[INTERACTED] if text_edges is None else text_edges)
 
     def finish(self, h: dict[str, Tensor], item_x: Tensor, inter: Tensor) -> dict[str, Tensor]:
         """The last layer's states -> outputs: LayerNorm per type, then the text-match columns

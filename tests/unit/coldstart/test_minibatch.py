@@ -26,9 +26,11 @@ def test_sampler_takes_every_neighbour_under_the_fanout() -> None:
     # 2 hops from user 0: its items 0, 1, then item 1's other buyer, user 1
     assert nodes[USER].tolist() == [0, 1]
     assert nodes[ITEM].tolist() == [0, 1]
-    pairs = {(int(nodes[USER][u]), int(nodes[ITEM][i])) for u, i in sub[INTERACTED].T}
-    assert pairs == {(0, 0), (0, 1), (1, 1)}
-    assert torch.equal(sub[REV_INTERACTED], sub[INTERACTED].flip(0))
+    # hop 1 (into user 0): its items; hop 2 (into items 0, 1): their buyers
+    rev = {(int(nodes[ITEM][i]), int(nodes[USER][u])) for i, u in sub[REV_INTERACTED].T}
+    assert rev == {(0, 0), (1, 0)}
+    fwd = {(int(nodes[USER][u]), int(nodes[ITEM][i])) for u, i in sub[INTERACTED].T}
+    assert fwd == {(0, 0), (0, 1), (1, 1)}
 
 
 def test_sampler_caps_each_node_at_the_fanout() -> None:
