@@ -8,7 +8,13 @@ import torch
 from kgrec.coldstart import ModelConfig
 from kgrec.coldstart.config import MINI_BATCH_ABOVE
 from kgrec.coldstart.features import INTERACTED, ITEM, REV_INTERACTED, USER, graph_tensors
-from kgrec.coldstart.minibatch import NeighbourSampler, NodeDropout, encode_graph, hashed_uniform
+from kgrec.coldstart.minibatch import (
+    NeighbourSampler,
+    NodeDropout,
+    encode_graph,
+    hashed_uniform,
+    step_pair_inputs,
+)
 from kgrec.graph.export import ExportedGraph
 from tests.shops import MUGS, RUNNERS, SHOES, small_model
 
@@ -111,3 +117,32 @@ def test_cli_batch_modes_are_the_configs() -> None:
     from kgrec.coldstart.config import BATCH_MODES
 
     assert CLI_MODES == BATCH_MODES
+
+
+class _AllDropped(NodeDropout):
+    """Drops exactly the given users and items (a known answer instead of hashed draws)."""
+
+    def __init__(self, users: list[int], items: list[int]) -> None:
+        self.ids = {USER: torch.tensor(users, dtype=torch.long),
+                    ITEM: torch.tensor(items, dtype=torch.long)}
+
+    def dropped(self, node_type: str, idx: torch.Tensor) -> torch.Tensor:
+        return torch.isin(idx, self.ids[node_type])
+
+
+def test_step_pair_inputs_hide_the_dropped_nodes(graph: ExportedGraph) -> None:
+    model = small_model(epochs=1).fit(graph)
+    t = graph_tensors(graph, edge_types=model.edge_types_, vocabs=model.vocabs_,
+                      text=model.text_, price=model.price_)
+    inputs = model._pair_inputs(graph, t, t.pos, t.pos_time)
+    assert inputs is not None
+    users = torch.unique(t.pos[0])[:3]
+    first_item = int(inputs.hist_idx[inputs.hist_ptr[users[1]]])
+    items = torch.unique(t.pos[1])
+    items = items[items != first_item][:4]
+    drop = _AllDropped(users=[int(users[0])], items=[first_item, int(items[0])])
+    step = step_pair_inputs(inputs, users, items, drop, user_share=0.0)
+    assert int(step.hist_ptr[1]) == 0  # the dropped user has no history
+    assert first_item not in step.hist_idx.tolist()  # nobody's history keeps a dropped item
+    assert float(step.item_degree[0]) == 0.0  # a dropped item looks edgeless
+    torch.testing.assert_close(step.item_degree[1:], inputs.item_degree[items[1:]])
