@@ -78,3 +78,24 @@ def neo4j_driver() -> Iterator[tuple[object, str]]:
         finally:
             driver.close()
             server.stop()
+
+
+@contextmanager
+def private_neo4j(heap_mb: int = 1024, page_cache_mb: int = 512) -> Iterator[object]:
+    """A throwaway private Neo4j server (a ``Neo4jServer``, running) in a temporary folder: the
+    only kind the offline importer may load, as it replaces a whole database."""
+    import socket
+
+    from kgrec.graph.neo4j_server import Neo4jServer
+
+    with tempfile.TemporaryDirectory() as home:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        server = Neo4jServer(home=Path(home), port=port, heap_mb=heap_mb,
+                             page_cache_mb=page_cache_mb, password_env=None)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()

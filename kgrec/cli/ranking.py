@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from kgrec.cli._common import Commands, model_args, model_overrides, store_arg
+from kgrec.cli._common import Commands, model_args, model_overrides, ray_args, store_arg
 
 
 def _model_dir(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -67,7 +67,33 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init-from", metavar="MODEL_DIR",
                    help="warm-start from this trained model (its settings, weights and text "
                         "vectors) and fine-tune on the store's grown graph; give --epochs")
+    ray_args(p, "training (PyTorch DDP under Ray Train's TorchTrainer)")
+    p.add_argument("--ray-storage", metavar="PATH|URI",
+                   help="Ray Train checkpoint storage every node and this machine can reach "
+                        "(a shared folder, s3://...); default a local temporary folder")
     p.set_defaults(handler=_train)
+
+
+def _train_on_ray(args: argparse.Namespace) -> int:
+    from kgrec.coldstart import ModelConfig
+    from kgrec.distributed import StoreSpec, ray_train
+    from kgrec.errors import ConfigError
+    from kgrec.graph.open import open_store
+
+    if args.init_from:
+        raise ConfigError("--init-from is not supported with --ray; fine-tune without --ray")
+    store, _ = open_store(args.store)  # the pseudonym key is checked here, once
+    getattr(getattr(store, "driver", None), "close", lambda: None)()
+    config = ModelConfig().replace(**model_overrides(args))
+    print(f"model settings: {config.describe()}")
+    run = ray_train(StoreSpec.from_environment(args.store), args.model_dir, config,
+                    workers=args.workers, encoder=args.encoder, address=args.ray or None,
+                    storage=args.ray_storage, threads=args.threads or 1)
+    last = run.history[-1]["loss"] if run.history else float("nan")
+    print(f"trained {len(run.history)} epochs on {run.workers} Ray workers in "
+          f"{run.seconds:.1f}s; last loss {last:.4f}")
+    print(f"model {run.model_version} saved to {run.model_dir}")
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -76,6 +102,8 @@ def _train(args: argparse.Namespace) -> int:
     from kgrec.graph.open import open_store
     from kgrec.ranking.recommender import Recommender
 
+    if args.ray is not None:
+        return _train_on_ray(args)
     store, pseudonymizer = open_store(args.store)
     model_dir = Path(args.model_dir)
     init = None
@@ -195,29 +223,60 @@ def _candidates_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rerank-n", type=int, default=None,
                    help="items retrieved per user before re-ranking (default: the model's)")
     p.add_argument("--user-chunk", type=int, default=None, help="users per block/transaction")
+    ray_args(p, "the job over user shards with Ray Data (parquet:PATH and --explain are then "
+                "folders of part-NNNNN files, one per shard)")
+    p.add_argument("--shards", type=int, default=None,
+                   help="user shards with --ray (default: --workers)")
     p.set_defaults(handler=_candidates)
 
 
-def _candidates(args: argparse.Namespace) -> int:
+def _targets(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """(the Parquet path, the store spec to write CANDIDATE edges to) of the --to options."""
     from kgrec.errors import ConfigError
+
+    parquet = target = None
+    for to in args.to:
+        if to.startswith("parquet:"):
+            parquet = to.partition(":")[2]
+        elif to == "store":
+            target = args.store
+        elif to == "neo4j" or to.startswith(("neo4j:", "neo4j/")):
+            target = to
+        else:
+            raise ConfigError(f"unknown --to {to!r}; use parquet:PATH, neo4j or store")
+    return parquet, target
+
+
+def _candidates_on_ray(args: argparse.Namespace) -> int:
+    from kgrec.distributed import StoreSpec, ray_candidates
     from kgrec.graph.open import open_store
 
+    parquet, target = _targets(args)
+    for spec in dict.fromkeys(s for s in (args.store, target) if s is not None):
+        store, _ = open_store(spec)  # the pseudonym key is checked here, once
+        getattr(getattr(store, "driver", None), "close", lambda: None)()
+    source = StoreSpec.from_environment(args.store)
+    run = ray_candidates(args.model_dir, source, k=args.k, parquet=parquet,
+                         target=None if target is None else StoreSpec.from_environment(target),
+                         explain_to=args.explain, workers=args.workers, shards=args.shards,
+                         address=args.ray or None, rerank_n=args.rerank_n,
+                         user_chunk=args.user_chunk)
+    print(run.summary())
+    return 0
+
+
+def _candidates(args: argparse.Namespace) -> int:
+    from kgrec.graph.open import open_store
+
+    if args.ray is not None:
+        return _candidates_on_ray(args)
+    parquet, spec = _targets(args)
     rec, store = _load(args)
     if args.rerank_n is not None:
         rec.rerank_n = args.rerank_n
     if args.user_chunk is not None:
         rec.user_chunk = args.user_chunk
-    parquet = None
-    target = None
-    for to in args.to:
-        if to.startswith("parquet:"):
-            parquet = to.partition(":")[2]
-        elif to == "store":
-            target = store
-        elif to == "neo4j" or to.startswith(("neo4j:", "neo4j/")):
-            target = store if args.store == to else open_store(to)[0]
-        else:
-            raise ConfigError(f"unknown --to {to!r}; use parquet:PATH, neo4j or store")
+    target = None if spec is None else store if spec == args.store else open_store(spec)[0]
     run = rec.write_candidates(k=args.k, parquet=parquet, store=target, explain_to=args.explain,
                                show_progress=True)
     print(run.summary())

@@ -32,7 +32,7 @@ MIN_TOKEN_CHARS = 16
 # settings handed to uvicorn's worker processes (--workers > 1) through the environment
 ENV_MODEL_DIR, ENV_STORE = "KGREC_SERVE_MODEL_DIR", "KGREC_SERVE_STORE"
 ENV_THREADS, ENV_MAX_BODY = "KGREC_SERVE_THREADS", "KGREC_SERVE_MAX_BODY_BYTES"
-ENV_NO_AUTH = "KGREC_SERVE_NO_AUTH"
+ENV_NO_AUTH, ENV_BATCH = "KGREC_SERVE_NO_AUTH", "KGREC_SERVE_BATCH_WINDOW_MS"
 
 
 def is_loopback(host: str) -> bool:
@@ -72,14 +72,18 @@ def check_auth(token: str | None, no_auth: bool, host: str) -> str | None:
 
 def model_loader(model_dir: str, store: str) -> Any:
     """A function that opens ``store`` and loads ``model_dir`` fully (called on every reload,
-    so a reload also sees the store's current graph)."""
+    so a reload also sees the store's current graph), including the graph tensors new SKUs are
+    appended to, so the first ``/rank-new-items`` after a (re)load is not the slow one."""
 
     def load() -> Recommender:
         from kgrec.graph.open import open_store
+        from kgrec.ranking.foldin import warm_new_items
         from kgrec.ranking.recommender import Recommender
 
         graph, pseudonymizer = open_store(store)
-        return Recommender.load(model_dir, graph, pseudonymizer=pseudonymizer)
+        rec = Recommender.load(model_dir, graph, pseudonymizer=pseudonymizer)
+        warm_new_items(rec)
+        return rec
 
     return load
 
@@ -108,9 +112,9 @@ def single_malloc_arena() -> bool:
 
 
 def build_app(model_dir: str, store: str, *, token: str | None, threads: int,
-              max_body_bytes: int) -> FastAPI:
+              max_body_bytes: int, batch_window_ms: float | None = 2.0) -> FastAPI:
     """Set torch's threads and one malloc arena, load the model and build the app (raises the
-    loader's errors)."""
+    loader's errors). ``batch_window_ms``: micro-batching of ``/recommend`` (None: off)."""
     import torch
 
     from kgrec.cli.serve_app import ModelHolder, create_app
@@ -118,7 +122,8 @@ def build_app(model_dir: str, store: str, *, token: str | None, threads: int,
     single_malloc_arena()
     torch.set_num_threads(threads)
     holder = ModelHolder(model_loader(model_dir, store))
-    app = create_app(holder, token=token, max_body_bytes=max_body_bytes)
+    app = create_app(holder, token=token, max_body_bytes=max_body_bytes,
+                     batch_window_s=None if batch_window_ms is None else batch_window_ms / 1000)
     app.state.holder = holder
     return app
 
@@ -127,9 +132,11 @@ def app_from_env() -> FastAPI:
     """uvicorn's factory for worker processes (``--workers > 1``): settings from the
     environment the parent set, the token from ``KGREC_SERVE_TOKEN``."""
     token = None if os.environ.get(ENV_NO_AUTH) == "1" else os.environ.get(TOKEN_ENV)
+    window = os.environ.get(ENV_BATCH, "2")
     return build_app(os.environ[ENV_MODEL_DIR], os.environ[ENV_STORE], token=token,
                      threads=int(os.environ.get(ENV_THREADS, "1")),
-                     max_body_bytes=int(os.environ[ENV_MAX_BODY]))
+                     max_body_bytes=int(os.environ[ENV_MAX_BODY]),
+                     batch_window_ms=None if window == "off" else float(window))
 
 
 def _serve_args(p: argparse.ArgumentParser) -> None:
@@ -145,6 +152,12 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
                         "threads instead)")
     p.add_argument("--max-body-bytes", type=int, default=4 * 1024 * 1024,
                    help="largest request body (default %(default)s)")
+    p.add_argument("--batch-window-ms", type=float, default=2.0,
+                   help="how long a /recommend request waits for concurrent ones to be scored "
+                        "with it in one call (default %(default)s; 0: no wait, still batching "
+                        "requests that queued meanwhile)")
+    p.add_argument("--no-batching", action="store_true",
+                   help="score every /recommend request on its own")
     p.add_argument("--no-auth", action="store_true",
                    help=f"serve without a token (127.0.0.1 only); default: {TOKEN_ENV} is "
                         "required")
@@ -159,6 +172,11 @@ def _serve(args: argparse.Namespace) -> int:
 
         raise ConfigError("kgrec serve needs the serve extra: pip install 'kgrec[serve]'") from e
     token = check_auth(os.environ.get(TOKEN_ENV), args.no_auth, args.host)
+    if not args.batch_window_ms >= 0:
+        from kgrec.errors import ConfigError
+
+        raise ConfigError(f"--batch-window-ms must be >= 0 (got {args.batch_window_ms}); use "
+                          "--no-batching to score every request on its own")
     # kgrec's own INFO lines (reloads, access lines without query strings) are wanted here
     logging.getLogger("kgrec.serve").setLevel(logging.INFO)
     common: dict[str, Any] = dict(host=args.host, port=args.port, access_log=False,
@@ -167,12 +185,14 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ.update({ENV_MODEL_DIR: args.model_dir, ENV_STORE: args.store,
                            ENV_THREADS: str(args.threads),
                            ENV_MAX_BODY: str(args.max_body_bytes),
+                           ENV_BATCH: "off" if args.no_batching else str(args.batch_window_ms),
                            ENV_NO_AUTH: "1" if token is None else "0"})
         uvicorn.run("kgrec.cli.serve:app_from_env", factory=True, workers=args.workers,
                     **common)
         return 0
     app = build_app(args.model_dir, args.store, token=token, threads=args.threads,
-                    max_body_bytes=args.max_body_bytes)
+                    max_body_bytes=args.max_body_bytes,
+                    batch_window_ms=None if args.no_batching else args.batch_window_ms)
     holder = app.state.holder
 
     def reload_in_background(signum: int, frame: object) -> None:

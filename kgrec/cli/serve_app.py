@@ -8,6 +8,8 @@ Why it looks like this:
 - **Sync endpoints.** Scoring is CPU-bound torch/numpy that releases the GIL in its kernels;
   FastAPI runs ``def`` endpoints in its thread pool, which keeps the event loop free to accept
   connections. Torch uses the thread count set once at start (``kgrec serve --threads``).
+  ``/recommend`` is the exception: concurrent requests are micro-batched into one scoring call
+  (:mod:`kgrec.cli.serve_batch`; same answers as one by one), scored in a pool thread.
 - **Same errors as the Python API.** A ``KgrecError`` becomes ``{"error": type, "message":
   str(e)}`` with a 4xx status (:data:`STATUS`); a bad body is a 422 naming the field. Input
   never produces a 500.
@@ -23,7 +25,7 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -33,10 +35,12 @@ import pandas as pd
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kgrec._version import __version__
+from kgrec.cli.serve_batch import DEFAULT_WINDOW_S, RecommendBatcher
 from kgrec.cli.serve_schemas import (
     ErrorBody,
     ExplainRequest,
@@ -192,8 +196,40 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
+class AccessLog:
+    """ASGI middleware: one access line per request (method, path, status, duration).
+
+    The path only: query strings (``GET /explain``) carry raw user ids. Plain ASGI rather than
+    ``@app.middleware("http")``, whose request/response wrapping (Starlette's
+    ``BaseHTTPMiddleware``) is a measurable share of a few-millisecond request.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            access_log.info("%s %s %d %.1fms", scope["method"], scope["path"], status,
+                            1000 * (time.perf_counter() - start))
+
+
 def create_app(holder: ModelHolder, *, token: str | None,
-               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+               batch_window_s: float | None = DEFAULT_WINDOW_S) -> FastAPI:
     """The service over ``holder``'s model.
 
     Args:
@@ -201,11 +237,17 @@ def create_app(holder: ModelHolder, *, token: str | None,
         token: Bearer token every endpoint but ``/health`` and the docs requires; None turns
             auth off (``kgrec serve --no-auth``, loopback only).
         max_body_bytes: Largest request body accepted.
+        batch_window_s: How long a ``/recommend`` request waits for others to be scored with
+            (:class:`~kgrec.cli.serve_batch.RecommendBatcher`), default 2 ms; None scores each
+            request on its own.
     """
     app = FastAPI(title="kgrec", version=__version__,
                   description="Knowledge-graph cold-start recommendations over one loaded "
                               "model. Errors are `{\"error\": type, \"message\": text}`.")
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(AccessLog)
+    batcher = None if batch_window_s is None else RecommendBatcher(batch_window_s)
+    app.state.batcher = batcher
     expected = token.encode() if token else None
     errors: dict[int | str, dict[str, Any]] = {
         s: {"model": ErrorBody} for s in (401, 404, 413, 422)}
@@ -219,16 +261,6 @@ def create_app(holder: ModelHolder, *, token: str | None,
             raise _Unauthorized
 
     auth = [Depends(authorized)]
-
-    @app.middleware("http")
-    async def log_access(request: Request,
-                         call_next: Callable[[Request], Awaitable[Any]]) -> Any:
-        start = time.perf_counter()
-        response = await call_next(request)
-        # the path only: query strings (GET /explain) carry raw user ids
-        access_log.info("%s %s %d %.1fms", request.method, request.url.path,
-                        response.status_code, 1000 * (time.perf_counter() - start))
-        return response
 
     @app.exception_handler(_Unauthorized)
     async def _unauthorized(request: Request, exc: _Unauthorized) -> JSONResponse:
@@ -284,11 +316,17 @@ def create_app(holder: ModelHolder, *, token: str | None,
 
     @app.post("/recommend", response_model=RecommendResponse, dependencies=auth,
               responses=errors, tags=["recommend"])
-    def recommend(body: RecommendRequest) -> RecommendResponse:
+    async def recommend(body: RecommendRequest) -> RecommendResponse:
         """Top-k items per known user (``Recommender.recommend``)."""
         cur = holder.current
-        ids, scores = cur.rec.recommend(body.user_ids, k=body.k, candidates=body.candidates,
-                                        exclude_seen=body.exclude_seen)
+        if batcher is None:
+            ids, scores = await run_in_threadpool(
+                cur.rec.recommend, body.user_ids, k=body.k, candidates=body.candidates,
+                exclude_seen=body.exclude_seen)
+        else:
+            ids, scores = await batcher.recommend(cur.rec, body.user_ids, k=body.k,
+                                                  candidates=body.candidates,
+                                                  exclude_seen=body.exclude_seen)
         return RecommendResponse(model_version=cur.version, results=[
             UserItems(user_id=u, items=_scored(ids[n], scores[n]))
             for n, u in enumerate(body.user_ids)])

@@ -59,6 +59,10 @@ class ModelConfig:
             Item`` on the graph being scored; :mod:`kgrec.coldstart.cooc`), default False: on
             the validation splits of round 5 it did not earn its place on every dataset
             (benchmarks/EVALUATION.md).
+        lexical_features: With ``pair_features``, add the mean and max TF-IDF cosine between
+            the candidate's text and the user's history items' texts (scikit-learn's
+            ``TfidfVectorizer``, vocabulary and IDF fitted on the training catalogue and saved;
+            :mod:`kgrec.encoders.lexical`), default False.
         use_price: Standardised log-price among the item inputs, default True.
         use_related: Use RELATED (knowledge-graph) edges, default True.
 
@@ -112,6 +116,7 @@ class ModelConfig:
     pair_features: bool = True
     max_history: int = 256
     cooc_features: bool = False
+    lexical_features: bool = False
     use_price: bool = True
     use_related: bool = True
     epochs: int = 60

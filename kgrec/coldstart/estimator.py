@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 from torch import Tensor
 
@@ -65,9 +66,11 @@ from kgrec.coldstart.pairs import (
 )
 from kgrec.coldstart.persistence import (
     check_encoder,
-    load_dir,
+    read_model,
+    restore_sizes,
     restore_state,
     save_model,
+    saved_config,
     warm_start,
 )
 from kgrec.coldstart.sampling import carve_cold_items, carve_validation
@@ -75,9 +78,10 @@ from kgrec.coldstart.train import Callback, fit_loop, pair_logits
 from kgrec.encoders import (
     CachedTextEncoder,
     EmbeddingCache,
-    encoder_for_identity,
+    compose_item_texts,
     make_text_encoder,
 )
+from kgrec.encoders.lexical import LexicalEncoder
 from kgrec.encoders.text import TextEncoder
 from kgrec.errors import ModelError, NotFittedError
 from kgrec.graph.export import ExportedGraph
@@ -115,6 +119,7 @@ class ColdStartModel(Params):
     # fitted state read across methods (declared for type checkers)
     vocabs_: dict[str, IdVocab]
     encoder_identity_: dict[str, Any]
+    lexical_: LexicalEncoder | None  # TF-IDF of item texts (config lexical_features)
 
     def __init__(self, config: ModelConfig | None = None, *,
                  text_encoder: TextEncoder | None = None, device: str = "cpu",
@@ -170,7 +175,8 @@ class ColdStartModel(Params):
         self.pair_profile_types_ = [et for et in edge_types
                                     if et[0] == USER and et[2] in SHARED_TYPES]
         names = feature_names(self.pair_attr_types_, bool(self.pair_profile_types_),
-                              cfg.cooc_features) if cfg.pair_features else []
+                              cfg.cooc_features, cfg.lexical_features) if cfg.pair_features \
+            else []
         self.head_ = CTRHead(cfg.hidden_dim, text_dim=text_dim if cfg.text_match else 0,
                              n_pair=len(names),
                              gate_columns=gate_columns(names) if names else None
@@ -178,16 +184,20 @@ class ColdStartModel(Params):
 
     def _pair_inputs(self, graph: ExportedGraph, tensors: GraphTensors, pairs: Tensor,
                      times: Tensor, tables: ItemTables | None = None,
-                     keys: dict[str, Tensor] | None = None) -> PairInputs | None:
+                     keys: dict[str, Tensor] | None = None,
+                     lex: sp.csr_matrix | None = None) -> PairInputs | None:
         """Pair-feature inputs of ``tensors`` (built from ``graph``) with history ``pairs``;
-        None for a model without pair features. ``tables``/``keys``: :func:`item_tables` and
-        :func:`graph_keys` of the same graph, when the caller already has them."""
+        None for a model without pair features. ``tables``/``keys``/``lex``:
+        :func:`item_tables`, :func:`graph_keys` and TF-IDF rows of the same graph, when the
+        caller already has them."""
         if not self.head_.n_pair:
             return None
         keys = keys if keys is not None else graph_keys(graph)
+        if lex is None and self.lexical_ is not None:
+            lex = self.lexical_.item_rows(graph.items)
         return build_pair_inputs(tensors, pairs, self.pair_attr_types_, keys, self.text_dim_,
                                  self.config_.max_history, times, self.pair_profile_types_,
-                                 tables, cooc=self.config_.cooc_features)
+                                 tables, cooc=self.config_.cooc_features, lex=lex)
 
     # -- fitting --------------------------------------------------------------------------
     def fit(self, graph: ExportedGraph, *, callback: Callback | None = None,
@@ -219,6 +229,8 @@ class ColdStartModel(Params):
             check_encoder(init_from.encoder_identity_, encoder.identity(), "init_from")
             self.text_.preload(*init_from.text_.snapshot())
         self.encoder_identity_ = encoder.identity()
+        self.lexical_ = LexicalEncoder().fit(compose_item_texts(graph.items)[0]) \
+            if cfg.pair_features and cfg.lexical_features and len(graph.items) else None
         self.vocabs_ = {t: IdVocab(graph.node_ids.get(t, np.empty(0, dtype=object)))
                         for t in SHARED_TYPES}
         prices = pd.to_numeric(graph.items["price"], errors="coerce").to_numpy(np.float64) \
@@ -244,11 +256,12 @@ class ColdStartModel(Params):
                     "%d items", len(train_idx), len(val_idx), len(cold_idx),
                     tensors.num_nodes[USER], tensors.num_nodes[ITEM])
         keys = graph_keys(graph)  # once per fit: hashing ids every step is not free
-        tables = item_tables(tensors, self.pair_attr_types_, keys, self.text_dim_) \
+        lex = None if self.lexical_ is None else self.lexical_.item_rows(graph.items)
+        tables = item_tables(tensors, self.pair_attr_types_, keys, self.text_dim_, lex) \
             if self.head_.n_pair else None  # item x item lookups while the catalogue is small
 
         def pair_builder(pairs: Tensor, times: Tensor) -> PairInputs:
-            inputs = self._pair_inputs(graph, tensors, pairs, times, tables=tables, keys=keys)
+            inputs = self._pair_inputs(graph, tensors, pairs, times, tables, keys, lex)
             assert inputs is not None
             return inputs
 
@@ -283,12 +296,13 @@ class ColdStartModel(Params):
             logit_fn_on, tensors.pos, tensors.pos_time, train_idx, val_idx, cold_idx, n_users,
             n_items, m, gen)
 
-    def _calibrated(self, logits: np.ndarray, emb: NodeEmbeddings, u: Tensor,
-                    i: Tensor) -> np.ndarray:
+    def _calibrated(self, logits: np.ndarray, emb: NodeEmbeddings, u: Tensor, i: Tensor,
+                    scope: Tensor | None = None) -> np.ndarray:
         """Probabilities of ``logits`` ``(len(u), len(i))`` or ``(n,)`` (then ``u``, ``i`` are
-        the pairs), each user by the calibration of its regime (new user or warm)."""
+        the pairs) by regime (:func:`calibrated_by_regime`; ``scope``: every item of the
+        call, default ``i``)."""
         return calibrated_by_regime(self.calibrator_, getattr(self, "regime_calibrators_", {}),
-                                    logits, emb.pairs, u, i)
+                                    logits, emb.pairs, u, i, scope)
 
     # -- inference ------------------------------------------------------------------------
     def transform(self, graph: ExportedGraph, *, user_ids: Sequence[str] | None = None,
@@ -434,7 +448,7 @@ class ColdStartModel(Params):
                         pairs, u[r0:r0 + rows], i[c0:c0 + cols]).double()
                     logit = head.logit_matrix(hu, hi, feats).numpy()
                     out[r0:r0 + len(hu), c0:c0 + len(hi)] = self._calibrated(
-                        logit, emb, u[r0:r0 + rows], i[c0:c0 + cols])
+                        logit, emb, u[r0:r0 + rows], i[c0:c0 + cols], scope=i)
         return out
 
     def retrieval_vectors(self, emb: NodeEmbeddings) -> tuple[np.ndarray, np.ndarray]:
@@ -491,22 +505,12 @@ class ColdStartModel(Params):
             IncompatibleModelError: saved by another kgrec major.minor, or the text encoder's
                 identity differs from the saved one (the message names both).
         """
-        config, vocab, weights = load_dir(path)
-        saved = config["encoder_identity"]
-        if text_encoder is None:
-            text_encoder = encoder_for_identity(saved, device=device, num_threads=num_threads)
-        check_encoder(saved, text_encoder.identity(), path)
-        settings = dict(config.get("config") or config.get("params") or {})
-        settings.setdefault("pair_features", False)  # saved before the wide part existed
-        settings.setdefault("cooc_features", False)  # saved before co-occurrence features
-        model = cls(ModelConfig.from_dict(settings), text_encoder=text_encoder, device=device,
+        config, vocab, weights, text_encoder = read_model(path, text_encoder, device, num_threads)
+        model = cls(saved_config(config), text_encoder=text_encoder, device=device,
                     num_threads=num_threads, cache_dir=cache_dir)
         model.config_ = model.settings.validate()
         model.text_ = TextFeaturizer(model._resolve_encoder(), show_progress=False)
-        model.vocabs_ = {t: IdVocab(vocab.get(t, [])) for t in SHARED_TYPES}
-        model.price_ = PriceScaler(**config["price"]) if config["price"] else None
-        model.edge_types_ = [(et[0], et[1], et[2]) for et in config["edge_types"]]
-        model.text_dim_ = int(config["text_dim"])
+        restore_sizes(model, config, vocab)
         model._build_modules(model.text_dim_, model.edge_types_)
-        restore_state(model, config, weights, path)
+        restore_state(model, config, vocab, weights, path)
         return model

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from kgrec.encoders import compose_item_texts
 from kgrec.encoders.cache import text_keys
+from kgrec.encoders.compose import TEXT_COLUMNS
 from kgrec.encoders.text import TextEncoder
 from kgrec.graph.export import ExportedGraph
 from kgrec.graph.schema import NodeLabel, RelType
@@ -108,6 +109,9 @@ class TextFeaturizer:
         self.show_progress = show_progress
         self._memo: dict[str, np.ndarray] = {}
         self._preloaded: dict[bytes, np.ndarray] = {}
+        # composed rows: sorted row keys (row_keys) and their texts (the memo's own strings)
+        self._rows: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.uint64),
+                                                     np.zeros(0, dtype=object))
         self.n_encoded = 0  # texts this featurizer has sent to the encoder
 
     def __repr__(self) -> str:
@@ -127,8 +131,33 @@ class TextFeaturizer:
         return text_keys(texts), vectors.astype(np.float32)
 
     def item_vectors(self, items: pd.DataFrame) -> np.ndarray:
-        """Text vectors of ``items`` rows (``compose_item_texts``), shape ``(n, dim)``."""
-        texts, _ = compose_item_texts(items) if len(items) else ([], None)
+        """Text vectors of ``items`` rows (``compose_item_texts``), shape ``(n, dim)``.
+
+        Rows seen before are not composed again: composing (cleaning every field with regular
+        expressions) was most of a ``transform`` of a grown graph, which holds the same rows
+        plus a few new ones. Rows are recognised by a 64-bit hash of their text columns
+        (:func:`row_keys`; a collision is astronomically unlikely), so only new or changed
+        rows are composed, and only texts not seen before are encoded.
+        """
+        if not len(items):
+            return np.zeros((0, self.encoder.dim), dtype=np.float32)
+        keys = row_keys(items)
+        known_keys, known_texts = self._rows   # one read: another thread may replace it
+        pos = np.searchsorted(known_keys, keys).clip(max=max(len(known_keys) - 1, 0))
+        hit = known_keys[pos] == keys if len(known_keys) else np.zeros(len(keys), bool)
+        if not hit.all():
+            new_keys, first = np.unique(keys[~hit], return_index=True)
+            texts, _ = compose_item_texts(items.iloc[np.flatnonzero(~hit)[first]])
+            all_keys = np.concatenate([known_keys, new_keys])
+            order = np.argsort(all_keys, kind="stable")
+            known_keys = all_keys[order]
+            known_texts = np.concatenate([known_texts, np.asarray(texts, dtype=object)])[order]
+            self._rows = (known_keys, known_texts)
+            pos = np.searchsorted(known_keys, keys)
+        return self._text_vectors(known_texts[pos].tolist())
+
+    def _text_vectors(self, texts: list[str]) -> np.ndarray:
+        """Vectors of composed ``texts``: memoised, preloaded by key, or encoded now."""
         new = sorted({t for t in texts if t not in self._memo})
         if new and self._preloaded:
             for text, key in zip(new, text_keys(new).tolist(), strict=True):
@@ -144,6 +173,15 @@ class TextFeaturizer:
         if not texts:
             return np.zeros((0, self.encoder.dim), dtype=np.float32)
         return np.stack([self._memo[t] for t in texts]).astype(np.float32)
+
+
+def row_keys(items: pd.DataFrame) -> np.ndarray:
+    """A ``uint64`` hash per row of the columns ``compose_item_texts`` reads (an absent
+    column hashes as missing values, as composing treats it)."""
+    cols = {c: (items[c].astype(object) if c in items.columns else
+                pd.Series(None, index=items.index, dtype=object)) for c in TEXT_COLUMNS}
+    frame = pd.DataFrame(cols).astype(object).where(lambda f: f.notna(), None)
+    return pd.util.hash_pandas_object(frame, index=False).to_numpy(np.uint64)
 
 
 @dataclass

@@ -116,8 +116,16 @@ def induced_subgraph(tensors: GraphTensors, keep: dict[str, Tensor]) -> GraphTen
 
 @contextlib.contextmanager
 def torch_threads(n: int | None) -> Iterator[None]:
-    """Temporarily use ``n`` torch CPU threads (None: leave torch's setting); restored after."""
-    if n is None:
+    """Use ``n`` torch CPU threads inside (None: leave torch's setting); restored after.
+
+    Concurrency (the service runs requests in parallel threads): with torch's OpenMP backend
+    the count is per thread (``omp_set_num_threads`` sets the calling thread's count), plus one
+    process-wide default that threads pick up the first time they use torch. So this saves and
+    restores the *calling* thread's count, and touches nothing when the count is already ``n``:
+    a request thread then never changes another's count nor, in the usual case, the default a
+    new pool thread starts from (measured; ``tests/unit/coldstart/test_inference.py``).
+    """
+    if n is None or torch.get_num_threads() == int(n):
         yield
         return
     before = torch.get_num_threads()

@@ -45,7 +45,7 @@ from kgrec.coldstart.heads import CTRHead
 from kgrec.coldstart.model import HeteroGNN, to_torch_csr_tensor
 from kgrec.coldstart.pairs import PairInputs, csr_expand, pair_features
 from kgrec.coldstart.sampling import NegativeSampler
-from kgrec.coldstart.steps import draw_pairs, pair_loss
+from kgrec.coldstart.steps import draw_pairs, pair_loss, shard_batch
 
 INFERENCE_CHUNK = 1 << 16  # destination nodes per chunk in layer-wise inference
 _COLD_TRIES = 16  # candidates per matched cold negative (rejection sampling)
@@ -251,10 +251,13 @@ def epoch_steps(n_sup: int, cfg: ModelConfig) -> int:
 
 def minibatch_losses(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_pos: Tensor,
                      sup_idx: Tensor, epoch: MiniBatchEpoch, cfg: ModelConfig,
-                     neg_sampler: NegativeSampler, gen: torch.Generator) -> Iterator[Tensor]:
+                     neg_sampler: NegativeSampler, gen: torch.Generator,
+                     shard: tuple[int, int] | None = None) -> Iterator[Tensor]:
     """One epoch's step losses (the caller steps the optimiser after each), each on its pairs'
-    sampled neighbourhoods; the same pairs and loss as full batch (:mod:`.steps`)."""
+    sampled neighbourhoods; the same pairs and loss as full batch (:mod:`.steps`).
+    ``shard`` ``(rank, world)``: this worker's share of each batch (data parallel)."""
     for batch in sup_idx.chunk(epoch_steps(len(sup_idx), cfg)):
+        batch = shard_batch(batch, shard)
         drop = NodeDropout(cfg.user_edge_dropout, cfg.item_edge_dropout, gen)
         recast = partial(epoch.matched_cold, drop=drop, gen=gen) \
             if cfg.cold_matched_negatives else None

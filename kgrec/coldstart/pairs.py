@@ -20,7 +20,11 @@ carry, computed exactly from the graph (no learned parts, no gradients):
 * ``item_log_degree``: ``log1p`` of the candidate's interactions / 10 (a popularity prior, the
   only signal for a user nothing is known about);
 * ``item_has_history``: 1 when the candidate has interactions itself (a warm item), so the
-  part can weigh the content match differently for cold items.
+  part can weigh the content match differently for cold items;
+* ``lex_mean``, ``lex_max`` (with lexical vectors, :mod:`kgrec.encoders.lexical`): the mean and
+  largest TF-IDF cosine between the candidate's text and the history items' texts -- the
+  exact-word match a sentence encoder blurs;
+* ``cooc_mean``, ``cooc_max`` (optional, :mod:`kgrec.coldstart.cooc`): item co-occurrence.
 
 History = the user's interaction (message) edges in the graph being scored, at most
 ``max_history`` most recent per user, minus the candidate item itself: the features describe
@@ -39,11 +43,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 from torch import Tensor
 
 from kgrec.coldstart.cooc import CoocTable, cooc_table, pair_key
 from kgrec.coldstart.features import ITEM, SHARED_TYPES, USER, EdgeType, GraphTensors
+from kgrec.encoders.lexical import row_dots
 from kgrec.graph.export import ExportedGraph
 
 MAX_ATTR_SLOTS = 8
@@ -53,11 +59,13 @@ _TABLE_BUDGET = 1 << 26  # most item x item cells precomputed (256 MB of float32
 
 
 def feature_names(attr_types: Sequence[EdgeType], profile: bool = False,
-                  cooc: bool = False) -> list[str]:
+                  cooc: bool = False, lexical: bool = False) -> list[str]:
     """Column names of the features for a model with these Item->attribute relations (and
-    User->attribute relations when ``profile``; co-occurrence features when ``cooc``)."""
+    User->attribute relations when ``profile``; co-occurrence features when ``cooc``; TF-IDF
+    cosines when ``lexical``)."""
     return ["text_mean", "text_max", *[f"share_{et[1]}" for et in attr_types],
             *(["peer_share"] if profile else []), *(["cooc_mean", "cooc_max"] if cooc else []),
+            *(["lex_mean", "lex_max"] if lexical else []),
             "item_log_degree", "has_history", "item_has_history"]
 
 
@@ -115,14 +123,16 @@ class ItemTables:
 
     sim: Tensor
     overlaps: list[Tensor]
+    lex: Tensor | None = None  # TF-IDF cosines, with lexical vectors
 
 
 def item_tables(tensors: GraphTensors, attr_types: Sequence[EdgeType],
-                node_keys: dict[str, Tensor], text_dim: int) -> ItemTables | None:
-    """:class:`ItemTables` of ``tensors``' items, or None when they would exceed
-    ``_TABLE_BUDGET`` cells (then features are computed per pair)."""
+                node_keys: dict[str, Tensor], text_dim: int,
+                lex: sp.csr_matrix | None = None) -> ItemTables | None:
+    """:class:`ItemTables` of ``tensors``' items (``lex``: their TF-IDF rows), or None when
+    they would exceed ``_TABLE_BUDGET`` cells (then features are computed per pair)."""
     n = tensors.num_nodes[ITEM]
-    if n == 0 or n * n * (1 + len(attr_types)) > _TABLE_BUDGET:
+    if n == 0 or n * n * (1 + len(attr_types) + (lex is not None)) > _TABLE_BUDGET:
         return None
     text = torch.nn.functional.normalize(tensors.item_x[:, :text_dim], dim=-1)
     overlaps = []
@@ -136,7 +146,8 @@ def item_tables(tensors: GraphTensors, attr_types: Sequence[EdgeType],
         onehot[rows[valid], col[valid]] = 1.0
         shared = onehot @ onehot.T  # (h, c): keys the two items share
         overlaps.append(shared / valid.sum(1).clamp(min=1).to(torch.float32)[None, :])
-    return ItemTables(sim=text @ text.T, overlaps=overlaps)
+    lex_table = None if lex is None else torch.from_numpy((lex @ lex.T).toarray())
+    return ItemTables(sim=text @ text.T, overlaps=overlaps, lex=lex_table)
 
 
 def _pad(blocks: Sequence[Tensor]) -> list[Tensor]:
@@ -170,10 +181,13 @@ class PairInputs:
     peer_vals: Tensor | None = None
     tables: ItemTables | None = None  # only while pool rows == item rows (build_pair_inputs)
     cooc: CoocTable | None = None  # item co-occurrence of the history graph (cooc.py)
+    item_lex: sp.csr_matrix | None = None  # TF-IDF rows of the items (encoders.lexical)
+    pool_lex: sp.csr_matrix | None = None  # ... and of the history pool
 
     @property
     def n_features(self) -> int:
-        return 5 + len(self.item_attrs) + (self.profile is not None) + 2 * (self.cooc is not None)
+        return (5 + len(self.item_attrs) + (self.profile is not None)
+                + 2 * (self.cooc is not None) + 2 * (self.item_lex is not None))
 
     def _users_part(self, other: PairInputs
                     ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
@@ -197,11 +211,13 @@ class PairInputs:
         pool_attrs = self.pool_attrs if same_pool else [
             torch.cat(_pad([a, b])) for a, b in zip(self.pool_attrs, other.pool_attrs,
                                                     strict=True)]
+        pool_lex = self.pool_lex if same_pool or self.pool_lex is None or \
+            other.pool_lex is None else sp.vstack([self.pool_lex, other.pool_lex], format="csr")
         return PairInputs(self.item_keys, self.item_text, self.item_attrs, self.item_degree,
                           torch.cat([self.hist_ptr, other.hist_ptr[1:] + self.hist_ptr[-1]]),
                           torch.cat([self.hist_idx, other.hist_idx + offset]),
                           pool_keys, pool_text, pool_attrs, *self._users_part(other),
-                          cooc=other.cooc)
+                          cooc=other.cooc, item_lex=self.item_lex, pool_lex=pool_lex)
 
     def with_items(self, other: PairInputs) -> PairInputs:
         """These items followed by ``other``'s (users stay this object's)."""
@@ -213,16 +229,20 @@ class PairInputs:
                           torch.cat([self.item_degree, other.item_degree]),
                           self.hist_ptr, self.hist_idx, self.pool_keys, self.pool_text,
                           self.pool_attrs, self.profile, self.peer_keys, self.peer_vals,
-                          cooc=self.cooc)
+                          cooc=self.cooc,
+                          item_lex=None if self.item_lex is None or other.item_lex is None
+                          else sp.vstack([self.item_lex, other.item_lex], format="csr"),
+                          pool_lex=self.pool_lex)
 
     def select(self, users: Tensor | None = None, items: Tensor | None = None) -> PairInputs:
         """The rows ``users`` / ``items`` (``None``: all), sharing the pool."""
         item_keys, item_text, item_attrs = self.item_keys, self.item_text, self.item_attrs
-        item_degree = self.item_degree
+        item_degree, item_lex = self.item_degree, self.item_lex
         if items is not None:
             item_keys, item_text = item_keys[items], item_text[items]
             item_degree = item_degree[items]
             item_attrs = [a[items] for a in item_attrs]
+            item_lex = None if item_lex is None else item_lex[items.numpy()]
         ptr, idx, profile = self.hist_ptr, self.hist_idx, self.profile
         if users is not None:
             profile = None if profile is None else profile[users]
@@ -232,7 +252,8 @@ class PairInputs:
             idx = idx[flat]
         return PairInputs(item_keys, item_text, item_attrs, item_degree, ptr, idx, self.pool_keys,
                           self.pool_text, self.pool_attrs, profile, self.peer_keys,
-                          self.peer_vals, cooc=self.cooc)
+                          self.peer_vals, cooc=self.cooc, item_lex=item_lex,
+                          pool_lex=self.pool_lex)
 
 
 def build_pair_inputs(tensors: GraphTensors, msg_pairs: Tensor, attr_types: Sequence[EdgeType],
@@ -240,7 +261,8 @@ def build_pair_inputs(tensors: GraphTensors, msg_pairs: Tensor, attr_types: Sequ
                       max_history: int = DEFAULT_MAX_HISTORY,
                       pair_time: Tensor | None = None,
                       profile_types: Sequence[EdgeType] = (),
-                      tables: ItemTables | None = None, cooc: bool = False) -> PairInputs:
+                      tables: ItemTables | None = None, cooc: bool = False,
+                      lex: sp.csr_matrix | None = None) -> PairInputs:
     """Pair inputs of every user and item of ``tensors``; history = ``msg_pairs`` ``(2, E)``.
 
     ``node_keys``: stable keys (:func:`stable_keys`) of the Item nodes and of the attribute
@@ -250,7 +272,8 @@ def build_pair_inputs(tensors: GraphTensors, msg_pairs: Tensor, attr_types: Sequ
     With ``pair_time`` ``(E,)`` the ``max_history`` most recent pairs of each user are kept,
     else the first ones in ``msg_pairs`` order. ``tables``: :func:`item_tables` of the same
     ``tensors`` (computed once per graph, reused by every call). ``cooc``: add the item
-    co-occurrence table of the history graph (:mod:`kgrec.coldstart.cooc`).
+    co-occurrence table of the history graph (:mod:`kgrec.coldstart.cooc`). ``lex``: TF-IDF
+    rows of the items (:mod:`kgrec.encoders.lexical`), for the ``lex_*`` features.
     """
     n_users, n_items = tensors.num_nodes[USER], tensors.num_nodes[ITEM]
     text = torch.nn.functional.normalize(tensors.item_x[:, :text_dim], dim=-1)
@@ -275,7 +298,8 @@ def build_pair_inputs(tensors: GraphTensors, msg_pairs: Tensor, attr_types: Sequ
         else (None, None, None))
     return PairInputs(keys, text, attrs, degree, ptr, items, keys, text, attrs, profile,
                       peer_keys, peer_vals, tables,
-                      cooc=cooc_table(ptr, items, keys) if cooc else None)
+                      cooc=cooc_table(ptr, items, keys) if cooc else None,
+                      item_lex=lex, pool_lex=lex)
 
 
 def _peer_table(tensors: GraphTensors, profile_types: Sequence[EdgeType],
@@ -338,19 +362,21 @@ def _overlap(hist_keys: Tensor, cand_keys: Tensor) -> Tensor:
 
 
 def _finish(sums: Tensor, top: Tensor, deg: Tensor, degree: Tensor,
-            peer: Tensor | None, cooc_top: Tensor | None = None) -> Tensor:
-    """Feature columns from per-pair sums ``(..., 1 + n_attr [+ 1 co-occurrence])``, max text
-    cosine, history size, peer share, max co-occurrence and the candidate's log1p(degree)."""
+            peer: Tensor | None, extra_tops: Sequence[Tensor] = ()) -> Tensor:
+    """Feature columns from per-pair sums ``(..., 1 + n_attr + len(extra_tops))``, max text
+    cosine, history size, peer share, the maxima of the extra similarities (co-occurrence,
+    then TF-IDF, as present; their sums are the last columns) and the candidate's degree."""
     has = deg > 0
     mean = sums / deg.clamp(min=1).unsqueeze(-1)
     zero = torch.zeros(())
-    n_share = sums.shape[-1] - 1 - (cooc_top is not None)
+    n_share = sums.shape[-1] - 1 - len(extra_tops)
     cols = [mean[..., :1], torch.where(has, top, zero).unsqueeze(-1),
             mean[..., 1:1 + n_share]]
     if peer is not None:
         cols.append(peer.expand_as(deg).unsqueeze(-1))
-    if cooc_top is not None:
-        cols += [mean[..., -1:], torch.where(has, cooc_top, zero).unsqueeze(-1)]
+    for j, extra in enumerate(extra_tops):
+        col = 1 + n_share + j
+        cols += [mean[..., col:col + 1], torch.where(has, extra, zero).unsqueeze(-1)]
     degree = degree.expand_as(deg).unsqueeze(-1)
     cols += [degree / LOG_DEGREE_SCALE, has.to(torch.float32).unsqueeze(-1),
              (degree > 0).to(torch.float32)]
@@ -364,9 +390,11 @@ def pair_features(inp: PairInputs, users: Tensor, items: Tensor) -> Tensor:
     pool = inp.hist_idx[flat]
     width = inp.pool_text.shape[1] + sum(a.shape[1] ** 2 for a in inp.item_attrs)
     step = max(1, _EXPANDED_BUDGET // max(width, 1))
-    sums = torch.zeros((n, 1 + len(inp.item_attrs) + (inp.cooc is not None)))
+    lexical = inp.item_lex is not None and inp.pool_lex is not None
+    sums = torch.zeros((n, 1 + len(inp.item_attrs) + (inp.cooc is not None) + lexical))
     top = torch.full((n,), -torch.inf)
     cooc_top = None if inp.cooc is None else torch.zeros(n)
+    lex_top = torch.zeros(n) if lexical else None
     deg = torch.zeros(n)
     for s in range(0, len(rows), step):
         r, p = rows[s:s + step], pool[s:s + step]
@@ -385,12 +413,18 @@ def pair_features(inp: PairInputs, users: Tensor, items: Tensor) -> Tensor:
             co = inp.cooc.lookup(inp.pool_keys[p], inp.item_keys[c])
             cooc_top.scatter_reduce_(0, r, co, "amax")
             parts.append(co)
+        if lex_top is not None:
+            lex = inp.tables.lex[p, c] if inp.tables is not None and inp.tables.lex is not None \
+                else torch.from_numpy(row_dots(inp.pool_lex, p.numpy(), inp.item_lex, c.numpy()))
+            lex_top.scatter_reduce_(0, r, lex, "amax")
+            parts.append(lex)
         top.scatter_reduce_(0, r, sim, "amax")
         deg.index_add_(0, r, torch.ones(len(r)))
         sums.index_add_(0, r, torch.stack(parts, dim=1))
     peer = None if inp.profile is None else _peer_share(inp, inp.profile[users],
                                                          inp.item_keys[items])
-    return _finish(sums, top, deg, inp.item_degree[items], peer, cooc_top)
+    return _finish(sums, top, deg, inp.item_degree[items], peer,
+                   [t for t in (cooc_top, lex_top) if t is not None])
 
 
 def pair_feature_matrix(inp: PairInputs, users: Tensor, items: Tensor) -> Tensor:
@@ -421,6 +455,9 @@ def _feature_block(inp: PairInputs, users: Tensor, items: Tensor, slots: int) ->
     out = torch.zeros((n_u, n_c, inp.n_features))
     cand_keys, cand_text = inp.item_keys[items], inp.item_text[items]
     cand_attrs = [a[items] for a in inp.item_attrs]
+    cand_lex = None if inp.item_lex is None or inp.pool_lex is None else \
+        sp.csr_matrix(inp.item_lex[items.numpy()].T)
+    n_extra = (inp.cooc is not None) + (cand_lex is not None)
     count = inp.hist_ptr[users + 1] - inp.hist_ptr[users]
     budget = max(1, _EXPANDED_BUDGET // (n_c * slots))
     k_profile = 1 if inp.profile is None else inp.profile.shape[1]
@@ -445,18 +482,25 @@ def _feature_block(inp: PairInputs, users: Tensor, items: Tensor, slots: int) ->
             for pa, ca in zip(inp.pool_attrs, cand_attrs, strict=True):
                 ov = _overlap(pa[pool][:, None, :], ca[None, :, :]) * other
                 sums.append(torch.zeros(shape).index_add_(0, rows, ov))
-            cooc_top = None
+            extra_sims = []
             if inp.cooc is not None:
-                co = inp.cooc.lookup(inp.pool_keys[pool][:, None], cand_keys[None, :]) * other
-                sums.append(torch.zeros(shape).index_add_(0, rows, co))
-                cooc_top = torch.zeros(shape).scatter_reduce_(
-                    0, rows[:, None].expand(-1, n_c), co, "amax")
+                extra_sims.append(
+                    inp.cooc.lookup(inp.pool_keys[pool][:, None], cand_keys[None, :]) * other)
+            if cand_lex is not None:
+                assert inp.pool_lex is not None
+                lex = (inp.pool_lex[pool.numpy()] @ cand_lex).toarray()
+                extra_sims.append(torch.from_numpy(lex.astype(np.float32)) * other)
+            tops = []
+            for extra in extra_sims:
+                sums.append(torch.zeros(shape).index_add_(0, rows, extra))
+                tops.append(torch.zeros(shape).scatter_reduce_(
+                    0, rows[:, None].expand(-1, n_c), extra, "amax"))
             out[r0:r1] = _finish(torch.stack(sums, dim=-1), top, deg, inp.item_degree[items],
-                                 peer, cooc_top)
+                                 peer, tops)
         else:
-            n_sums = 1 + len(inp.item_attrs) + (inp.cooc is not None)
+            n_sums = 1 + len(inp.item_attrs) + n_extra
             out[r0:r1] = _finish(torch.zeros((*shape, n_sums)), torch.zeros(shape),
                                  torch.zeros(shape), inp.item_degree[items], peer,
-                                 None if inp.cooc is None else torch.zeros(shape))
+                                 [torch.zeros(shape)] * n_extra)
         r0 = r1
     return out

@@ -4,7 +4,9 @@ Layout of a model directory::
 
     config.json          the ModelConfig, derived sizes, edge types, price scaler,
                          calibration, kgrec version, text-encoder identity
-    vocab.json           external ids of Brand / Category / Attribute in embedding-row order
+    vocab.json           external ids of Brand / Category / Attribute in embedding-row order,
+                         and the TF-IDF vocabulary (``lexical.terms``, with ``lexical.idf``
+                         among the weights) when the model uses lexical pair features
     weights.safetensors  GNN weights (prefix ``encoder.``), CTR head weights (``head.``), and
                          the item text vectors of training (``text.keys`` sha256 of each text,
                          ``text.vectors``), so a load encodes only new or changed texts
@@ -40,6 +42,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from kgrec._version import __version__
+from kgrec.coldstart.config import ModelConfig
+from kgrec.coldstart.features import SHARED_TYPES, IdVocab, PriceScaler
+from kgrec.encoders.factory import encoder_for_identity
+from kgrec.encoders.lexical import LexicalEncoder
+from kgrec.encoders.text import TextEncoder
 from kgrec.errors import IncompatibleModelError, ModelError
 
 if TYPE_CHECKING:
@@ -50,6 +57,7 @@ logger = logging.getLogger(__name__)
 CONFIG_FILE, VOCAB_FILE, WEIGHTS_FILE = "config.json", "vocab.json", "weights.safetensors"
 # the item text vectors the model was trained with, beside its weights (sha256 keys of texts)
 TEXT_KEYS, TEXT_VECTORS = "text.keys", "text.vectors"
+LEXICAL_TERMS, LEXICAL_IDF = "lexical.terms", "lexical.idf"  # vocab.json key, weights key
 MANIFEST_FILE = "manifest.json"
 FORMAT = 1
 _TMP_SUFFIX = ".kgrec-tmp"
@@ -225,10 +233,58 @@ def save_model(model: ColdStartModel, path: str | Path) -> Path:
     weights[TEXT_KEYS] = torch.from_numpy(keys.view(np.uint8).reshape(len(keys), -1).copy())
     weights[TEXT_VECTORS] = torch.from_numpy(vectors)  # encodes only new or changed texts
     vocab = {t: v.ids for t, v in model.vocabs_.items()}
+    lexical = getattr(model, "lexical_", None)
+    if lexical is not None:  # the TF-IDF vocabulary and IDF the model was trained with
+        vocab[LEXICAL_TERMS] = lexical.terms_.tolist()
+        weights[LEXICAL_IDF] = torch.from_numpy(lexical.idf_)
     return save_dir(path, config, vocab, weights)
 
 
-def restore_state(model: ColdStartModel, config: dict[str, Any],
+# settings added since older models were saved, with the value those models implicitly had
+ADDED_SETTINGS: dict[str, Any] = {"pair_features": False, "cooc_features": False,
+                                  "lexical_features": False}
+
+
+def read_model(path: str | Path, text_encoder: TextEncoder | None, device: str,
+               num_threads: int | None) -> tuple[dict[str, Any], dict[str, list[str]],
+                                                 dict[str, torch.Tensor], TextEncoder]:
+    """:func:`load_dir` plus the text encoder to use: ``text_encoder``, checked against the
+    saved identity, or one rebuilt from it (:func:`kgrec.encoders.encoder_for_identity`).
+
+    Raises:
+        ModelError, IncompatibleModelError: as :func:`load_dir` and :func:`check_encoder`.
+    """
+    config, vocab, weights = load_dir(path)
+    saved = config["encoder_identity"]
+    if text_encoder is None:
+        text_encoder = encoder_for_identity(saved, device=device, num_threads=num_threads)
+    check_encoder(saved, text_encoder.identity(), path)
+    return config, vocab, weights, text_encoder
+
+
+def saved_config(config: dict[str, Any]) -> ModelConfig:
+    """The :class:`ModelConfig` of a model directory's ``config.json``.
+
+    Raises:
+        ModelError: an unknown setting, or a removed one that was switched on.
+    """
+    settings = dict(config.get("config") or config.get("params") or {})
+    for key, value in ADDED_SETTINGS.items():
+        settings.setdefault(key, value)
+    return ModelConfig.from_dict(settings)
+
+
+def restore_sizes(model: ColdStartModel, config: dict[str, Any],
+                  vocab: dict[str, list[str]]) -> None:
+    """What ``_build_modules`` reads: shared-id vocabularies, price scaler, edge types, text
+    size."""
+    model.vocabs_ = {t: IdVocab(vocab.get(t, [])) for t in SHARED_TYPES}
+    model.price_ = PriceScaler(**config["price"]) if config["price"] else None
+    model.edge_types_ = [(et[0], et[1], et[2]) for et in config["edge_types"]]
+    model.text_dim_ = int(config["text_dim"])
+
+
+def restore_state(model: ColdStartModel, config: dict[str, Any], vocab: dict[str, list[str]],
                   weights: dict[str, torch.Tensor], path: str | Path) -> None:
     """Put saved weights, calibration and history into a model whose modules are built.
 
@@ -257,6 +313,13 @@ def restore_state(model: ColdStartModel, config: dict[str, Any],
         model.regime_calibrators_[name].b_ = float(report["b"])
     model.encoder_identity_ = config["encoder_identity"]
     model.history_ = config.get("history", [])
+    model.lexical_ = None
+    if model.config_.pair_features and model.config_.lexical_features:
+        if LEXICAL_TERMS not in vocab or LEXICAL_IDF not in weights:
+            raise ModelError(f"{path} uses TF-IDF pair features but holds no TF-IDF vocabulary; "
+                             f"{_FIX}")
+        model.lexical_ = LexicalEncoder.from_state(vocab[LEXICAL_TERMS],
+                                                   weights[LEXICAL_IDF].numpy())
     if TEXT_KEYS in weights and TEXT_VECTORS in weights:
         keys = weights[TEXT_KEYS].numpy().copy().view("S64").reshape(-1)
         model.text_.preload(keys, weights[TEXT_VECTORS].numpy())

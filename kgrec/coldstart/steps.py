@@ -58,3 +58,11 @@ def pair_loss(head: CTRHead, cfg: ModelConfig, h_user: Tensor, h_item: Tensor, u
         loss = loss + cfg.deep_loss_weight * bce(logit, labels)
         logit = head.combine(logit, feats)
     return loss + bce(logit, labels)
+
+
+def shard_batch(batch: Tensor, shard: tuple[int, int] | None) -> Tensor:
+    """Worker ``rank``'s share ``batch[rank::world]`` of a step's supervision indices (data
+    parallel, ``shard = (rank, world)``); the whole batch for one process or a tiny batch."""
+    if shard is None or len(batch) < shard[1]:
+        return batch
+    return batch[shard[0]::shard[1]]

@@ -16,7 +16,15 @@ each step's pairs are scored on their sampled neighbourhoods, the rest is the sa
    positives of the items held out of training entirely (``cold_pos``, ranked among those
    items: the item-cold task); stop early when the mean of the two sampled AUCs has not
    improved for ``patience`` epochs; the best weights are kept;
-4. with pair features, refit the head's gate and wide part on both held-out sets.
+4. with pair features, refit the head's gate and wide part on the held-out sets: the held-out
+   items, the warm validation pairs and the validation users with all their history hidden
+   (new users), each with uniform negatives.
+
+Data-parallel hook (``kgrec.distributed``, Ray Train): inside :func:`data_parallel`, worker
+``rank`` of ``world`` trains on its share (``batch[rank::world]``) of every step's supervision
+batch, with edge dropout and negatives from a generator of its own, and ``grad_sync`` averages the
+gradients over workers after ``backward``, so every worker takes the same step. Every worker
+holds the whole graph and runs the whole GNN forward; only the supervision pairs are split.
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -52,13 +62,39 @@ from kgrec.coldstart.sampling import (
     match_cold_negatives,
     split_supervision,
 )
-from kgrec.coldstart.steps import bce, draw_pairs, pair_loss
+from kgrec.coldstart.steps import bce, draw_pairs, pair_loss, shard_batch
 
 logger = logging.getLogger(__name__)
 
 Callback = Callable[[int, dict[str, float]], Any]
 # (message pairs (2, E), their times (E,)) -> the pair-feature inputs of that graph
 PairBuilder = Callable[[Tensor, Tensor], PairInputs]
+
+
+@dataclass(frozen=True)
+class DataParallel:
+    """This process's part in data-parallel training (see the module docstring).
+
+    ``grad_sync`` replaces each parameter's gradient by its mean over the ``world`` workers
+    (``torch.distributed.all_reduce``); parameters come in the same order on every worker.
+    """
+
+    rank: int
+    world: int
+    grad_sync: Callable[[list[Tensor]], None]
+
+
+_DATA_PARALLEL: ContextVar[DataParallel | None] = ContextVar("kgrec_data_parallel", default=None)
+
+
+@contextmanager
+def data_parallel(part: DataParallel) -> Iterator[None]:
+    """Every :func:`fit_loop` run inside this block (same thread) trains as ``part``."""
+    token = _DATA_PARALLEL.set(part)
+    try:
+        yield
+    finally:
+        _DATA_PARALLEL.reset(token)
 
 
 def _drop_ids(index: dict[str, Tensor], share: float, gen: torch.Generator) -> dict[str, Tensor]:
@@ -158,11 +194,13 @@ def _score_held_out(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors,
 def _full_batch_losses(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors,
                        train_pos: Tensor, msg_all: Tensor, msg_time: Tensor, sup_idx: Tensor,
                        cfg: ModelConfig, sampler: NegativeSampler, has_pos: Tensor,
-                       gen: torch.Generator,
-                       pair_builder: PairBuilder | None) -> Iterator[Tensor]:
-    """One epoch's step losses, each with the GNN run over the whole graph (step 2 above)."""
+                       gen: torch.Generator, pair_builder: PairBuilder | None,
+                       shard: tuple[int, int] | None = None) -> Iterator[Tensor]:
+    """One epoch's step losses, each with the GNN run over the whole graph (step 2 above);
+    ``shard`` ``(rank, world)``: this worker's share of each batch (data parallel)."""
     n_users, n_items = tensors.num_nodes[USER], tensors.num_nodes[ITEM]
     for batch in sup_idx.chunk(max(1, cfg.steps_per_epoch)):
+        batch = shard_batch(batch, shard)
         keep = drop_node_edges(msg_all, n_users, n_items, cfg.user_edge_dropout,
                                cfg.item_edge_dropout, gen)
         h = encoder(tensors.item_x, _drop_ids(tensors.shared_index, cfg.shared_id_dropout, gen),
@@ -209,6 +247,32 @@ def fit_combination(head: CTRHead, parts: list[tuple[Tensor, Tensor, int]],
         loss.backward()  # type: ignore[union-attr]
         opt.step()
     head.eval()
+
+
+def _new_user_part(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_pos: Tensor,
+                   train_time: Tensor, val_pos: Tensor, cfg: ModelConfig,
+                   pair_builder: PairBuilder, gen: torch.Generator
+                   ) -> list[tuple[Tensor, Tensor, int]]:
+    """The refit's "new user" set: the validation users with every interaction hidden from
+    the graph, each of their positives ranked among uniform negatives.
+
+    Why: a user without history is scored by the gate and wide part of "no history"
+    (popularity, peer shares, the GNN's view of a bare profile), and training only sees such
+    users through edge dropout, with half the negatives drawn by popularity -- which teaches
+    the model to discount popularity. Uniform negatives on held-out users give that
+    combination the weight it has when a new user's candidates are all items.
+    """
+    users = torch.unique(val_pos[0])
+    if len(users) == 0:
+        return []
+    hidden = torch.isin(train_pos[0], users)
+    pos = torch.cat([train_pos[:, hidden], val_pos], dim=1)
+    held = HeldOutPairs.sample(pos, tensors.num_nodes[ITEM], cfg.val_negatives,
+                               cfg.max_val_pairs, gen)
+    msg, times = train_pos[:, ~hidden], train_time[~hidden]
+    (deep, feats), = _score_held_out(encoder, head, tensors, msg, [held],
+                                     pair_builder(msg, times))
+    return [] if feats is None else [(deep, feats, held.n_pos)]
 
 
 def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx: Tensor,
@@ -269,6 +333,12 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
     opt = torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     history: list[dict[str, float]] = []
     best, best_state, bad = -math.inf, None, 0
+    # data parallel: ``gen`` (splits, held-out sets) stays the same on every worker, ``local``
+    # (dropout, negatives) differs per worker; one process: both are ``gen``, as before
+    dp = _DATA_PARALLEL.get()
+    local = gen if dp is None else torch.Generator().manual_seed(cfg.seed + 7919 * (dp.rank + 1))
+    params = [p for g in groups for p in g["params"]]
+    shard = None if dp is None else (dp.rank, dp.world)
     bar = tqdm(range(cfg.epochs), disable=not show_progress, desc="coldstart fit")
     for epoch in bar:
         start = time.perf_counter()
@@ -284,15 +354,17 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
                 pair_builder(msg_all, msg_time) if val_pairs is not None and pair_builder
                 else None)
             steps = minibatch_losses(encoder, head, tensors, train_pos, sup_idx, epoch_data,
-                                     cfg, sampler, gen)
+                                     cfg, sampler, local, shard)
         else:
             steps = _full_batch_losses(encoder, head, tensors, train_pos, msg_all, msg_time,
-                                       sup_idx, cfg, sampler, has_pos, gen,
-                                       pair_builder if val_pairs is not None else None)
+                                       sup_idx, cfg, sampler, has_pos, local,
+                                       pair_builder if val_pairs is not None else None, shard)
         losses = []
         for loss in steps:  # one optimiser step per batch, whichever way its loss was computed
             opt.zero_grad()
             loss.backward()
+            if dp is not None:
+                dp.grad_sync(params)
             opt.step()
             losses.append(float(loss.detach()))
         del steps
@@ -329,11 +401,14 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
     if best_state is not None:
         encoder.load_state_dict(best_state[0])
         head.load_state_dict(best_state[1])
-    if len(held) > 1 and val_pairs is not None:
+    if len(held) > 1 and val_pairs is not None and pair_builder is not None:
         sets = [held[1]] + ([warm_val] if warm_val.n_pos else [])
         scored = _score_held_out(encoder, head, tensors, train_pos, sets, val_pairs, chunk)
-        fit_combination(head, [(d, f, s.n_pos) for (d, f), s in zip(scored, sets, strict=True)
-                               if f is not None])
+        parts = [(d, f, s.n_pos) for (d, f), s in zip(scored, sets, strict=True)
+                 if f is not None]
+        parts += _new_user_part(encoder, head, tensors, train_pos, train_time,
+                                tensors.pos[:, val_idx], cfg, pair_builder, gen)
+        fit_combination(head, parts)
     encoder.eval()
     head.eval()
     return history

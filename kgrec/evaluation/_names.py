@@ -12,7 +12,17 @@ ABLATIONS: dict[str, str] = {
     "with_cooc": "cooc_features = True (adds the item co-occurrence pair features, off by "
                  "default)",
     "no_pairs": "pair_features = False (the deep part alone: GNN + CTR head, no wide part)",
+    "with_lexical": "lexical_features = True (adds the TF-IDF cosine pair features)",
+    "no_lexical": "lexical_features = False (without the TF-IDF cosine pair features)",
+    "no_cooc": "cooc_features = False (without the item co-occurrence pair features)",
     "ctr_separate": "CTR head trained separately: not supported by ColdStartModel (skipped)",
 }
 SUPPORTED_ABLATIONS: tuple[str, ...] = ("no_text", "no_attributes", "no_dropout", "with_cooc",
                                          "no_pairs")
+# ablations that only change settings: name -> the ModelConfig changes
+CONFIG_ABLATIONS: dict[str, dict[str, object]] = {
+    "no_dropout": {"item_edge_dropout": 0.0, "user_edge_dropout": 0.0},
+    "with_cooc": {"cooc_features": True}, "no_cooc": {"cooc_features": False},
+    "no_pairs": {"pair_features": False},
+    "with_lexical": {"lexical_features": True}, "no_lexical": {"lexical_features": False},
+}

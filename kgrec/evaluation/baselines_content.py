@@ -56,14 +56,12 @@ class TfidfKNN:
         self.name = "tfidf_knn"
 
     def fit(self, train: TrainData, item_vectors: np.ndarray) -> TfidfKNN:
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
         from kgrec.encoders import compose_item_texts
+        from kgrec.encoders.lexical import tfidf_vectorizer
 
         texts = compose_item_texts(train.items)[0] if train.n_items else []
-        vec = TfidfVectorizer(min_df=self.min_df, sublinear_tf=self.sublinear_tf,
-                              stop_words=self.stop_words, ngram_range=self.ngram_range,
-                              dtype=np.float32)
+        vec = tfidf_vectorizer(min_df=self.min_df, sublinear_tf=self.sublinear_tf,
+                               stop_words=self.stop_words, ngram_range=self.ngram_range)
         try:
             self.tfidf_ = sp.csr_matrix(vec.fit_transform(texts))   # rows are L2-normalised
             self.vocabulary_size_ = len(vec.vocabulary_)

@@ -26,7 +26,7 @@ import pandas as pd
 from kgrec.coldstart.config import ModelConfig
 from kgrec.encoders import make_text_encoder
 from kgrec.errors import DataError
-from kgrec.evaluation._names import ABLATIONS, BASELINES, SUPPORTED_ABLATIONS
+from kgrec.evaluation._names import ABLATIONS, BASELINES, CONFIG_ABLATIONS, SUPPORTED_ABLATIONS
 from kgrec.evaluation.baselines import TrainData, available_baselines
 from kgrec.evaluation.metrics import DEFAULT_KS, MetricAccumulator
 from kgrec.evaluation.splits import EvalSplit, leakage, make_split
@@ -434,13 +434,8 @@ def run_evaluation(tables: CatalogTables, config: EvalConfig, *, dataset: str = 
                     variants.append((f"kgrec-{ab}", {}, ZeroTextEncoder(encoder.dim), False))
                 elif ab == "no_attributes":
                     variants.append((f"kgrec-{ab}", {}, encoder, True))
-                elif ab == "with_cooc":
-                    variants.append((f"kgrec-{ab}", {"cooc_features": True}, encoder, False))
-                elif ab == "no_pairs":
-                    variants.append((f"kgrec-{ab}", {"pair_features": False}, encoder, False))
-                elif ab == "no_dropout":
-                    variants.append((f"kgrec-{ab}", {"item_edge_dropout": 0.0,
-                                                     "user_edge_dropout": 0.0}, encoder, False))
+                elif ab in CONFIG_ABLATIONS:
+                    variants.append((f"kgrec-{ab}", CONFIG_ABLATIONS[ab], encoder, False))
         for name, extra, enc, strip in variants:
             t0 = time.perf_counter()
             model = ColdStartModel(config.model.replace(**extra, seed=seed), text_encoder=enc,

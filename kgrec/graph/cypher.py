@@ -68,6 +68,29 @@ def upsert_edges(rel_type: RelType, src: NodeLabel, dst: NodeLabel) -> str:
             + (f" SET {sets}" if sets else "") + " RETURN count(r) AS written")
 
 
+def create_nodes(label: NodeLabel) -> str:
+    """``CREATE`` instead of ``MERGE``: only for rows known new (a first load into an empty
+    graph), where it skips the index lookup per row; the uniqueness constraint still refuses a
+    duplicate, so a concurrent writer makes the load fail rather than the graph wrong."""
+    label = check_label(label)
+    props = "".join(f", {p}: row.{p}" for p, _ in NODE_SPECS[label].properties)
+    return (f"UNWIND $rows AS row "
+            f"CREATE (n:{label.value} {{{GRAPH_PROPERTY}: $graph, id: row.id{props}}})")
+
+
+def create_edges(rel_type: RelType, src: NodeLabel, dst: NodeLabel) -> str:
+    """``CREATE`` twin of :func:`upsert_edges` for a first load (rows deduplicated by identity);
+    null properties are simply not stored, as with ``SET r.p = null``."""
+    spec = REL_SPECS[check_rel_type(rel_type)]
+    src, dst = check_label(src), check_label(dst)
+    props = ", ".join(f"{p}: row.{p}" for p in (*spec.key_columns, *spec.value_columns))
+    return (f"UNWIND $rows AS row "
+            f"MATCH (a:{src.value} {{{GRAPH_PROPERTY}: $graph, id: row.src}}) "
+            f"MATCH (b:{dst.value} {{{GRAPH_PROPERTY}: $graph, id: row.dst}}) "
+            f"CREATE (a)-[r:{spec.type.value}{' {' + props + '}' if props else ''}]->(b) "
+            f"RETURN count(r) AS written")
+
+
 def delete_edges_from(rel_type: RelType, src: NodeLabel) -> str:
     rel_type, src = check_rel_type(rel_type), check_label(src)
     return (f"UNWIND $ids AS sid "

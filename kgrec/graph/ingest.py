@@ -18,7 +18,7 @@ from kgrec.graph.readers import RawCatalog
 from kgrec.graph.schema import NodeLabel
 from kgrec.graph.store import GraphStore, write_graph
 from kgrec.graph.tables import CatalogTables
-from kgrec.graph.validate import validate_catalog
+from kgrec.graph.validate import ValidationResult, validate_catalog
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +96,13 @@ def ingest(raw: RawCatalog, store: GraphStore, pseudonymizer: Pseudonymizer, *,
     result = validate_catalog(raw, known_item_ids=known_items, default_event=default_event,
                               allow_profile_columns=allow_profile_columns)
     report = ingest_tables(result.tables, store, pseudonymizer)
+    return finish_report(report, result, pseudonymizer, rejects_path, start)
+
+
+def finish_report(report: IngestReport, result: ValidationResult, pseudonymizer: Pseudonymizer,
+                  rejects_path: str | Path | None, start: float) -> IngestReport:
+    """Fill ``report`` from the validation ``result`` and write its rejects file (every ingest
+    path reports rejects the same way)."""
     report.accepted = {name: s.accepted + s.created for name, s in result.summary.items()}
     report.rejected = {name: s.rejected + s.duplicates_superseded
                        for name, s in result.summary.items()}

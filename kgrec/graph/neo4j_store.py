@@ -3,7 +3,11 @@
 Why: Neo4j is the production system of record. The caller owns the ``neo4j.Driver`` and passes
 it in (no network I/O in the constructor; :meth:`verify` checks the connection). Writes are
 ``UNWIND $rows`` batches in managed write transactions, which the driver retries on transient
-errors; every call names its database. Constraints are created ``IF NOT EXISTS``. Driver errors
+errors (deadlocks included); ``workers`` batches run at once, each in its own session, and edge
+batches are cut between source nodes so two concurrent transactions never write edges of the same
+source. A first load into an empty graph (:meth:`Neo4jGraphStore.write_graph`) ``CREATE``s rows
+known to be new instead of ``MERGE``-ing them; every other write merges, so re-runs stay
+idempotent. Every call names its database. Constraints are created ``IF NOT EXISTS``. Driver errors
 are re-raised as :class:`~kgrec.errors.StoreError` / :class:`~kgrec.errors.StoreUnavailableError`.
 
 A store is one *graph* (``graph``, default ``"default"``) inside a database: every node kgrec
@@ -14,25 +18,27 @@ a shared database's other data (and other kgrec graphs) is never read or deleted
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from typing import Any
 
 import neo4j
 import neo4j.exceptions as nex
+import numpy as np
 import pandas as pd
 
 from kgrec.errors import ConfigError, StoreError, StoreUnavailableError
 from kgrec.graph import cypher
-from kgrec.graph.frames import normalize_edges, normalize_nodes
+from kgrec.graph.frames import GraphFrames, normalize_edges, normalize_nodes
 from kgrec.graph.schema import REL_SPECS, NodeLabel, RelType
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 5_000
+DEFAULT_WORKERS = 2
 DEFAULT_GRAPH = "default"
 GRAPH_ENV = "KGREC_NEO4J_GRAPH"
 _GRAPH_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -50,19 +56,22 @@ def check_graph_name(graph: str) -> str:
     return graph
 
 
-def driver_from_env() -> neo4j.Driver:
+def driver_from_env(env: Mapping[str, str] | None = None) -> neo4j.Driver:
     """A driver from ``NEO4J_URI``, ``NEO4J_USER`` (default ``neo4j``) and ``NEO4J_PASSWORD``.
+
+    ``env``: where to read them (default ``os.environ``; a Ray worker gets the driver's).
 
     Raises:
         ConfigError: ``NEO4J_URI`` or ``NEO4J_PASSWORD`` is not set.
     """
-    uri = os.environ.get("NEO4J_URI")
-    password = os.environ.get("NEO4J_PASSWORD")
+    env = os.environ if env is None else env
+    uri = env.get("NEO4J_URI")
+    password = env.get("NEO4J_PASSWORD")
     if not uri or not password:
         raise ConfigError(
             "set NEO4J_URI (e.g. bolt://127.0.0.1:7687) and NEO4J_PASSWORD (and NEO4J_USER if "
             "not 'neo4j'); `kgrec neo4j start` runs a local server")
-    return neo4j.GraphDatabase.driver(uri, auth=(os.environ.get("NEO4J_USER", "neo4j"), password),
+    return neo4j.GraphDatabase.driver(uri, auth=(env.get("NEO4J_USER", "neo4j"), password),
                                       notifications_min_severity="OFF")
 
 
@@ -96,6 +105,22 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
                                                                     strict=True)]
 
 
+def batch_bounds(n: int, size: int, keys: np.ndarray | None = None) -> list[tuple[int, int]]:
+    """``[start, stop)`` slices of about ``size`` rows. With sorted ``keys`` a cut is moved to
+    the next change of key, so no key (an edge's source node) is split across two batches that
+    may run at once and contend for its lock."""
+    if n == 0:
+        return []
+    cuts = np.arange(size, n, size)
+    if keys is not None and len(cuts):
+        change = np.flatnonzero(keys[1:] != keys[:-1]) + 1
+        at = np.searchsorted(change, cuts)
+        cuts = np.where(at < len(change), change[np.minimum(at, len(change) - 1)], n)
+        cuts = np.unique(cuts[cuts < n])
+    ends = [0, *cuts.tolist(), n]
+    return list(zip(ends[:-1], ends[1:], strict=True))
+
+
 def _run_checked(tx: neo4j.ManagedTransaction, query: str, batch: list[dict[str, Any]],
                  graph: str) -> None:
     """Run an edge upsert; raising inside the transaction rolls the whole batch back when an
@@ -118,18 +143,22 @@ class Neo4jGraphStore:
             ``kgrec_graph = graph`` are read, written or cleared.
         batch_size: rows per ``UNWIND`` transaction.
         show_progress: tqdm bar over batches.
+        workers: write transactions run at once (sessions on the caller's driver); 1 writes
+            one batch after another.
 
     Raises:
         ConfigError: an invalid graph name.
     """
 
     def __init__(self, driver: neo4j.Driver, database: str = "neo4j", graph: str = DEFAULT_GRAPH,
-                 batch_size: int = DEFAULT_BATCH_SIZE, show_progress: bool = False) -> None:
+                 batch_size: int = DEFAULT_BATCH_SIZE, show_progress: bool = False,
+                 workers: int = DEFAULT_WORKERS) -> None:
         self.driver = driver
         self.database = database
         self.graph = check_graph_name(graph)
         self.batch_size = batch_size
         self.show_progress = show_progress
+        self.workers = workers
         self._constraints_done = False
 
     def __repr__(self) -> str:
@@ -184,20 +213,48 @@ class Neo4jGraphStore:
     # -- writes -------------------------------------------------------------------------------
     def upsert_nodes(self, label: NodeLabel, frame: pd.DataFrame) -> int:
         self.ensure_constraints()
-        rows = _records(normalize_nodes(label, frame))
-        self._write_batches(cypher.upsert_nodes(label), rows, f"writing {label.value} nodes")
-        return len(rows)
+        return self._write_nodes(label, frame, create=False)
 
     def upsert_edges(self, rel_type: RelType, frame: pd.DataFrame) -> int:
         self.ensure_constraints()
+        return self._write_edges(rel_type, frame, create=False)
+
+    def write_graph(self, frames: GraphFrames) -> dict[str, int]:
+        """All nodes, then all edges (what :func:`kgrec.graph.store.write_graph` does), with
+        ``CREATE`` when this graph holds no node yet (a first load: every row is new, so the
+        per-row ``MERGE`` lookup is wasted work). A first load cut short leaves a non-empty graph,
+        so its re-run merges and completes it idempotently."""
+        self.ensure_constraints()
+        create = self.node_count() == 0
+        written: dict[str, int] = {}
+        for label in NodeLabel:
+            if label in frames.nodes and len(frames.nodes[label]):
+                written[label.value] = self._write_nodes(label, frames.nodes[label], create)
+        for rel in RelType:
+            if rel in frames.edges and len(frames.edges[rel]):
+                written[rel.value] = self._write_edges(rel, frames.edges[rel], create)
+        return written
+
+    def _write_nodes(self, label: NodeLabel, frame: pd.DataFrame, create: bool) -> int:
+        frame = normalize_nodes(label, frame)
+        if create:  # CREATE twice would be two nodes (refused); the last row wins, as upserts do
+            frame = frame.drop_duplicates("id", keep="last").reset_index(drop=True)
+        query = cypher.create_nodes(label) if create else cypher.upsert_nodes(label)
+        self._write_batches(query, frame, f"writing {label.value} nodes")
+        return len(frame)
+
+    def _write_edges(self, rel_type: RelType, frame: pd.DataFrame, create: bool) -> int:
         frame = normalize_edges(rel_type, frame)
+        if create:
+            frame = frame.drop_duplicates(REL_SPECS[rel_type].identity_columns, keep="last")
         total = 0
         for (src, dst), part in frame.groupby(["src_label", "dst_label"], sort=True):
-            query = cypher.upsert_edges(rel_type, NodeLabel(src), NodeLabel(dst))
-            rows = _records(part.drop(columns=["src_label", "dst_label"]))
-            self._write_batches(query, rows, f"writing {rel_type.value} edges",
-                                check_written=True)
-            total += len(rows)
+            query = (cypher.create_edges if create else cypher.upsert_edges)(
+                rel_type, NodeLabel(src), NodeLabel(dst))
+            self._write_batches(query, part.drop(columns=["src_label", "dst_label"]),
+                                f"writing {rel_type.value} edges", check_written=True,
+                                keys=part["src"].to_numpy())
+            total += len(part)
         return total
 
     def replace_edges_from(self, rel_type: RelType, src_label: NodeLabel, src_ids: list[str],
@@ -228,13 +285,11 @@ class Neo4jGraphStore:
             session.run(cypher.DELETE_GRAPH_BATCHED, graph=self.graph).consume()
             session.run(cypher.DELETE_META, graph=self.graph).consume()
 
-    def _write_batches(self, query: str, rows: list[dict[str, Any]], action: str, *,
-                       check_written: bool = False) -> None:
-        n_batches = math.ceil(len(rows) / self.batch_size)
-        batches = range(n_batches)
-        if self.show_progress and n_batches > 1:
-            from tqdm.auto import tqdm
-            batches = tqdm(batches, desc=action, unit="batch")
+    def _write_batches(self, query: str, frame: pd.DataFrame, action: str, *,
+                       check_written: bool = False, keys: np.ndarray | None = None) -> None:
+        """Write ``frame`` in batches, ``workers`` at a time. Rows become driver values per batch,
+        inside the worker, so that Python work overlaps the server's."""
+        bounds = batch_bounds(len(frame), self.batch_size, keys)
 
         def work(tx: neo4j.ManagedTransaction, batch: list[dict[str, Any]]) -> None:
             if check_written:
@@ -242,9 +297,36 @@ class Neo4jGraphStore:
             else:
                 tx.run(query, rows=batch, graph=self.graph).consume()
 
-        with _translated(action), self.driver.session(database=self.database) as session:
-            for b in batches:
-                session.execute_write(work, rows[b * self.batch_size:(b + 1) * self.batch_size])
+        def write(bound: tuple[int, int]) -> None:
+            batch = _records(frame.iloc[bound[0]:bound[1]])
+            with self.driver.session(database=self.database) as session:
+                session.execute_write(work, batch)
+
+        progress = None
+        if self.show_progress and len(bounds) > 1:
+            from tqdm.auto import tqdm
+            progress = tqdm(total=len(bounds), desc=action, unit="batch")
+        with _translated(action):
+            try:
+                if self.workers <= 1 or len(bounds) <= 1:
+                    for bound in bounds:
+                        write(bound)
+                        if progress is not None:
+                            progress.update()
+                    return
+                with ThreadPoolExecutor(max_workers=self.workers) as pool:
+                    futures = [pool.submit(write, bound) for bound in bounds]
+                    try:
+                        for future in as_completed(futures):
+                            future.result()
+                            if progress is not None:
+                                progress.update()
+                    finally:  # the first failure stops batches not yet started
+                        for future in futures:
+                            future.cancel()
+            finally:
+                if progress is not None:
+                    progress.close()
 
     # -- reads --------------------------------------------------------------------------------
     def nodes(self, label: NodeLabel) -> pd.DataFrame:

@@ -34,8 +34,12 @@ def write_candidates(rec: Recommender, *, k: int = 50, user_ids: Sequence[str] |
                      item_ids: Sequence[str] | None = None, parquet: str | Path | None = None,
                      store: GraphStore | None = None, explain_to: str | Path | None = None,
                      max_paths: int = 3, exclude_seen: bool = True,
-                     show_progress: bool = False) -> CandidateRun:
-    """:meth:`Recommender.write_candidates` (see there)."""
+                     show_progress: bool = False, created_at: str | None = None) -> CandidateRun:
+    """:meth:`Recommender.write_candidates` (see there).
+
+    ``created_at``: the run's timestamp (default now); the shards of one distributed run
+    (``kgrec.distributed``) share their driver's.
+    """
     rec._check_fitted()
     if parquet is None and store is None:
         raise ValueError("give parquet=PATH and/or store=GraphStore")
@@ -44,7 +48,7 @@ def write_candidates(rec: Recommender, *, k: int = 50, user_ids: Sequence[str] |
             else rec._user_rows(user_ids))
     items = (np.arange(len(rec._item_pos)) if item_ids is None
              else np.unique(rec._item_rows(item_ids)))
-    version, created = rec.model_version_, now_iso()
+    version, created = rec.model_version_, created_at or now_iso()
     sink = ParquetSink(parquet) if parquet is not None else None
     explain_parts: list[pd.DataFrame] = []
     n_rows = n_edges = 0

@@ -196,6 +196,38 @@ def approximate_index(model: ColdStartModel, emb: NodeEmbeddings, user_vecs: np.
     return index
 
 
+_VECTORS: dict[tuple[int, int, int], tuple[Any, Any, Any, tuple[int, ...], torch.Tensor,
+                                            torch.Tensor]] = {}
+
+
+def retrieval_tensors(model: ColdStartModel, emb: NodeEmbeddings
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``model.retrieval_vectors(emb)`` as float32 tensors, computed once per model head and
+    embeddings and kept while they live.
+
+    Why: a ``recommend`` request for one user ran both towers over every user and item of the
+    graph (about half its time on Amazon); the served embeddings do not change between
+    requests. Keyed by the identity of the head, ``emb.user`` and ``emb.item`` (as
+    :func:`approximate_index`) and checked against the head's parameter versions (torch counts
+    in-place updates, so a head trained further is recomputed); embeddings made per call (new
+    SKUs, new users) are computed as before and dropped with them.
+    """
+    key = (id(model.head_), id(emb.user), id(emb.item))
+    versions = tuple(p._version for p in model.head_.parameters())
+    hit = _VECTORS.get(key)
+    if hit is not None and hit[0]() is model.head_ and hit[1]() is emb.user \
+            and hit[2]() is emb.item and hit[3] == versions:
+        return hit[4], hit[5]
+    uv, iv = model.retrieval_vectors(emb)
+    user_vecs = torch.from_numpy(np.ascontiguousarray(uv, dtype=np.float32))
+    item_vecs = torch.from_numpy(np.ascontiguousarray(iv, dtype=np.float32))
+    _VECTORS[key] = (weakref.ref(model.head_), weakref.ref(emb.user), weakref.ref(emb.item),
+                     versions, user_vecs, item_vecs)
+    for t in (emb.user, emb.item):
+        weakref.finalize(t, _VECTORS.pop, key, None)
+    return user_vecs, item_vecs
+
+
 def iter_ranked(model: ColdStartModel, emb: NodeEmbeddings, user_rows: np.ndarray,
                 item_rows: np.ndarray, *, k: int, rerank_n: int | None,
                 seen: SeenIndex | None = None, user_chunk: int = 1024,
@@ -211,9 +243,7 @@ def iter_ranked(model: ColdStartModel, emb: NodeEmbeddings, user_rows: np.ndarra
     if user_chunk < 1:
         raise ValueError(f"user_chunk must be >= 1, got {user_chunk}")
     check_retrieval(retrieval)
-    uv, iv = model.retrieval_vectors(emb)
-    user_vecs = torch.from_numpy(np.ascontiguousarray(uv, dtype=np.float32))
-    item_vecs = torch.from_numpy(np.ascontiguousarray(iv, dtype=np.float32))
+    user_vecs, item_vecs = retrieval_tensors(model, emb)
     threads = getattr(model, "num_threads", None)
     index = None
     if retrieval == "approximate" or (retrieval == "auto"

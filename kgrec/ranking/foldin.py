@@ -1,27 +1,34 @@
 """Folding new SKUs and new users into a fitted graph without retraining (the inductive path).
 
 The recommender keeps the graph it was fitted on as :class:`~kgrec.graph.frames.GraphFrames`;
-a new SKU or a new user is added to a copy (:func:`fold_in`), the copy is exported, and the
-fitted GNN embeds just the new nodes on their neighbourhood. This module holds the table and
-graph work; the scoring stays in :class:`~kgrec.ranking.recommender.Recommender`.
+a new user is added to a copy (:func:`fold_in`), the copy is exported, and the fitted GNN embeds
+just the new nodes on their neighbourhood. New SKUs take the cheaper append-only path
+(:func:`new_item_ranking`): only their own small graph is built and exported, and it is appended
+to the base graph's tensors, built once per loaded model (:mod:`kgrec.coldstart.append`); the
+merged frames, which only explanations read, are built when first asked for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import warnings
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from kgrec.errors import ValidationError
+from kgrec.coldstart.append import embed_new_items
+from kgrec.errors import ColdStartWarning, DataError, ValidationError
 from kgrec.graph.frames import GraphFrames, normalize_edges, normalize_nodes
 from kgrec.graph.schema import GRAPH_REL_TYPES, NodeLabel, RelType
 from kgrec.graph.tables import ITEM_COLUMNS, CatalogTables
+from kgrec.ranking.candidates import block_frame, iter_ranked
+from kgrec.ranking.results import NewItemRanking, Scope
 
 if TYPE_CHECKING:
     from kgrec.coldstart import ColdStartModel, NodeEmbeddings
     from kgrec.graph.export import ExportedGraph
+    from kgrec.ranking.recommender import Recommender
 
 NEW_USER_PREFIX = "__new_user__"
 
@@ -139,6 +146,53 @@ def known_new_users(tables: CatalogTables, frames: GraphFrames, temp: np.ndarray
         ids = (c + "=" + users[c].astype("string").str.strip()).astype(object).fillna("")
         known |= nodes.get_indexer(ids) >= 0
     return known | np.isin(temp, tables.interactions["user_id"].astype(object).to_numpy())
+
+
+def new_item_ranking(rec: Recommender, new_items: pd.DataFrame,
+                     user_ids: Sequence[str] | None, k: int) -> NewItemRanking:
+    """:meth:`Recommender.rank_new_items` (see there for arguments, errors and warnings)."""
+    from kgrec.graph.build import build_graph
+    from kgrec.graph.export import to_hetero_data
+
+    rec._check_fitted()
+    items = canonical_items(new_items)
+    dup = items["item_id"][rec._item_pos.get_indexer(items["item_id"]) >= 0]
+    if len(dup):
+        raise DataError(f"{len(dup)} new item id(s) already in the graph: "
+                        f"{', '.join(map(repr, dup.tolist()[:5]))}; rank known items with "
+                        "recommend()")
+    cold = unknown_new_items(items, rec.frames_)
+    if cold:
+        warnings.warn(ColdStartWarning(
+            f"{len(cold)} new SKU(s) have no text and no known brand, category or "
+            f"attribute, so they are scored from the model's 'unknown' embeddings only: "
+            f"{', '.join(map(repr, cold[:5]))}"), stacklevel=3)
+    shown_users = None if user_ids is None else [str(u) for u in user_ids]
+    rows = (np.arange(len(rec.emb_.user_ids)) if shown_users is None
+            else rec._user_rows(shown_users))
+    out_users = (np.asarray(rec.emb_.user_ids, dtype=object) if shown_users is None
+                 else np.asarray(shown_users, dtype=object))
+    extra = build_graph(CatalogTables(items=items))
+    new_ids = items["item_id"].tolist()
+    emb = embed_new_items(rec.model_, rec._new_item_base.get(rec.model_, rec.graph_), rec.emb_,
+                          to_hetero_data(extra), new_ids, rows)
+    by_user = pd.concat(
+        [block_frame(b, out_users[b.user_rows], emb.item_ids)
+         for b in iter_ranked(rec.model_, emb, np.arange(len(rows)), np.arange(len(new_ids)),
+                              k=k, rerank_n=rec.rerank_n, retrieval=rec.retrieval,
+                              user_chunk=rec.user_chunk)]
+        or [empty_result()], ignore_index=True)
+    by_item = top_users_per_item(rec.model_, emb, out_users, k, rec.user_chunk)
+    # explanations need the old items too: base embeddings plus the new SKUs
+    scope = Scope(lambda: merge_frames(rec.frames_, extra), rec.emb_.with_items(emb))
+    return NewItemRanking(by_user=by_user, by_item=by_item, cold_items=cold, _rec=rec,
+                          _scope=scope)
+
+
+def warm_new_items(rec: Recommender) -> None:
+    """Build the graph tensors new SKUs are appended to now, not on the first request."""
+    rec._check_fitted()
+    rec._new_item_base.get(rec.model_, rec.graph_)
 
 
 def fold_in(base: GraphFrames, tables: CatalogTables) -> tuple[GraphFrames, ExportedGraph]:

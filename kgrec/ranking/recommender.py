@@ -20,18 +20,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from kgrec.coldstart.append import BaseCache
 from kgrec.coldstart.config import Params
 from kgrec.coldstart.persistence import model_version
 from kgrec.errors import (
     ColdStartWarning,
-    DataError,
     NotFittedError,
     UnknownIdError,
     ValidationError,
 )
 from kgrec.graph.frames import GraphFrames
 from kgrec.graph.schema import NodeLabel, RelType
-from kgrec.graph.tables import CatalogTables
 from kgrec.ranking.candidates import (
     CandidateRun,
     SeenIndex,
@@ -43,14 +42,12 @@ from kgrec.ranking.explain import (
     explanations,
 )
 from kgrec.ranking.foldin import (
-    canonical_items,
     empty_result,
     fold_in,
     frames_and_export,
     known_new_users,
+    new_item_ranking,
     new_user_tables,
-    top_users_per_item,
-    unknown_new_items,
 )
 from kgrec.ranking.persistence import read_state, write_state
 from kgrec.ranking.results import NewItemRanking, NewUserRanking, Scope
@@ -184,6 +181,7 @@ class Recommender(Params):
         self._user_pos = pd.Index(self.emb_.user_ids)
         self._item_pos = pd.Index(self.emb_.item_ids)
         self._scope_ = Scope(frames, self.emb_)
+        self._new_item_base = BaseCache()  # the graph's tensors, for new SKUs (foldin.py)
 
     # -- id handling ----------------------------------------------------------------------
     def _graph_user_ids(self, user_ids: Sequence[object]) -> np.ndarray:
@@ -284,8 +282,10 @@ class Recommender(Params):
                        k: int = 10) -> NewItemRanking:
         """Rank SKUs that are not in the graph, with no retraining.
 
-        The SKUs are folded into a copy of the graph with their text and Brand/Category/
-        Attribute links, embedded by the fitted GNN, and scored against the users.
+        The SKUs are appended to the graph's tensors with their text and Brand/Category/
+        Attribute links, embedded by the fitted GNN on their neighbourhood (append-only: the
+        rest of the graph is not rebuilt; see :mod:`kgrec.coldstart.append`), and scored
+        against the users.
 
         Args:
             new_items: Canonical item rows (``item_id, title, description, brand, category,
@@ -302,40 +302,7 @@ class Recommender(Params):
         Warns:
             ColdStartWarning: a SKU with no text and no known brand/category/attribute.
         """
-        self._check_fitted()
-        items = canonical_items(new_items)
-        dup = items["item_id"][self._item_pos.get_indexer(items["item_id"]) >= 0]
-        if len(dup):
-            raise DataError(f"{len(dup)} new item id(s) already in the graph: "
-                            f"{', '.join(map(repr, dup.tolist()[:5]))}; rank known items with "
-                            "recommend()")
-        cold = unknown_new_items(items, self.frames_)
-        if cold:
-            warnings.warn(ColdStartWarning(
-                f"{len(cold)} new SKU(s) have no text and no known brand, category or "
-                f"attribute, so they are scored from the model's 'unknown' embeddings only: "
-                f"{', '.join(map(repr, cold[:5]))}"), stacklevel=2)
-        shown_users = None if user_ids is None else [str(u) for u in user_ids]
-        graph_users = (np.asarray(self.emb_.user_ids, dtype=object) if user_ids is None
-                       else self.emb_.user_ids[self._user_rows(shown_users or [])])
-        out_users = graph_users if shown_users is None else np.asarray(shown_users, object)
-        frames, folded = fold_in(self.frames_, CatalogTables(items=items))
-        new_ids = items["item_id"].tolist()
-        emb = self.model_.transform(folded, user_ids=list(graph_users), item_ids=new_ids)
-        user_rows = np.arange(len(graph_users))
-        item_rows = np.arange(len(new_ids))
-        by_user = pd.concat(
-            [block_frame(b, out_users[b.user_rows], emb.item_ids)
-             for b in iter_ranked(self.model_, emb, user_rows, item_rows, k=k,
-                                  rerank_n=self.rerank_n, retrieval=self.retrieval,
-                                  user_chunk=self.user_chunk)]
-            or [empty_result()], ignore_index=True)
-        by_item = top_users_per_item(self.model_, emb, out_users, k, self.user_chunk)
-        # explanations need the old items too: base embeddings plus the new SKUs
-        combined = self.emb_.with_items(emb)
-        scope = Scope(frames, combined)
-        return NewItemRanking(by_user=by_user, by_item=by_item, cold_items=cold, _rec=self,
-                              _scope=scope)
+        return new_item_ranking(self, new_items, user_ids, k)
 
     # -- new users --------------------------------------------------------------------------
     def recommend_for_new_user(self, profile: Mapping[str, object],

@@ -6,6 +6,7 @@ A ranking of new SKUs or new users keeps the folded graph and embeddings it was 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -23,11 +24,21 @@ if TYPE_CHECKING:
 
 @dataclass
 class Scope:
-    """A graph plus embeddings of (at least) the nodes being ranked/explained."""
+    """A graph plus embeddings of (at least) the nodes being ranked/explained.
 
-    frames: GraphFrames
+    ``source`` is the graph, or a function that builds it: a ranking of new SKUs defers
+    merging them into the graph's frames until an explanation needs them.
+    """
+
+    source: GraphFrames | Callable[[], GraphFrames]
     emb: NodeEmbeddings
     _index: PathIndex | None = None
+
+    @property
+    def frames(self) -> GraphFrames:
+        if callable(self.source):
+            self.source = self.source()
+        return self.source
 
     def index(self, history: int) -> PathIndex:
         if self._index is None:

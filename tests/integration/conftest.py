@@ -145,3 +145,30 @@ def shared_data() -> Path:
     if not path.exists():
         pytest.fail(f"the shared datasets are missing at {path}; set KGREC_SHARED_DATA")
     return path
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The address of a private two-node Ray cluster (``tests/ray_cluster.py``) for the session.
+
+    Without the ``ray`` extra, or when the nodes do not come up, the tests FAIL under CI
+    (``CI=true``) and are skipped, with the reason, on a developer machine.
+    """
+    from tests.ray_cluster import RayCluster, join
+
+    with pytest.MonkeyPatch.context() as mp:
+        join(mp)  # the cluster's token, for this process's Ray
+        try:
+            import ray  # noqa: F401
+        except ImportError as e:
+            if IN_CI:
+                pytest.fail(f"Ray is required in CI (the `ray` extra) but missing: {e}")
+            pytest.skip(f"Ray is not installed (pip install 'kgrec[ray]'): {e}")
+        try:
+            cluster = RayCluster.start(tmp_path_factory.mktemp("ray-logs"))
+        except RuntimeError as e:
+            if IN_CI:
+                pytest.fail(f"the two-node Ray cluster did not start: {e}")
+            pytest.skip(f"the two-node Ray cluster did not start: {e}")
+        yield cluster.address
+        cluster.stop()

@@ -64,7 +64,7 @@ def test_platt_needs_both_classes() -> None:
 
 def test_new_users_get_a_calibration_of_their_own(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from kgrec.coldstart import ColdStartModel, ModelConfig
-    from kgrec.coldstart.calibration import NEW_ITEM, NEW_USER
+    from kgrec.coldstart.calibration import FEW_CLICKS, NEW_ITEM, NEW_USER
     from kgrec.encoders import HashingEncoder
     from kgrec.graph.build import build_graph
     from kgrec.graph.export import to_hetero_data
@@ -74,8 +74,8 @@ def test_new_users_get_a_calibration_of_their_own(tmp_path) -> None:  # type: ig
     model = ColdStartModel(ModelConfig(hidden_dim=16, epochs=2, steps_per_epoch=2),
                            text_encoder=HashingEncoder(dim=32), num_threads=1)
     model.fit(to_hetero_data(build_graph(tables)))
-    assert set(model.regime_calibrators_) == {NEW_ITEM, NEW_USER}  # new_item: reported only
-    assert set(model.calibration_["regimes"]) == {NEW_ITEM, NEW_USER}
+    assert set(model.regime_calibrators_) == {NEW_ITEM, NEW_USER, FEW_CLICKS}
+    assert set(model.calibration_["regimes"]) == {NEW_ITEM, NEW_USER, FEW_CLICKS}
     # one user's list keeps the order of its logits whatever the items' history
     emb0 = model.transform(to_hetero_data(build_graph(tables)))
     row = model.score_matrix(emb0, [0])[0]
@@ -90,19 +90,23 @@ def test_new_users_get_a_calibration_of_their_own(tmp_path) -> None:  # type: ig
     emb = model.transform(graph)
     i_new = int(graph.index_of("Item", [item])[0])
     u_new = int(graph.index_of("User", [user])[0])
-    u_warm = int(graph.index_of("User", [str(inter.loc[keep, "user_id"].iloc[0])])[0])
+    length = (emb.pairs.hist_ptr[1:] - emb.pairs.hist_ptr[:-1]).numpy()
+    u_warm = int(np.argmax(length))  # the longest history
     i_warm = int(graph.index_of("Item", [str(inter.loc[keep, "item_id"].iloc[0])])[0])
-    # new users get their own calibration; items never change a user's (it would reorder a list)
-    cases = [(u_warm, i_new, model.calibrator_),
-             (u_new, i_warm, model.regime_calibrators_[NEW_USER]),
-             (u_new, i_new, model.regime_calibrators_[NEW_USER]),
-             (u_warm, i_warm, model.calibrator_)]
-    for u, i, calibrator in cases:
-        logit = model.predict_logits(emb, [u], [i])
-        np.testing.assert_allclose(model.predict_proba(emb, [u], [i]),
-                                   calibrator.predict_proba(logit))
-        np.testing.assert_allclose(model.score_matrix(emb, [u], [i])[0],
-                                   calibrator.predict_proba(logit), rtol=1e-5)
+    u_few = int(np.flatnonzero((length >= 1) & (length <= 3))[0])  # one to three clicks
+    # a call on new SKUs only: the new-SKU calibration; in a list that also holds warm items
+    # the user's regime decides (new user or warm): items never change it inside a list
+    new_item, new_user = model.regime_calibrators_[NEW_ITEM], model.regime_calibrators_[NEW_USER]
+    cases = [(u_warm, [i_new], [new_item]), (u_new, [i_new], [new_item]),
+             (u_new, [i_warm], [new_user]), (u_warm, [i_warm], [model.calibrator_]),
+             (u_warm, [i_new, i_warm], [model.calibrator_] * 2),
+             (u_new, [i_new, i_warm], [new_user] * 2),
+             (u_few, [i_new, i_warm], [model.regime_calibrators_[FEW_CLICKS]] * 2)]
+    for u, items, calibrators in cases:
+        logit = model.predict_logits(emb, [u] * len(items), items)
+        want = [c.predict_proba(z) for c, z in zip(calibrators, logit, strict=True)]
+        np.testing.assert_allclose(model.predict_proba(emb, [u] * len(items), items), want)
+        np.testing.assert_allclose(model.score_matrix(emb, [u], items)[0], want, rtol=1e-5)
     loaded = ColdStartModel.load(model.save(tmp_path / "m"), num_threads=1)
     np.testing.assert_array_equal(loaded.score_matrix(loaded.transform(graph)),
                                   model.score_matrix(emb))

@@ -193,3 +193,29 @@ def test_matrix_in_many_blocks_equals_one_block(monkeypatch: pytest.MonkeyPatch)
     whole = pair_feature_matrix(inp, users, items)
     monkeypatch.setattr(pairs, "_EXPANDED_BUDGET", 1)  # one user and one candidate per block
     torch.testing.assert_close(pair_feature_matrix(inp, users, items), whole)
+
+
+def test_the_refit_sees_held_out_users_with_their_history_hidden(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import kgrec.coldstart.train as train
+    from kgrec.coldstart import ColdStartModel, ModelConfig
+    from kgrec.coldstart.pairs import GATE_FLAGS
+    from kgrec.encoders import HashingEncoder
+    from kgrec.graph.build import build_graph
+    from kgrec.graph.export import to_hetero_data
+    from kgrec.graph.synthetic import generate_catalog
+
+    seen: list[list[tuple[torch.Tensor, torch.Tensor, int]]] = []
+    monkeypatch.setattr(train, "fit_combination", lambda head, parts: seen.append(parts))
+    tables = generate_catalog(800, 300, 8000, n_new_items=0, n_new_users=0, seed=1).tables
+    model = ColdStartModel(ModelConfig(hidden_dim=16, epochs=1, steps_per_epoch=1),
+                           text_encoder=HashingEncoder(dim=32), num_threads=1)
+    model.fit(to_hetero_data(build_graph(tables)))
+    (parts,) = seen
+    assert len(parts) == 3  # held-out items, warm validation, new users
+    names = feature_names(model.pair_attr_types_, bool(model.pair_profile_types_))
+    history = names.index(GATE_FLAGS[0])
+    cold_items, warm, new_users = parts
+    assert bool((new_users[1][:, history] == 0).all())  # nobody in the last set has history
+    assert bool((warm[1][:new_users[2], history] == 1).any())
+    assert new_users[2] > 0 and len(new_users[0]) == len(new_users[1])

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import copy
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from kgrec.errors import StoreError
 from kgrec.graph.build import build_graph
 from kgrec.graph.embedded import EmbeddedGraphStore
 from kgrec.graph.schema import RelType
 from kgrec.graph.store import write_graph
-from kgrec.ranking.candidates import SeenIndex
+from kgrec.ranking.candidates import SeenIndex, retrieval_tensors
 from kgrec.ranking.recommender import Recommender
 from tests.shops import HOMERS, RUNNERS, shop_tables
 
@@ -151,3 +155,18 @@ def test_parquet_sink_abort_keeps_the_previous_file(tmp_path, monkeypatch, unnam
     third.close()
     assert [p.name for p in tmp_path.iterdir()] == ["c.parquet"]
     assert pd.read_parquet(tmp_path / "c.parquet")["item_id"].tolist() == ["i3"]
+
+
+def test_retrieval_vectors_are_computed_once_per_head_and_embeddings(rec: Recommender) -> None:
+    model = copy.deepcopy(rec.model_)
+    emb = rec.emb_
+    users, items = retrieval_tensors(model, emb)
+    np.testing.assert_array_equal(users.numpy(), model.retrieval_vectors(emb)[0])
+    assert retrieval_tensors(model, emb)[0] is users  # cached
+    other = replace(emb, user=emb.user.clone())
+    assert retrieval_tensors(model, other)[0] is not users
+    with torch.no_grad():  # a head trained further in place is recomputed
+        next(model.head_.user_tower.parameters()).add_(0.5)
+    again = retrieval_tensors(model, emb)[0]
+    assert not torch.equal(again, users)
+    np.testing.assert_array_equal(again.numpy(), model.retrieval_vectors(emb)[0])

@@ -7,6 +7,7 @@ import java.util.concurrent.CountDownLatch;
 
 import org.neo4j.configuration.GraphDatabaseSettings;
 import org.neo4j.configuration.connectors.BoltConnector;
+import org.neo4j.configuration.connectors.BoltConnectorInternalSettings;
 import org.neo4j.configuration.connectors.HttpConnector;
 import org.neo4j.configuration.helpers.SocketAddress;
 import org.neo4j.dbms.api.DatabaseManagementService;
@@ -92,7 +93,12 @@ public final class Launcher {
                 .setConfig(HttpConnector.enabled, false)
                 .setConfig(GraphDatabaseSettings.auth_enabled, true)
                 .setConfig(GraphDatabaseSettings.pagecache_memory, ByteUnit.mebiBytes(pageCacheMb))
-                .setConfig(GraphDatabaseSettings.transaction_timeout, java.time.Duration.ofMinutes(10));
+                .setConfig(GraphDatabaseSettings.transaction_timeout, java.time.Duration.ofMinutes(10))
+                // A stop waits this long for idle Bolt worker threads (5 s by default); the
+                // connections are already closed then, so waiting longer only delays a restart
+                // (the offline import's swap stops and starts the server).
+                .setConfig(BoltConnectorInternalSettings.thread_pool_shutdown_wait_time,
+                           java.time.Duration.ofMillis(500));
     }
 
     /** Set the password through the system database; idempotent across restarts. */
