@@ -17,16 +17,18 @@ def store_arg(p: argparse.ArgumentParser, default: str = "embedded:.kgrec/store"
     p.add_argument("--store", default=default, help=STORE_HELP)
 
 
+BATCH_MODES = ("auto", "full", "mini")  # ModelConfig.batch_mode (not imported: keeps the CLI light)
 # Settings of ModelConfig that the CLI exposes; unset flags keep the one set of defaults.
 MODEL_FLAGS: tuple[tuple[str, type], ...] = (
     ("epochs", int), ("steps_per_epoch", int), ("hidden_dim", int), ("lr", float),
-    ("patience", int))
+    ("patience", int), ("batch_mode", str), ("batch_size", int), ("fanout", int))
 
 
 def model_args(p: argparse.ArgumentParser, seed: bool = True) -> None:
     """``--epochs``, ``--hidden-dim`` ... overriding ``ModelConfig``'s defaults when given."""
     for name, kind in MODEL_FLAGS + ((("seed", int),) if seed else ()):
         p.add_argument("--" + name.replace("_", "-"), type=kind, default=None,
+                       choices=BATCH_MODES if name == "batch_mode" else None,
                        help=f"model setting {name} (default: ModelConfig's)")
     p.add_argument("--encoder", choices=["bert", "hashing"], default="bert",
                    help="item text encoder (default %(default)s; hashing is for quick checks)")

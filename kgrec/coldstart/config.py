@@ -32,6 +32,11 @@ REMOVED_SETTINGS: dict[str, Any] = {
 # Runtime arguments that older versions saved among the settings.
 RUNTIME_ARGUMENTS: frozenset[str] = frozenset(
     {"device", "num_threads", "show_progress", "cache_dir"})
+BATCH_MODES: tuple[str, ...] = ("auto", "full", "mini")
+# batch_mode="auto" trains mini-batch above this many positive pairs: full batch peaked at 3.0 GB
+# for 1M (benchmarks/TRAIN.md) and grows with the graph, so 2M is about 6 GB, the most that
+# leaves room beside other work on a 24 GB machine (benchmarks/SCALE.md, "Training")
+MINI_BATCH_ABOVE = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,16 @@ class ModelConfig:
         calibration_negatives: Uniform negatives per validation positive for calibration,
             default 100.
         seed: Seed of every random draw, default 0.
+
+    Scale (:mod:`kgrec.coldstart.minibatch`):
+        batch_mode: ``"full"``: every step runs the GNN over the whole graph; ``"mini"``: every
+            step runs it on the sampled neighbourhoods of its pairs only, and inference runs
+            layer by layer in node chunks, so memory follows the batch, not the graph;
+            ``"auto"`` (default): mini above ``MINI_BATCH_ABOVE`` (2,000,000) positive pairs.
+        batch_size: Mini-batch: most supervision positives per step, default 4,096 (an epoch
+            takes ``max(steps_per_epoch, ceil(supervision positives / batch_size))`` steps).
+        fanout: Mini-batch: in-neighbours sampled per node, edge type and hop (all of them
+            when a node has no more), default 10.
     """
 
     hidden_dim: int = 64
@@ -127,6 +142,14 @@ class ModelConfig:
     max_val_pairs: int = 2000
     calibration_negatives: int = 100
     seed: int = 0
+    batch_mode: str = "auto"
+    batch_size: int = 4096
+    fanout: int = 10
+
+    def mini_batch(self, n_pos: int) -> bool:
+        """Whether a graph with ``n_pos`` positive pairs trains mini-batch (``batch_mode``)."""
+        return self.batch_mode == "mini" or (self.batch_mode == "auto"
+                                             and n_pos > MINI_BATCH_ABOVE)
 
     def validate(self) -> ModelConfig:
         """Check every setting; returns ``self``.
@@ -161,6 +184,10 @@ class ModelConfig:
             (self.val_negatives >= 1, "val_negatives must be >= 1"),
             (self.max_val_pairs >= 1, "max_val_pairs must be >= 1"),
             (self.calibration_negatives >= 1, "calibration_negatives must be >= 1"),
+            (self.batch_mode in BATCH_MODES,
+             f"batch_mode must be one of {BATCH_MODES}, got {self.batch_mode!r}"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (self.fanout >= 1, f"fanout must be >= 1, got {self.fanout}"),
         ]
         for ok, msg in checks:
             if not ok:

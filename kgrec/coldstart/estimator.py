@@ -41,7 +41,6 @@ from kgrec.coldstart.features import (
     graph_tensors,
     reverse,
     structural_edge_types,
-    with_interactions,
 )
 from kgrec.coldstart.heads import CTRHead
 from kgrec.coldstart.inference import (
@@ -52,6 +51,7 @@ from kgrec.coldstart.inference import (
     torch_threads,
 )
 from kgrec.coldstart.memory import release_free_memory
+from kgrec.coldstart.minibatch import encode_graph, inference_chunk
 from kgrec.coldstart.model import HeteroGNN
 from kgrec.coldstart.pairs import (
     ItemTables,
@@ -281,7 +281,8 @@ class ColdStartModel(Params):
             def logit_fn(users: Tensor, items: Tensor) -> np.ndarray:
                 pairs = self._pair_inputs(graph, tensors, msg, times, tables)
                 out: np.ndarray = pair_logits(self.encoder_, self.head_, tensors, msg, users,
-                                              items, pairs).numpy()
+                                              items, pairs, inference_chunk(self.config_,
+                                                                            tensors)).numpy()
                 return out
             return logit_fn
 
@@ -359,13 +360,9 @@ class ColdStartModel(Params):
                                                                             targets[ITEM]))
 
     def _encode(self, tensors: GraphTensors) -> dict[str, Tensor]:
-        self.encoder_.eval()
-        with torch.no_grad():
-            return self.encoder_(tensors.item_x.to(self.device),
-                                 {t: v.to(self.device) for t, v in tensors.shared_index.items()},
-                                 tensors.num_nodes[USER],
-                                 {k: v.to(self.device) for k, v in
-                                  with_interactions(tensors, tensors.pos).items()})
+        self.encoder_.eval()  # past MINI_BATCH_ABOVE positives: layer by layer, in node chunks
+        on = tensors.to(self.device)
+        return encode_graph(self.encoder_, on, on.pos, inference_chunk(self.config_, on))
 
     def predict_logits(self, emb: NodeEmbeddings, user_idx: Sequence[int] | np.ndarray,
                        item_idx: Sequence[int] | np.ndarray) -> np.ndarray:

@@ -223,6 +223,13 @@ class GraphTensors:
     pos_time: Tensor
     impressions: Tensor
 
+    def to(self, device: str | torch.device) -> GraphTensors:
+        """The message-passing inputs (features, ids, edges, positives) on ``device``."""
+        return GraphTensors(self.num_nodes, self.item_x.to(device),
+                            {t: v.to(device) for t, v in self.shared_index.items()},
+                            {et: v.to(device) for et, v in self.edges.items()},
+                            self.pos.to(device), self.pos_time, self.impressions)
+
 
 def interaction_pairs(graph: ExportedGraph) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Unique positive pairs ``(2, P)``, their latest ts ``(P,)`` and view-only pairs ``(2, N)``.

@@ -131,7 +131,11 @@ class HeteroGNN(nn.Module):
         return x
 
     def forward(self, item_x: Tensor, shared_index: dict[str, Tensor], num_users: int,
-                edges: dict[EdgeType, Tensor]) -> dict[str, Tensor]:
+                edges: dict[EdgeType, Tensor],
+                text_edges: Tensor | None = None) -> dict[str, Tensor]:
+        """States of every node; ``text_edges``: the User->Item pairs of the users' mean text
+        vectors when not ``edges[INTERACTED]`` (a sampled subgraph: a user's items are the
+        sampled in-neighbours of the user, the reverse edges)."""
         h = self.inputs(item_x, shared_index, num_users)
         edge_dict = {et: edges[et] for et in self.edge_types}
         if self.conv_name == "sage":
@@ -146,10 +150,15 @@ class HeteroGNN(nn.Module):
             h = {t: (h[t] + nn.functional.dropout(torch.relu(out[t]), self.dropout,
                                                    self.training)
                      if t in out and out[t] is not None else h[t]) for t in h}
+        return self.finish(h, item_x, edges[INTERACTED] if text_edges is None else text_edges)
+
+    def finish(self, h: dict[str, Tensor], item_x: Tensor, inter: Tensor) -> dict[str, Tensor]:
+        """The last layer's states -> outputs: LayerNorm per type, then the text-match columns
+        (``inter``: the User->Item edges a user's mean text vector is taken over)."""
         out_h = {t: self.norms[t](v) for t, v in h.items()}
         if self.text_match_dim:
+            num_users = len(h[USER])
             item_text = nn.functional.normalize(item_x[:, :self.text_match_dim], dim=-1)
-            inter = edges[INTERACTED]
             adj = to_torch_csr_tensor(inter, size=(num_users, len(item_x)))
             user_text = nn.functional.normalize(torch.sparse.mm(adj, item_text, "mean")
                                                 if inter.shape[1] else

@@ -1,7 +1,8 @@
-"""The full-batch training loop of the GNN and the CTR head (jointly, end to end).
+"""The training loop of the GNN and the CTR head (jointly, end to end).
 
-Why full batch: neighbour loaders need ``pyg-lib`` or ``torch-sparse``; without them the whole
-graph goes through the GNN each step (fine up to a few million edges on CPU). Each epoch:
+Full batch (the default up to ``MINI_BATCH_ABOVE`` positives, see ``ModelConfig.batch_mode``):
+the whole graph goes through the GNN each step. Mini-batch (:mod:`kgrec.coldstart.minibatch`):
+each step's pairs are scored on their sampled neighbourhoods, the rest is the same. Each epoch:
 
 1. split training positives into message edges and supervision edges (disjoint);
 2. cut the supervision edges into ``steps_per_epoch`` batches; for each batch, hide all message
@@ -36,6 +37,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -45,6 +47,13 @@ from tqdm.auto import tqdm
 from kgrec.coldstart.config import ModelConfig
 from kgrec.coldstart.features import ITEM, USER, GraphTensors, with_interactions
 from kgrec.coldstart.heads import CTRHead
+from kgrec.coldstart.minibatch import (
+    INFERENCE_CHUNK,
+    MiniBatchEpoch,
+    NeighbourSampler,
+    encode_graph,
+    minibatch_losses,
+)
 from kgrec.coldstart.model import HeteroGNN
 from kgrec.coldstart.pairs import PairInputs, pair_features
 from kgrec.coldstart.sampling import (
@@ -53,6 +62,7 @@ from kgrec.coldstart.sampling import (
     match_cold_negatives,
     split_supervision,
 )
+from kgrec.coldstart.steps import bce, draw_pairs, pair_loss, shard_batch
 
 logger = logging.getLogger(__name__)
 
@@ -87,10 +97,6 @@ def data_parallel(part: DataParallel) -> Iterator[None]:
         _DATA_PARALLEL.reset(token)
 
 
-def _bce(logits: Tensor, labels: Tensor) -> Tensor:
-    return nn.functional.binary_cross_entropy_with_logits(logits, labels)
-
-
 def _drop_ids(index: dict[str, Tensor], share: float, gen: torch.Generator) -> dict[str, Tensor]:
     if share <= 0:
         return index
@@ -99,12 +105,14 @@ def _drop_ids(index: dict[str, Tensor], share: float, gen: torch.Generator) -> d
 
 
 def pair_logits(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, msg_pairs: Tensor,
-                users: Tensor, items: Tensor, pairs: PairInputs | None = None) -> Tensor:
+                users: Tensor, items: Tensor, pairs: PairInputs | None = None,
+                chunk: int | None = None) -> Tensor:
     """Raw head logits of ``(users[k], items[k])`` on the graph with ``msg_pairs`` (eval mode).
 
     ``pairs``: that graph's pair-feature inputs, needed when the head has a wide part.
+    ``chunk``: node states layer by layer in chunks of this many nodes (:func:`encode_graph`).
     """
-    deep, feats = deep_logits(encoder, head, tensors, msg_pairs, users, items, pairs)
+    deep, feats = deep_logits(encoder, head, tensors, msg_pairs, users, items, pairs, chunk)
     with torch.no_grad():
         return head.combine(deep, feats)
 
@@ -153,14 +161,13 @@ class HeldOutPairs:
 
 
 def deep_logits(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, msg_pairs: Tensor,
-                users: Tensor, items: Tensor,
-                pairs: PairInputs | None) -> tuple[Tensor, Tensor | None]:
+                users: Tensor, items: Tensor, pairs: PairInputs | None,
+                chunk: int | None = None) -> tuple[Tensor, Tensor | None]:
     """Deep logits (no wide part) and pair features of ``(users[k], items[k])`` (eval mode)."""
     encoder.eval()
     head.eval()
     with torch.no_grad():
-        h = encoder(tensors.item_x, tensors.shared_index, tensors.num_nodes[USER],
-                    with_interactions(tensors, msg_pairs))
+        h = encode_graph(encoder, tensors, msg_pairs, chunk)
         deep, feats = [], []
         for sl in torch.arange(len(users)).split(1 << 18):
             deep.append(head.indexed(h[USER], h[ITEM], users[sl], items[sl])[0])
@@ -171,17 +178,42 @@ def deep_logits(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, msg_pa
 
 
 def _score_held_out(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors,
-                    msg_pairs: Tensor, sets: list[HeldOutPairs],
-                    pairs: PairInputs | None) -> list[tuple[Tensor, Tensor | None]]:
+                    msg_pairs: Tensor, sets: list[HeldOutPairs], pairs: PairInputs | None,
+                    chunk: int | None = None) -> list[tuple[Tensor, Tensor | None]]:
     """:func:`deep_logits` of several held-out sets on one graph, in one GNN pass."""
     sizes = [len(s.users) for s in sets]
     if sum(sizes) == 0:  # no validation at all: no GNN pass
         return [(torch.zeros(0), None) for _ in sets]
     deep, feats = deep_logits(encoder, head, tensors, msg_pairs,
                               torch.cat([s.users for s in sets]),
-                              torch.cat([s.items for s in sets]), pairs)
+                              torch.cat([s.items for s in sets]), pairs, chunk)
     return list(zip(deep.split(sizes), feats.split(sizes) if feats is not None
                     else [None] * len(sets), strict=True))
+
+
+def _full_batch_losses(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors,
+                       train_pos: Tensor, msg_all: Tensor, msg_time: Tensor, sup_idx: Tensor,
+                       cfg: ModelConfig, sampler: NegativeSampler, has_pos: Tensor,
+                       gen: torch.Generator, pair_builder: PairBuilder | None,
+                       shard: tuple[int, int] | None = None) -> Iterator[Tensor]:
+    """One epoch's step losses, each with the GNN run over the whole graph (step 2 above);
+    ``shard`` ``(rank, world)``: this worker's share of each batch (data parallel)."""
+    n_users, n_items = tensors.num_nodes[USER], tensors.num_nodes[ITEM]
+    for batch in sup_idx.chunk(max(1, cfg.steps_per_epoch)):
+        batch = shard_batch(batch, shard)
+        keep = drop_node_edges(msg_all, n_users, n_items, cfg.user_edge_dropout,
+                               cfg.item_edge_dropout, gen)
+        h = encoder(tensors.item_x, _drop_ids(tensors.shared_index, cfg.shared_id_dropout, gen),
+                    n_users, with_interactions(tensors, msg_all[:, keep]))
+        edgeless = has_pos & (torch.bincount(msg_all[1, keep], minlength=n_items) == 0)
+        recast = partial(match_cold_negatives, edgeless=edgeless, gen=gen) \
+            if cfg.cold_matched_negatives else None
+        u, i, y = draw_pairs(train_pos[:, batch], cfg, sampler, tensors.impressions, gen,
+                             recast)
+        feats = None if pair_builder is None else \
+            pair_features(pair_builder(msg_all[:, keep], msg_time[keep]), u, i)
+        yield pair_loss(head, cfg, h[USER], h[ITEM], u, i, y, feats)
+        del h, feats  # freed before the next step allocates (RSS)
 
 
 def listwise_loss(logits: Tensor, n_pos: int) -> Tensor:
@@ -269,7 +301,7 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
         validation slice), ``val_loss``, ``val_auc_cold`` (with held-out items, ``cold_pos``)
         and ``val_score`` (the mean of the two that exist, used for early stopping).
     """
-    n_users, n_items = tensors.num_nodes[USER], tensors.num_nodes[ITEM]
+    n_items = tensors.num_nodes[ITEM]
     train_pos = tensors.pos[:, train_idx]
     train_time = tensors.pos_time[train_idx]
     if head.n_pair and pair_builder is None:
@@ -277,6 +309,9 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
     val_pairs = pair_builder(train_pos, train_time) if pair_builder and head.n_pair else None
     item_counts = torch.bincount(train_pos[1], minlength=n_items)
     has_pos = item_counts > 0  # matched cold negatives come from dropped *training* items
+    pos_items = torch.nonzero(has_pos).squeeze(1)
+    mini = cfg.mini_batch(tensors.pos.shape[1])
+    chunk = INFERENCE_CHUNK if mini else None  # validation states layer by layer in chunks
     sampler = NegativeSampler(n_items, item_counts, cfg.pop_neg_share)
     # early stopping needs a sample, not every pair: at most max_val_pairs positives per set
     warm_val = HeldOutPairs.sample(tensors.pos[:, val_idx], n_items, cfg.val_negatives,
@@ -285,7 +320,6 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
     if cold_pos is not None and cold_pos.shape[1]:  # items held out entirely (new SKUs)
         held.append(HeldOutPairs.sample(cold_pos, torch.unique(cold_pos[1]),
                                         cfg.val_negatives, cfg.max_val_pairs, gen))
-    imps = tensors.impressions
     # the wide part and its gate (a few hundred weights over fixed features) learn at
     # wide_lr_scale x lr, as Wide & Deep trains its wide part with its own optimiser: at the
     # deep part's rate they stay near their zero start while the GNN fits everything
@@ -304,6 +338,7 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
     dp = _DATA_PARALLEL.get()
     local = gen if dp is None else torch.Generator().manual_seed(cfg.seed + 7919 * (dp.rank + 1))
     params = [p for g in groups for p in g["params"]]
+    shard = None if dp is None else (dp.rank, dp.world)
     bar = tqdm(range(cfg.epochs), disable=not show_progress, desc="coldstart fit")
     for epoch in bar:
         start = time.perf_counter()
@@ -311,56 +346,36 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
         head.train()
         msg_idx, sup_idx = split_supervision(train_pos.shape[1], cfg.supervision_share, gen)
         msg_all, msg_time = train_pos[:, msg_idx], train_time[msg_idx]
+        if mini:
+            epoch_data = MiniBatchEpoch(
+                NeighbourSampler(with_interactions(tensors, msg_all), tensors.num_nodes,
+                                 cfg.fanout, encoder.num_layers),
+                torch.bincount(msg_all[1], minlength=n_items), has_pos, pos_items,
+                pair_builder(msg_all, msg_time) if val_pairs is not None and pair_builder
+                else None)
+            steps = minibatch_losses(encoder, head, tensors, train_pos, sup_idx, epoch_data,
+                                     cfg, sampler, local, shard)
+        else:
+            steps = _full_batch_losses(encoder, head, tensors, train_pos, msg_all, msg_time,
+                                       sup_idx, cfg, sampler, has_pos, local,
+                                       pair_builder if val_pairs is not None else None, shard)
         losses = []
-        for batch in sup_idx.chunk(max(1, cfg.steps_per_epoch)):
-            if dp is not None and len(batch) >= dp.world:
-                batch = batch[dp.rank::dp.world]
-            keep = drop_node_edges(msg_all, n_users, n_items, cfg.user_edge_dropout,
-                                   cfg.item_edge_dropout, local)
-            h = encoder(tensors.item_x, _drop_ids(tensors.shared_index, cfg.shared_id_dropout,
-                                                  local),
-                        n_users, with_interactions(tensors, msg_all[:, keep]))
-            pos = train_pos[:, batch]
-            n_neg = pos.shape[1] * cfg.neg_ratio
-            users = [pos[0], pos[0].repeat(cfg.neg_ratio)]
-            negs = sampler.sample(n_neg, local)
-            msg_count = torch.bincount(msg_all[1, keep], minlength=n_items)
-            if cfg.cold_matched_negatives:
-                edgeless = has_pos & (msg_count == 0)
-                negs = match_cold_negatives(negs, pos[1].repeat(cfg.neg_ratio), edgeless, local)
-            items = [pos[1], negs]
-            labels = [torch.ones(pos.shape[1]), torch.zeros(n_neg)]
-            if imps.shape[1]:
-                take = torch.randint(imps.shape[1], (min(imps.shape[1], pos.shape[1]),),
-                                     generator=local)
-                users.append(imps[0, take])
-                items.append(imps[1, take])
-                labels.append(torch.zeros(len(take)))
-            u, i, y = torch.cat(users), torch.cat(items), torch.cat(labels)
-            logit, tower = head.indexed(h[USER], h[ITEM], u, i)
-            loss = cfg.tower_loss_weight * _bce(tower, y)
-            feats = None
-            if val_pairs is not None and pair_builder is not None:
-                # the deep part also has to stand alone (users without history rely on it)
-                feats = pair_features(pair_builder(msg_all[:, keep], msg_time[keep]), u, i)
-                loss = loss + cfg.deep_loss_weight * _bce(logit, y)
-                logit = head.combine(logit, feats)
-            loss = loss + _bce(logit, y)
+        for loss in steps:  # one optimiser step per batch, whichever way its loss was computed
             opt.zero_grad()
             loss.backward()
             if dp is not None:
                 dp.grad_sync(params)
             opt.step()
             losses.append(float(loss.detach()))
-            del h, logit, tower, loss, u, i, y, feats  # freed before the next step allocates (RSS)
+        del steps
         metrics = {"epoch": float(epoch), "loss": sum(losses) / len(losses),
                    "val_auc": math.nan, "val_loss": math.nan}
-        scored = _score_held_out(encoder, head, tensors, train_pos, held, val_pairs)
+        scored = _score_held_out(encoder, head, tensors, train_pos, held, val_pairs, chunk)
         with torch.no_grad():
             logits = [head.combine(d, f) for d, f in scored]
         if warm_val.n_pos:
             metrics["val_auc"] = warm_val.auc(logits[0])
-            metrics["val_loss"] = float(_bce(logits[0], warm_val.labels))
+            metrics["val_loss"] = float(bce(logits[0], warm_val.labels))
         if len(held) > 1:
             metrics["val_auc_cold"] = held[1].auc(logits[1])
         aucs = [metrics[k] for k in ("val_auc", "val_auc_cold")
@@ -388,7 +403,7 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
         head.load_state_dict(best_state[1])
     if len(held) > 1 and val_pairs is not None and pair_builder is not None:
         sets = [held[1]] + ([warm_val] if warm_val.n_pos else [])
-        scored = _score_held_out(encoder, head, tensors, train_pos, sets, val_pairs)
+        scored = _score_held_out(encoder, head, tensors, train_pos, sets, val_pairs, chunk)
         parts = [(d, f, s.n_pos) for (d, f), s in zip(scored, sets, strict=True)
                  if f is not None]
         parts += _new_user_part(encoder, head, tensors, train_pos, train_time,
