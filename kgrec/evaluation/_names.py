@@ -9,15 +9,14 @@ ABLATIONS: dict[str, str] = {
     "no_text": "text vectors replaced by zeros (graph structure and ids only)",
     "no_attributes": "HAS_BRAND/IN_CATEGORY/HAS_ATTRIBUTE/RELATED/SUBCATEGORY_OF edges removed",
     "no_dropout": "item_edge_dropout = user_edge_dropout = 0 (no cold-start edge dropout)",
-    "with_cooc": "cooc_features = True (adds the item co-occurrence pair features, off by "
-                 "default)",
+    "with_cooc": "cooc_features = True (adds the item co-occurrence pair features)",
     "no_pairs": "pair_features = False (the deep part alone: GNN + CTR head, no wide part)",
     "with_lexical": "lexical_features = True (adds the TF-IDF cosine pair features)",
     "no_lexical": "lexical_features = False (without the TF-IDF cosine pair features)",
     "no_cooc": "cooc_features = False (without the item co-occurrence pair features)",
     "ctr_separate": "CTR head trained separately: not supported by ColdStartModel (skipped)",
 }
-SUPPORTED_ABLATIONS: tuple[str, ...] = ("no_text", "no_attributes", "no_dropout", "with_cooc",
+SUPPORTED_ABLATIONS: tuple[str, ...] = ("no_text", "no_attributes", "no_dropout", "no_cooc",
                                          "no_pairs")
 # ablations that only change settings: name -> the ModelConfig changes
 CONFIG_ABLATIONS: dict[str, dict[str, object]] = {
