@@ -326,20 +326,21 @@ def calibrated_by_regime(warm: PlattCalibrator, regimes: dict[str, PlattCalibrat
                          logits: np.ndarray, pairs: PairInputs | None, users: Tensor,
                          items: Tensor, scope: Tensor | None = None) -> np.ndarray:
     """Probabilities of ``logits`` ``(len(users), len(items))`` (or ``(n,)`` for the pairs
-    ``(users[k], items[k])``). When every item of the call (``scope``, default ``items``) is a
-    new SKU (no interaction in ``pairs``' graph), all by the ``new_item`` calibration: "chance
-    the user takes this one among the new SKUs", fitted on held-out items ranked among
-    themselves. Otherwise a user with no history by the ``new_user`` calibration, one with 1
-    to ``FEW_CLICKS_MAX`` history items by ``few_clicks``, everyone else (and every user of a
+    ``(users[k], items[k])``). When a ranked candidate set is given (``scope``: every column
+    of a score matrix) and all of it is new SKUs (no interaction in ``pairs``' graph), all by
+    the ``new_item`` calibration: "chance the user takes this one among the new SKUs", fitted
+    on held-out items ranked among themselves. Pairs scored on their own (``scope`` None) never
+    take it, so a pair's probability does not depend on the other pairs of the call.
+    Otherwise a user with no history by the ``new_user`` calibration, one with 1 to
+    ``FEW_CLICKS_MAX`` history items by ``few_clicks``, everyone else (and every user of a
     model without pair inputs) by ``warm``.
 
-    The regime is chosen per *call* or per *user*, never per item: a user's candidates are
+    The regime is chosen per ranked set or per *user*, never per item: a user's candidates are
     ranked by these probabilities, and two calibrations inside one list would reorder it
     (tried: the new-SKU calibration for the new items of a mixed list put every such item first
     in MovieLens warm lists, Recall@20 0.003 against 0.12).
     """
-    scope = items if scope is None else scope
-    if pairs is not None and NEW_ITEM in regimes and len(scope) \
+    if scope is not None and pairs is not None and NEW_ITEM in regimes and len(scope) \
             and bool((pairs.item_degree[scope] == 0).all()):
         return regimes[NEW_ITEM].predict_proba(logits)
     p = warm.predict_proba(logits)

@@ -299,8 +299,8 @@ class ColdStartModel(Params):
     def _calibrated(self, logits: np.ndarray, emb: NodeEmbeddings, u: Tensor, i: Tensor,
                     scope: Tensor | None = None) -> np.ndarray:
         """Probabilities of ``logits`` ``(len(u), len(i))`` or ``(n,)`` (then ``u``, ``i`` are
-        the pairs) by regime (:func:`calibrated_by_regime`; ``scope``: every item of the
-        call, default ``i``)."""
+        the pairs) by regime (:func:`calibrated_by_regime`; ``scope``: the whole ranked
+        candidate set of a score matrix)."""
         return calibrated_by_regime(self.calibrator_, getattr(self, "regime_calibrators_", {}),
                                     logits, emb.pairs, u, i, scope)
 

@@ -94,10 +94,12 @@ def test_new_users_get_a_calibration_of_their_own(tmp_path) -> None:  # type: ig
     u_warm = int(np.argmax(length))  # the longest history
     i_warm = int(graph.index_of("Item", [str(inter.loc[keep, "item_id"].iloc[0])])[0])
     u_few = int(np.flatnonzero((length >= 1) & (length <= 3))[0])  # one to three clicks
-    # a call on new SKUs only: the new-SKU calibration; in a list that also holds warm items
-    # the user's regime decides (new user or warm): items never change it inside a list
+    # a score matrix over new SKUs only: the new-SKU calibration; in a list that also holds
+    # warm items, and for pairs scored on their own, the user's regime decides (new user, few
+    # clicks or warm): items never change it inside a list
     new_item, new_user = model.regime_calibrators_[NEW_ITEM], model.regime_calibrators_[NEW_USER]
     cases = [(u_warm, [i_new], [new_item]), (u_new, [i_new], [new_item]),
+             (u_warm, [i_new, i_new], [new_item] * 2),
              (u_new, [i_warm], [new_user]), (u_warm, [i_warm], [model.calibrator_]),
              (u_warm, [i_new, i_warm], [model.calibrator_] * 2),
              (u_new, [i_new, i_warm], [new_user] * 2),
@@ -105,8 +107,11 @@ def test_new_users_get_a_calibration_of_their_own(tmp_path) -> None:  # type: ig
     for u, items, calibrators in cases:
         logit = model.predict_logits(emb, [u] * len(items), items)
         want = [c.predict_proba(z) for c, z in zip(calibrators, logit, strict=True)]
-        np.testing.assert_allclose(model.predict_proba(emb, [u] * len(items), items), want)
         np.testing.assert_allclose(model.score_matrix(emb, [u], items)[0], want, rtol=1e-5)
+        user_regime = model.calibrator_ if u == u_warm else \
+            model.regime_calibrators_[NEW_USER if u == u_new else FEW_CLICKS]
+        np.testing.assert_allclose(model.predict_proba(emb, [u] * len(items), items),
+                                   user_regime.predict_proba(logit))
     loaded = ColdStartModel.load(model.save(tmp_path / "m"), num_threads=1)
     np.testing.assert_array_equal(loaded.score_matrix(loaded.transform(graph)),
                                   model.score_matrix(emb))

@@ -213,7 +213,8 @@ def test_the_refit_sees_held_out_users_with_their_history_hidden(
     model.fit(to_hetero_data(build_graph(tables)))
     (parts,) = seen
     assert len(parts) == 3  # held-out items, warm validation, new users
-    names = feature_names(model.pair_attr_types_, bool(model.pair_profile_types_))
+    names = feature_names(model.pair_attr_types_, bool(model.pair_profile_types_),
+                          model.config_.cooc_features, model.config_.lexical_features)
     history = names.index(GATE_FLAGS[0])
     cold_items, warm, new_users = parts
     assert bool((new_users[1][:, history] == 0).all())  # nobody in the last set has history
