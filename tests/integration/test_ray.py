@@ -79,9 +79,13 @@ def test_candidates_on_ray_equal_single_process(ray_cluster: str, neo4j_store: N
                            sorted((tmp_path / "ray.jsonl").iterdir())], ignore_index=True)
     single = pd.read_json(tmp_path / "one.jsonl", lines=True)
     cols = sorted(single.columns)
-    pd.testing.assert_frame_equal(
-        explained[cols].sort_values(cols[:3], ignore_index=True).astype(str),
-        single[cols].sort_values(cols[:3], ignore_index=True).astype(str))
+    floats = [c for c in cols if pd.api.types.is_float_dtype(single[c])]
+    keys = [c for c in cols if c not in floats]
+    explained = explained[cols].sort_values(keys, ignore_index=True)
+    single = single[cols].sort_values(keys, ignore_index=True)
+    pd.testing.assert_frame_equal(explained[keys].astype(str), single[keys].astype(str))
+    for c in floats:  # path weights: float32 sums whose order depends on the batch
+        np.testing.assert_allclose(explained[c], single[c], rtol=1e-5)
 
 
 def _segment_hits(rec: Recommender) -> float:
