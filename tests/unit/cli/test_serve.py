@@ -415,3 +415,11 @@ def test_well_formed_bodies_with_odd_values_never_get_a_500(client: TestClient) 
         assert r.status_code < 500, (path, body, r.text)
 
     check()
+
+
+def test_rerank_n_overrides_the_saved_setting(served: tuple[str, str, ModelHolder]) -> None:
+    from kgrec.ranking.recommender import DEFAULT_RERANK_N
+
+    spec, model_dir, holder = served
+    assert holder.current.rec.rerank_n == DEFAULT_RERANK_N  # what the saved model holds
+    assert model_loader(model_dir, spec, rerank_n=3)().rerank_n == 3
