@@ -93,15 +93,8 @@ class _Sequential(Neo4jGraphStore):
     """The store as it was before bulk loads: MERGE always, one batch after another."""
 
     def write_graph(self, frames):  # type: ignore[no-untyped-def, override]
-        from kgrec.graph.schema import NodeLabel, RelType
-        written = {}
-        for label in NodeLabel:
-            if label in frames.nodes and len(frames.nodes[label]):
-                written[label.value] = self.upsert_nodes(label, frames.nodes[label])
-        for rel in RelType:
-            if rel in frames.edges and len(frames.edges[rel]):
-                written[rel.value] = self.upsert_edges(rel, frames.edges[rel])
-        return written
+        from kgrec.graph.store import upsert_frames
+        return upsert_frames(self, frames)
 
 
 def _sequential(driver: neo4j.Driver, batch_size: int) -> Neo4jGraphStore:

@@ -43,9 +43,8 @@ from kgrec.coldstart.features import (
     GraphTensors,
     graph_tensors,
     reverse,
-    with_interactions,
 )
-from kgrec.coldstart.inference import NodeEmbeddings, induced_subgraph, khop_nodes
+from kgrec.coldstart.inference import NodeEmbeddings, hop_masks, induced_subgraph, khop_nodes
 from kgrec.coldstart.pairs import attr_slots, stable_keys
 from kgrec.graph.export import ExportedGraph
 
@@ -125,21 +124,6 @@ def _append(base: BaseTensors, new: GraphTensors, new_graph: ExportedGraph
                    edges=edges), rows
 
 
-def _reached(tensors: GraphTensors, sources: dict[str, Tensor], hops: int) -> dict[str, Tensor]:
-    """Boolean masks of the nodes within ``hops`` outgoing hops of ``sources``."""
-    edges = with_interactions(tensors, tensors.pos)
-    inside = {t: torch.zeros(tensors.num_nodes[t], dtype=torch.bool) for t in NODE_TYPES}
-    for t, idx in sources.items():
-        inside[t][idx] = True
-    for _ in range(hops):
-        grown = {t: m.clone() for t, m in inside.items()}
-        for (src, _rel, dst), ei in edges.items():
-            if ei.shape[1]:
-                grown[dst][ei[1][inside[src][ei[0]]]] = True
-        inside = grown
-    return inside
-
-
 def embed_new_items(model: ColdStartModel, base: BaseTensors, base_emb: NodeEmbeddings,
                     new_graph: ExportedGraph, item_ids: list[str],
                     user_rows: np.ndarray) -> NodeEmbeddings:
@@ -166,7 +150,8 @@ def embed_new_items(model: ColdStartModel, base: BaseTensors, base_emb: NodeEmbe
         targets = {ITEM: rows[ITEM][local]}
         users = torch.from_numpy(np.asarray(user_rows, dtype=np.int64))
         news = {t: r[r >= base.tensors.num_nodes[t]] for t, r in rows.items()}
-        changed = _reached(tensors, news, model.config_.num_layers)[USER][users]
+        changed = hop_masks(tensors, news, model.config_.num_layers,
+                            incoming=False)[USER][users]
         targets[USER] = users[changed].unique()
         keep = khop_nodes(tensors, targets, model.config_.num_layers)
         h = model._encode(induced_subgraph(tensors, keep))

@@ -68,20 +68,32 @@ class NodeEmbeddings:
                 f"dim={self.user.shape[1]})")
 
 
+def hop_masks(tensors: GraphTensors, seeds: dict[str, Tensor], hops: int, *,
+              incoming: bool) -> dict[str, Tensor]:
+    """Boolean masks per type of the nodes within ``hops`` hops of ``seeds``: against the
+    edges (the nodes a seed reads from, ``incoming``) or along them (the nodes it reaches)."""
+    edges = with_interactions(tensors, tensors.pos)
+    inside = {t: torch.zeros(tensors.num_nodes[t], dtype=torch.bool) for t in NODE_TYPES}
+    for t, idx in seeds.items():
+        inside[t][idx] = True
+    for _ in range(hops):
+        grown = {t: m.clone() for t, m in inside.items()}
+        for (src, _rel, dst), ei in edges.items():
+            if not ei.shape[1]:
+                continue
+            if incoming:
+                grown[src][ei[0][inside[dst][ei[1]]]] = True
+            else:
+                grown[dst][ei[1][inside[src][ei[0]]]] = True
+        inside = grown
+    return inside
+
+
 def khop_nodes(tensors: GraphTensors, targets: dict[str, Tensor],
                num_layers: int) -> dict[str, Tensor]:
     """Sorted node indices per type within ``num_layers`` incoming hops of ``targets``."""
-    edges = with_interactions(tensors, tensors.pos)
-    inside = {t: torch.zeros(tensors.num_nodes[t], dtype=torch.bool) for t in NODE_TYPES}
-    for t, idx in targets.items():
-        inside[t][idx] = True
-    for _ in range(num_layers):
-        grown = {t: m.clone() for t, m in inside.items()}
-        for (src, _rel, dst), ei in edges.items():
-            if ei.shape[1]:
-                grown[src][ei[0][inside[dst][ei[1]]]] = True
-        inside = grown
-    return {t: torch.nonzero(m).squeeze(1) for t, m in inside.items()}
+    return {t: torch.nonzero(m).squeeze(1)
+            for t, m in hop_masks(tensors, targets, num_layers, incoming=True).items()}
 
 
 def induced_subgraph(tensors: GraphTensors, keep: dict[str, Tensor]) -> GraphTensors:

@@ -68,6 +68,12 @@ def write_graph(store: GraphStore, frames: GraphFrames) -> dict[str, int]:
     own = getattr(store, "write_graph", None)
     if callable(own):
         return dict(own(frames))
+    return upsert_frames(store, frames)
+
+
+def upsert_frames(store: GraphStore, frames: GraphFrames) -> dict[str, int]:
+    """The generic :func:`write_graph`: every node label, then every relationship type, one
+    ``upsert_*`` call each (the per-batch ``MERGE`` path)."""
     written: dict[str, int] = {}
     for label in NodeLabel:
         if label in frames.nodes and len(frames.nodes[label]):
