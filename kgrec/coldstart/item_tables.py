@@ -1,0 +1,75 @@
+"""Per-item inputs of the pair features that do not depend on users: attribute slots, and
+item x item tables of text cosines and attribute overlaps for small catalogues.
+
+Why a module of its own: :mod:`kgrec.coldstart.pairs` reads them per pair; computing them is a
+separate concern (once per graph, reused by every training step and every call).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import scipy.sparse as sp
+import torch
+from torch import Tensor
+
+from kgrec.coldstart.features import ITEM, EdgeType, GraphTensors
+
+MAX_ATTR_SLOTS = 8
+_TABLE_BUDGET = 1 << 26  # most item x item cells precomputed (256 MB of float32)
+
+
+def attr_slots(edges: Tensor, n_items: int, node_keys: Tensor) -> Tensor:
+    """``(n_items, k)`` padded keys of each item's linked nodes (first ``MAX_ATTR_SLOTS``)."""
+    if edges.shape[1] == 0:
+        return torch.zeros((n_items, 1), dtype=torch.long)
+    order = torch.argsort(edges[0], stable=True)
+    item, node = edges[0][order], edges[1][order]
+    count = torch.bincount(item, minlength=n_items)
+    start = torch.cumsum(count, 0) - count
+    slot = torch.arange(len(item)) - start[item]
+    k = int(min(int(count.max()), MAX_ATTR_SLOTS))
+    ok = slot < k
+    out = torch.zeros((n_items, k), dtype=torch.long)
+    out[item[ok], slot[ok]] = node_keys[node[ok]]
+    return out
+
+
+@dataclass
+class ItemTables:
+    """Item x item text cosines and attribute overlaps, precomputed for a small catalogue.
+
+    Why: training scores tens of thousands of pairs per step against each user's history, and
+    gathering two text vectors per (history entry, candidate) dominated a MovieLens epoch; a
+    lookup in a precomputed table is far cheaper. ``overlaps[r][h, c]`` is the share of item
+    ``c``'s relation-``r`` keys that item ``h`` also has (as the per-pair path computes it).
+    """
+
+    sim: Tensor
+    overlaps: list[Tensor]
+    lex: Tensor | None = None  # TF-IDF cosines, with lexical vectors
+
+
+def item_tables(tensors: GraphTensors, attr_types: Sequence[EdgeType],
+                node_keys: dict[str, Tensor], text_dim: int,
+                lex: sp.csr_matrix | None = None) -> ItemTables | None:
+    """:class:`ItemTables` of ``tensors``' items (``lex``: their TF-IDF rows), or None when
+    they would exceed ``_TABLE_BUDGET`` cells (then features are computed per pair)."""
+    n = tensors.num_nodes[ITEM]
+    if n == 0 or n * n * (1 + len(attr_types) + (lex is not None)) > _TABLE_BUDGET:
+        return None
+    text = torch.nn.functional.normalize(tensors.item_x[:, :text_dim], dim=-1)
+    overlaps = []
+    for et in attr_types:
+        slots = attr_slots(tensors.edges.get(et, torch.zeros((2, 0), dtype=torch.long)), n,
+                           node_keys[et[2]])
+        _, col = torch.unique(slots, return_inverse=True)
+        valid = slots != 0
+        rows = torch.arange(n)[:, None].expand_as(slots)
+        onehot = torch.zeros((n, int(col.max()) + 1))
+        onehot[rows[valid], col[valid]] = 1.0
+        shared = onehot @ onehot.T  # (h, c): keys the two items share
+        overlaps.append(shared / valid.sum(1).clamp(min=1).to(torch.float32)[None, :])
+    lex_table = None if lex is None else torch.from_numpy((lex @ lex.T).toarray())
+    return ItemTables(sim=text @ text.T, overlaps=overlaps, lex=lex_table)
