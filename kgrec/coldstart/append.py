@@ -45,7 +45,8 @@ from kgrec.coldstart.features import (
     reverse,
 )
 from kgrec.coldstart.inference import NodeEmbeddings, hop_masks, induced_subgraph, khop_nodes
-from kgrec.coldstart.pairs import attr_slots, stable_keys
+from kgrec.coldstart.item_tables import attr_slots
+from kgrec.coldstart.pairs import stable_keys
 from kgrec.graph.export import ExportedGraph
 
 if TYPE_CHECKING:

@@ -18,7 +18,8 @@ import torch
 from sklearn.metrics import log_loss as sklearn_log_loss
 from torch import Tensor
 
-from kgrec.coldstart.pairs import PairInputs
+from kgrec.coldstart.pairs import SHORT_HISTORY_MAX, PairInputs
+from kgrec.coldstart.sampling import first_clicks
 
 logger = logging.getLogger(__name__)
 
@@ -244,7 +245,7 @@ def calibrate_on_validation(logit_fn: LogitFn, val: Tensor, n_items: int, known:
 
 NEW_ITEM, NEW_USER = "new_item", "new_user"  # calibration regimes beside the warm one
 FEW_CLICKS = "few_clicks"  # users with 1..FEW_CLICKS_MAX history items
-FEW_CLICKS_MAX = 3
+FEW_CLICKS_MAX = SHORT_HISTORY_MAX
 MIN_REGIME_POSITIVES = 20
 MAX_REGIME_POSITIVES = 5000  # positives scored for a regime's calibration (with m negatives)
 
@@ -304,21 +305,15 @@ def _few_clicks(calibrators: dict[str, PlattCalibrator], reports: dict[str, dict
                 hidden_time: Tensor, others: Tensor, others_time: Tensor, n_users: int,
                 n_items: int, m: int, gen: torch.Generator) -> None:
     """The ``few_clicks`` calibration (:func:`calibrate_regimes`), added in place."""
-    order = torch.argsort(hidden_time, stable=True)
-    order = order[torch.argsort(hidden[0, order], stable=True)]  # by user, then time
-    users, items, times = hidden[0, order], hidden[1, order], hidden_time[order]
-    count = torch.bincount(users, minlength=n_users)
-    rank = torch.arange(len(users)) - (torch.cumsum(count, 0) - count)[users]
-    reveal = 1 + torch.remainder(users, FEW_CLICKS_MAX)  # 1, 2 or 3 by turns
-    shown, rest = rank < reveal, rank >= reveal
-    truth = torch.stack([users[rest], items[rest]])
+    shown = first_clicks(hidden[0], hidden_time, n_users, FEW_CLICKS_MAX)
+    truth = hidden[:, ~shown]
     if truth.shape[1] < MIN_REGIME_POSITIVES:
         return
     n_pos = torch.bincount(truth[0], minlength=n_users)
-    known = torch.bincount(users[shown], minlength=n_users) + n_pos
-    msg = torch.cat([others, torch.stack([users[shown], items[shown]])], dim=1)
+    known = torch.bincount(hidden[0, shown], minlength=n_users) + n_pos
+    msg = torch.cat([others, hidden[:, shown]], dim=1)
     calibrators[FEW_CLICKS], reports[FEW_CLICKS] = calibrate_on_validation(
-        logit_fn_on(msg, torch.cat([others_time, times[shown]])),
+        logit_fn_on(msg, torch.cat([others_time, hidden_time[shown]])),
         _at_most(truth, MAX_REGIME_POSITIVES, gen), n_items, known, m, gen, n_pos=n_pos)
 
 

@@ -65,6 +65,10 @@ class ModelConfig:
             :mod:`kgrec.encoders.lexical`), default False: on the round-6 validation splits it
             lifted Amazon's new SKUs (Recall@20 0.214 -> 0.234) but cut MovieLens's (0.159 ->
             0.133), so it does not earn its place on every dataset.
+        history_features: With ``pair_features``, add the user's history size (``log1p``) and
+            a short-history flag (1 to 3 items) to the pair features, with a gate of its own
+            for short histories, refitted on validation users cut to their first 1 to 3
+            interactions (:mod:`kgrec.coldstart.pairs`), default True.
         use_price: Standardised log-price among the item inputs, default True.
         use_related: Use RELATED (knowledge-graph) edges, default True.
 
@@ -119,6 +123,7 @@ class ModelConfig:
     max_history: int = 256
     cooc_features: bool = True
     lexical_features: bool = False
+    history_features: bool = True
     use_price: bool = True
     use_related: bool = True
     epochs: int = 60

@@ -50,17 +50,16 @@ from kgrec.coldstart.inference import (
     khop_nodes,
     torch_threads,
 )
+from kgrec.coldstart.item_tables import ItemTables, item_tables
 from kgrec.coldstart.memory import release_free_memory
 from kgrec.coldstart.minibatch import encode_graph, inference_chunk
 from kgrec.coldstart.model import HeteroGNN
 from kgrec.coldstart.pairs import (
-    ItemTables,
     PairInputs,
     build_pair_inputs,
     feature_names,
     gate_columns,
     graph_keys,
-    item_tables,
     pair_feature_matrix,
     pair_features,
 )
@@ -175,7 +174,8 @@ class ColdStartModel(Params):
         self.pair_profile_types_ = [et for et in edge_types
                                     if et[0] == USER and et[2] in SHARED_TYPES]
         names = feature_names(self.pair_attr_types_, bool(self.pair_profile_types_),
-                              cfg.cooc_features, cfg.lexical_features) if cfg.pair_features \
+                              cfg.cooc_features, cfg.lexical_features,
+                              cfg.history_features) if cfg.pair_features \
             else []
         self.head_ = CTRHead(cfg.hidden_dim, text_dim=text_dim if cfg.text_match else 0,
                              n_pair=len(names),
@@ -197,7 +197,8 @@ class ColdStartModel(Params):
             lex = self.lexical_.item_rows(graph.items)
         return build_pair_inputs(tensors, pairs, self.pair_attr_types_, keys, self.text_dim_,
                                  self.config_.max_history, times, self.pair_profile_types_,
-                                 tables, cooc=self.config_.cooc_features, lex=lex)
+                                 tables, cooc=self.config_.cooc_features, lex=lex,
+                                 history=self.config_.history_features)
 
     # -- fitting --------------------------------------------------------------------------
     def fit(self, graph: ExportedGraph, *, callback: Callback | None = None,

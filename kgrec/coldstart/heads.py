@@ -99,8 +99,8 @@ class CTRHead(nn.Module):
             methods take them as ``pair``; ``pair=None`` gives the deep part alone (training
             uses it for an auxiliary loss, inference must pass the features).
         gate_columns: With ``n_pair``: the pair-feature columns of the 0/1 flags "user has
-            history" and "item has history" that select the gate (by name, from
-            :func:`kgrec.coldstart.pairs.gate_columns`).
+            history" and "item has history" (and optionally "short history") that select the
+            gate (by name, from :func:`kgrec.coldstart.pairs.gate_columns`).
         wide_hidden: Hidden units of the wide MLP, default 16.
 
     Shapes:
@@ -110,7 +110,7 @@ class CTRHead(nn.Module):
 
     def __init__(self, dim: int, mlp_hidden: int | None = None, init_scale: float = 10.0,
                  text_dim: int = 0, n_pair: int = 0,
-                 gate_columns: tuple[int, int] | None = None, wide_hidden: int = 16) -> None:
+                 gate_columns: tuple[int, ...] | None = None, wide_hidden: int = 16) -> None:
         super().__init__()
         self.n_pair = int(n_pair)
         if n_pair and (gate_columns is None or not all(0 <= c < n_pair for c in gate_columns)):
@@ -121,10 +121,11 @@ class CTRHead(nn.Module):
                                   nn.Linear(wide_hidden, 1)) if n_pair else None
         # plus a linear term: each feature's own weight, learned from every pair
         self.wide_linear = nn.Linear(n_pair, 1, bias=False) if n_pair else None
-        # weight of the deep logit per (user has history, item has history), one learned logit
-        # each: the GNN part can be noise for a cold item, and the model learns how far to
-        # trust it; a combination missing from the refit data keeps its jointly trained value
-        self.gate = nn.Embedding(4, 1) if n_pair else None
+        # weight of the deep logit per combination of the flags (user has history, item has
+        # history[, short history]), one learned logit each: the GNN part can be noise for a
+        # cold item or a one-click user, and the model learns how far to trust it; a
+        # combination missing from the refit data keeps its jointly trained value
+        self.gate = nn.Embedding(2 ** len(self.gate_columns), 1) if n_pair else None
         self.dim, self.mlp_hidden, self.text_dim = dim, mlp_hidden or dim, text_dim
         self.log_text_scale = nn.Parameter(torch.empty(()))
         self.init_scale = init_scale
@@ -158,12 +159,13 @@ class CTRHead(nn.Module):
 
     def combine(self, deep: Tensor, pair: Tensor | None) -> Tensor:
         """Full logit from the deep logit and ``pair`` features (``(..., n_pair)``):
-        ``sigmoid(gate(has_history, item_has_history)) * deep + wide_logit(pair)``; the deep logit
+        ``sigmoid(gate(flags)) * deep + wide_logit(pair)``; the deep logit
         itself without a wide part or without features."""
         if self.wide is None or self.gate is None or pair is None:
             return deep
         flags = pair[..., list(self.gate_columns)].round().long()
-        gate = torch.sigmoid(self.gate(2 * flags[..., 0] + flags[..., 1])).squeeze(-1)
+        bits = 2 ** torch.arange(len(self.gate_columns) - 1, -1, -1)
+        gate = torch.sigmoid(self.gate((flags * bits).sum(-1))).squeeze(-1)
         return gate * deep + self.wide_logit(pair)
 
     def wide_parameters(self) -> list[nn.Parameter]:

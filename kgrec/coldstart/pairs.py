@@ -24,7 +24,12 @@ carry, computed exactly from the graph (no learned parts, no gradients):
 * ``lex_mean``, ``lex_max`` (with lexical vectors, :mod:`kgrec.encoders.lexical`): the mean and
   largest TF-IDF cosine between the candidate's text and the history items' texts -- the
   exact-word match a sentence encoder blurs;
-* ``cooc_mean``, ``cooc_max`` (optional, :mod:`kgrec.coldstart.cooc`): item co-occurrence.
+* ``cooc_mean``, ``cooc_max`` (optional, :mod:`kgrec.coldstart.cooc`): item co-occurrence;
+* ``history_log_len``, ``short_history`` (optional): ``log1p`` of the user's history size / 10,
+  and 1 when it holds 1 to ``SHORT_HISTORY_MAX`` items. Why: one or two clicks make a noisy
+  match (one co-purchase, one similar text), where popularity should weigh more than for a
+  user with a hundred items; without them the wide part applies one weighting to both, and the
+  flag gives such users a gate of their own (:class:`~kgrec.coldstart.heads.CTRHead`).
 
 History = the user's interaction (message) edges in the graph being scored, at most
 ``max_history`` most recent per user, minus the candidate item itself: the features describe
@@ -49,32 +54,35 @@ from torch import Tensor
 
 from kgrec.coldstart.cooc import CoocTable, cooc_table, pair_key
 from kgrec.coldstart.features import ITEM, SHARED_TYPES, USER, EdgeType, GraphTensors
+from kgrec.coldstart.item_tables import ItemTables, attr_slots
 from kgrec.encoders.lexical import row_dots
 from kgrec.graph.export import ExportedGraph
 
-MAX_ATTR_SLOTS = 8
 DEFAULT_MAX_HISTORY = 256
 _EXPANDED_BUDGET = 1 << 22  # most (history entry x candidate x slot) cells held at once
-_TABLE_BUDGET = 1 << 26  # most item x item cells precomputed (256 MB of float32)
 
 
 def feature_names(attr_types: Sequence[EdgeType], profile: bool = False,
-                  cooc: bool = False, lexical: bool = False) -> list[str]:
+                  cooc: bool = False, lexical: bool = False,
+                  history: bool = False) -> list[str]:
     """Column names of the features for a model with these Item->attribute relations (and
     User->attribute relations when ``profile``; co-occurrence features when ``cooc``; TF-IDF
-    cosines when ``lexical``)."""
+    cosines when ``lexical``; the history-size features when ``history``)."""
     return ["text_mean", "text_max", *[f"share_{et[1]}" for et in attr_types],
             *(["peer_share"] if profile else []), *(["cooc_mean", "cooc_max"] if cooc else []),
             *(["lex_mean", "lex_max"] if lexical else []),
-            "item_log_degree", "has_history", "item_has_history"]
+            "item_log_degree", "has_history", "item_has_history",
+            *(["history_log_len", "short_history"] if history else [])]
 
 
-GATE_FLAGS: tuple[str, str] = ("has_history", "item_has_history")
+GATE_FLAGS: tuple[str, ...] = ("has_history", "item_has_history", "short_history")
+SHORT_HISTORY_MAX = 3  # a "short" history: 1 to 3 items (the evaluation's k = 1 and k = 3)
 
 
-def gate_columns(names: Sequence[str]) -> tuple[int, int]:
-    """Columns of the two 0/1 flags the head's gate reads, looked up by name in ``names``."""
-    return names.index(GATE_FLAGS[0]), names.index(GATE_FLAGS[1])
+def gate_columns(names: Sequence[str]) -> tuple[int, ...]:
+    """Columns of the 0/1 flags the head's gate reads, looked up by name in ``names`` (the
+    ``short_history`` flag only where the features have it)."""
+    return tuple(names.index(f) for f in GATE_FLAGS if f in names)
 
 
 LOG_DEGREE_SCALE = 10.0  # item_log_degree = log1p(interactions) / 10: about 0..1
@@ -93,61 +101,6 @@ def graph_keys(graph: ExportedGraph) -> dict[str, Tensor]:
     """Stable keys of the Item and attribute nodes of ``graph`` (:func:`stable_keys`)."""
     return {t: stable_keys(t, np.asarray(graph.node_ids.get(t, np.empty(0)), dtype=object))
             for t in (ITEM, *SHARED_TYPES)}
-
-
-def attr_slots(edges: Tensor, n_items: int, node_keys: Tensor) -> Tensor:
-    """``(n_items, k)`` padded keys of each item's linked nodes (first ``MAX_ATTR_SLOTS``)."""
-    if edges.shape[1] == 0:
-        return torch.zeros((n_items, 1), dtype=torch.long)
-    order = torch.argsort(edges[0], stable=True)
-    item, node = edges[0][order], edges[1][order]
-    count = torch.bincount(item, minlength=n_items)
-    start = torch.cumsum(count, 0) - count
-    slot = torch.arange(len(item)) - start[item]
-    k = int(min(int(count.max()), MAX_ATTR_SLOTS))
-    ok = slot < k
-    out = torch.zeros((n_items, k), dtype=torch.long)
-    out[item[ok], slot[ok]] = node_keys[node[ok]]
-    return out
-
-
-@dataclass
-class ItemTables:
-    """Item x item text cosines and attribute overlaps, precomputed for a small catalogue.
-
-    Why: training scores tens of thousands of pairs per step against each user's history, and
-    gathering two text vectors per (history entry, candidate) dominated a MovieLens epoch; a
-    lookup in a precomputed table is far cheaper. ``overlaps[r][h, c]`` is the share of item
-    ``c``'s relation-``r`` keys that item ``h`` also has (as :func:`_overlap`).
-    """
-
-    sim: Tensor
-    overlaps: list[Tensor]
-    lex: Tensor | None = None  # TF-IDF cosines, with lexical vectors
-
-
-def item_tables(tensors: GraphTensors, attr_types: Sequence[EdgeType],
-                node_keys: dict[str, Tensor], text_dim: int,
-                lex: sp.csr_matrix | None = None) -> ItemTables | None:
-    """:class:`ItemTables` of ``tensors``' items (``lex``: their TF-IDF rows), or None when
-    they would exceed ``_TABLE_BUDGET`` cells (then features are computed per pair)."""
-    n = tensors.num_nodes[ITEM]
-    if n == 0 or n * n * (1 + len(attr_types) + (lex is not None)) > _TABLE_BUDGET:
-        return None
-    text = torch.nn.functional.normalize(tensors.item_x[:, :text_dim], dim=-1)
-    overlaps = []
-    for et in attr_types:
-        slots = attr_slots(tensors.edges.get(et, torch.zeros((2, 0), dtype=torch.long)), n,
-                           node_keys[et[2]])
-        _, col = torch.unique(slots, return_inverse=True)
-        valid = slots != 0
-        rows = torch.arange(n)[:, None].expand_as(slots)
-        onehot = torch.zeros((n, int(col.max()) + 1))
-        onehot[rows[valid], col[valid]] = 1.0
-        shared = onehot @ onehot.T  # (h, c): keys the two items share
-        overlaps.append(shared / valid.sum(1).clamp(min=1).to(torch.float32)[None, :])
-    lex_table = None if lex is None else torch.from_numpy((lex @ lex.T).toarray())
-    return ItemTables(sim=text @ text.T, overlaps=overlaps, lex=lex_table)
 
 
 def _pad(blocks: Sequence[Tensor]) -> list[Tensor]:
@@ -183,11 +136,13 @@ class PairInputs:
     cooc: CoocTable | None = None  # item co-occurrence of the history graph (cooc.py)
     item_lex: sp.csr_matrix | None = None  # TF-IDF rows of the items (encoders.lexical)
     pool_lex: sp.csr_matrix | None = None  # ... and of the history pool
+    history: bool = False  # add the history-size features
 
     @property
     def n_features(self) -> int:
         return (5 + len(self.item_attrs) + (self.profile is not None)
-                + 2 * (self.cooc is not None) + 2 * (self.item_lex is not None))
+                + 2 * (self.cooc is not None) + 2 * (self.item_lex is not None)
+                + 2 * self.history)
 
     def _users_part(self, other: PairInputs
                     ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
@@ -217,7 +172,8 @@ class PairInputs:
                           torch.cat([self.hist_ptr, other.hist_ptr[1:] + self.hist_ptr[-1]]),
                           torch.cat([self.hist_idx, other.hist_idx + offset]),
                           pool_keys, pool_text, pool_attrs, *self._users_part(other),
-                          cooc=other.cooc, item_lex=self.item_lex, pool_lex=pool_lex)
+                          cooc=other.cooc, item_lex=self.item_lex, pool_lex=pool_lex,
+                          history=self.history)
 
     def with_items(self, other: PairInputs) -> PairInputs:
         """These items followed by ``other``'s (users stay this object's)."""
@@ -232,7 +188,7 @@ class PairInputs:
                           cooc=self.cooc,
                           item_lex=None if self.item_lex is None or other.item_lex is None
                           else sp.vstack([self.item_lex, other.item_lex], format="csr"),
-                          pool_lex=self.pool_lex)
+                          pool_lex=self.pool_lex, history=self.history)
 
     def select(self, users: Tensor | None = None, items: Tensor | None = None) -> PairInputs:
         """The rows ``users`` / ``items`` (``None``: all), sharing the pool."""
@@ -253,7 +209,7 @@ class PairInputs:
         return PairInputs(item_keys, item_text, item_attrs, item_degree, ptr, idx, self.pool_keys,
                           self.pool_text, self.pool_attrs, profile, self.peer_keys,
                           self.peer_vals, cooc=self.cooc, item_lex=item_lex,
-                          pool_lex=self.pool_lex)
+                          pool_lex=self.pool_lex, history=self.history)
 
 
 def build_pair_inputs(tensors: GraphTensors, msg_pairs: Tensor, attr_types: Sequence[EdgeType],
@@ -262,7 +218,7 @@ def build_pair_inputs(tensors: GraphTensors, msg_pairs: Tensor, attr_types: Sequ
                       pair_time: Tensor | None = None,
                       profile_types: Sequence[EdgeType] = (),
                       tables: ItemTables | None = None, cooc: bool = False,
-                      lex: sp.csr_matrix | None = None) -> PairInputs:
+                      lex: sp.csr_matrix | None = None, history: bool = False) -> PairInputs:
     """Pair inputs of every user and item of ``tensors``; history = ``msg_pairs`` ``(2, E)``.
 
     ``node_keys``: stable keys (:func:`stable_keys`) of the Item nodes and of the attribute
@@ -274,6 +230,7 @@ def build_pair_inputs(tensors: GraphTensors, msg_pairs: Tensor, attr_types: Sequ
     ``tensors`` (computed once per graph, reused by every call). ``cooc``: add the item
     co-occurrence table of the history graph (:mod:`kgrec.coldstart.cooc`). ``lex``: TF-IDF
     rows of the items (:mod:`kgrec.encoders.lexical`), for the ``lex_*`` features.
+    ``history``: add the history-size features.
     """
     n_users, n_items = tensors.num_nodes[USER], tensors.num_nodes[ITEM]
     text = torch.nn.functional.normalize(tensors.item_x[:, :text_dim], dim=-1)
@@ -299,7 +256,7 @@ def build_pair_inputs(tensors: GraphTensors, msg_pairs: Tensor, attr_types: Sequ
     return PairInputs(keys, text, attrs, degree, ptr, items, keys, text, attrs, profile,
                       peer_keys, peer_vals, tables,
                       cooc=cooc_table(ptr, items, keys) if cooc else None,
-                      item_lex=lex, pool_lex=lex)
+                      item_lex=lex, pool_lex=lex, history=history)
 
 
 def _peer_table(tensors: GraphTensors, profile_types: Sequence[EdgeType],
@@ -362,10 +319,12 @@ def _overlap(hist_keys: Tensor, cand_keys: Tensor) -> Tensor:
 
 
 def _finish(sums: Tensor, top: Tensor, deg: Tensor, degree: Tensor,
-            peer: Tensor | None, extra_tops: Sequence[Tensor] = ()) -> Tensor:
+            peer: Tensor | None, extra_tops: Sequence[Tensor] = (),
+            history: bool = False) -> Tensor:
     """Feature columns from per-pair sums ``(..., 1 + n_attr + len(extra_tops))``, max text
     cosine, history size, peer share, the maxima of the extra similarities (co-occurrence,
-    then TF-IDF, as present; their sums are the last columns) and the candidate's degree."""
+    then TF-IDF, as present; their sums are the last columns) and the candidate's degree
+    (``history``: then the history-size columns)."""
     has = deg > 0
     mean = sums / deg.clamp(min=1).unsqueeze(-1)
     zero = torch.zeros(())
@@ -380,6 +339,10 @@ def _finish(sums: Tensor, top: Tensor, deg: Tensor, degree: Tensor,
     degree = degree.expand_as(deg).unsqueeze(-1)
     cols += [degree / LOG_DEGREE_SCALE, has.to(torch.float32).unsqueeze(-1),
              (degree > 0).to(torch.float32)]
+    if history:
+        short = has & (deg <= SHORT_HISTORY_MAX)
+        cols += [(torch.log1p(deg) / LOG_DEGREE_SCALE).unsqueeze(-1),
+                 short.to(torch.float32).unsqueeze(-1)]
     return torch.cat(cols, dim=-1)
 
 
@@ -424,7 +387,7 @@ def pair_features(inp: PairInputs, users: Tensor, items: Tensor) -> Tensor:
     peer = None if inp.profile is None else _peer_share(inp, inp.profile[users],
                                                          inp.item_keys[items])
     return _finish(sums, top, deg, inp.item_degree[items], peer,
-                   [t for t in (cooc_top, lex_top) if t is not None])
+                   [t for t in (cooc_top, lex_top) if t is not None], inp.history)
 
 
 def pair_feature_matrix(inp: PairInputs, users: Tensor, items: Tensor) -> Tensor:
@@ -496,11 +459,11 @@ def _feature_block(inp: PairInputs, users: Tensor, items: Tensor, slots: int) ->
                 tops.append(torch.zeros(shape).scatter_reduce_(
                     0, rows[:, None].expand(-1, n_c), extra, "amax"))
             out[r0:r1] = _finish(torch.stack(sums, dim=-1), top, deg, inp.item_degree[items],
-                                 peer, tops)
+                                 peer, tops, inp.history)
         else:
             n_sums = 1 + len(inp.item_attrs) + n_extra
             out[r0:r1] = _finish(torch.zeros((*shape, n_sums)), torch.zeros(shape),
                                  torch.zeros(shape), inp.item_degree[items], peer,
-                                 [torch.zeros(shape)] * n_extra)
+                                 [torch.zeros(shape)] * n_extra, inp.history)
         r0 = r1
     return out

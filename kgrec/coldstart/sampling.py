@@ -154,3 +154,20 @@ def carve_cold_items(pos: Tensor, train_idx: Tensor, val_idx: Tensor, n_items: i
     on_train, on_val = cold[pos[1, train_idx]], cold[pos[1, val_idx]]
     cold_idx = torch.sort(torch.cat([train_idx[on_train], val_idx[on_val]])).values
     return train_idx[~on_train], val_idx[~on_val], cold_idx
+
+
+def first_clicks(users: Tensor, times: Tensor, n_users: int, most: int) -> Tensor:
+    """Mask of each user's first ``1 + user % most`` pairs in time order (ties: input order).
+
+    Why: a user with one to ``most`` clicks (the evaluation's k = 1 and k = 3) is simulated on
+    held-out users by showing only their first few pairs, 1, 2, ..., ``most`` by turns; the
+    later pairs are what they went on to take. ``users``, ``times``: ``(P,)`` each.
+    """
+    order = torch.argsort(times, stable=True)
+    order = order[torch.argsort(users[order], stable=True)]  # by user, then time
+    ranked = users[order]
+    count = torch.bincount(ranked, minlength=n_users)
+    rank = torch.arange(len(ranked)) - (torch.cumsum(count, 0) - count)[ranked]
+    shown = torch.zeros(len(users), dtype=torch.bool)
+    shown[order] = rank < 1 + torch.remainder(ranked, most)
+    return shown

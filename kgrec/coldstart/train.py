@@ -17,8 +17,9 @@ each step's pairs are scored on their sampled neighbourhoods, the rest is the sa
    items: the item-cold task); stop early when the mean of the two sampled AUCs has not
    improved for ``patience`` epochs; the best weights are kept;
 4. with pair features, refit the head's gate and wide part on the held-out sets: the held-out
-   items, the warm validation pairs and the validation users with all their history hidden
-   (new users), each with uniform negatives.
+   items, the warm validation pairs, the validation users with all their history hidden
+   (new users) and, with the history features, those users with their first 1-3
+   interactions shown (few clicks), each with uniform negatives.
 
 Data-parallel hook (``kgrec.distributed``, Ray Train): inside :func:`data_parallel`, worker
 ``rank`` of ``world`` trains on its share (``batch[rank::world]``) of every step's supervision
@@ -55,10 +56,11 @@ from kgrec.coldstart.minibatch import (
     minibatch_losses,
 )
 from kgrec.coldstart.model import HeteroGNN
-from kgrec.coldstart.pairs import PairInputs, pair_features
+from kgrec.coldstart.pairs import SHORT_HISTORY_MAX, PairInputs, pair_features
 from kgrec.coldstart.sampling import (
     NegativeSampler,
     drop_node_edges,
+    first_clicks,
     match_cold_negatives,
     split_supervision,
 )
@@ -249,30 +251,45 @@ def fit_combination(head: CTRHead, parts: list[tuple[Tensor, Tensor, int]],
     head.eval()
 
 
-def _new_user_part(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_pos: Tensor,
-                   train_time: Tensor, val_pos: Tensor, cfg: ModelConfig,
-                   pair_builder: PairBuilder, gen: torch.Generator
-                   ) -> list[tuple[Tensor, Tensor, int]]:
+def _new_user_parts(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors,
+                    train_pos: Tensor, train_time: Tensor, val_idx: Tensor, cfg: ModelConfig,
+                    pair_builder: PairBuilder, gen: torch.Generator
+                    ) -> list[tuple[Tensor, Tensor, int]]:
     """The refit's "new user" set: the validation users with every interaction hidden from
-    the graph, each of their positives ranked among uniform negatives.
+    the graph, each of their positives ranked among uniform negatives; with the history
+    features, also a "few clicks" set: the same users with their first 1, 2 or 3 interactions
+    (by turns) shown, each later positive ranked among uniform negatives.
 
     Why: a user without history is scored by the gate and wide part of "no history"
     (popularity, peer shares, the GNN's view of a bare profile), and training only sees such
     users through edge dropout, with half the negatives drawn by popularity -- which teaches
     the model to discount popularity. Uniform negatives on held-out users give that
-    combination the weight it has when a new user's candidates are all items.
+    combination the weight it has when a new user's candidates are all items. A user with
+    one to three clicks is rarer still in training (none on MovieLens, where every user rated
+    twenty films): without the second set the short-history gate would never be fitted.
     """
+    val_pos, val_time = tensors.pos[:, val_idx], tensors.pos_time[val_idx]
     users = torch.unique(val_pos[0])
     if len(users) == 0:
         return []
     hidden = torch.isin(train_pos[0], users)
     pos = torch.cat([train_pos[:, hidden], val_pos], dim=1)
-    held = HeldOutPairs.sample(pos, tensors.num_nodes[ITEM], cfg.val_negatives,
-                               cfg.max_val_pairs, gen)
+    pos_time = torch.cat([train_time[hidden], val_time])
     msg, times = train_pos[:, ~hidden], train_time[~hidden]
-    (deep, feats), = _score_held_out(encoder, head, tensors, msg, [held],
-                                     pair_builder(msg, times))
-    return [] if feats is None else [(deep, feats, held.n_pos)]
+    graphs = [(msg, times, pos)]
+    if cfg.history_features:
+        shown = first_clicks(pos[0], pos_time, tensors.num_nodes[USER], SHORT_HISTORY_MAX)
+        graphs.append((torch.cat([msg, pos[:, shown]], dim=1),
+                       torch.cat([times, pos_time[shown]]), pos[:, ~shown]))
+    parts = []
+    for graph, graph_time, truth in graphs:
+        held = HeldOutPairs.sample(truth, tensors.num_nodes[ITEM], cfg.val_negatives,
+                                   cfg.max_val_pairs, gen)
+        (deep, feats), = _score_held_out(encoder, head, tensors, graph, [held],
+                                         pair_builder(graph, graph_time))
+        if feats is not None and held.n_pos:
+            parts.append((deep, feats, held.n_pos))
+    return parts
 
 
 def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx: Tensor,
@@ -406,8 +423,8 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
         scored = _score_held_out(encoder, head, tensors, train_pos, sets, val_pairs, chunk)
         parts = [(d, f, s.n_pos) for (d, f), s in zip(scored, sets, strict=True)
                  if f is not None]
-        parts += _new_user_part(encoder, head, tensors, train_pos, train_time,
-                                tensors.pos[:, val_idx], cfg, pair_builder, gen)
+        parts += _new_user_parts(encoder, head, tensors, train_pos, train_time, val_idx, cfg,
+                                 pair_builder, gen)
         fit_combination(head, parts)
     encoder.eval()
     head.eval()

@@ -14,9 +14,11 @@ ABLATIONS: dict[str, str] = {
     "with_lexical": "lexical_features = True (adds the TF-IDF cosine pair features)",
     "no_lexical": "lexical_features = False (without the TF-IDF cosine pair features)",
     "no_cooc": "cooc_features = False (without the item co-occurrence pair features)",
+    "no_history": "history_features = False (no history-size features, no short-history gate "
+                  "and no few-clicks refit set)",
     "ctr_separate": "CTR head trained separately: not supported by ColdStartModel (skipped)",
 }
-SUPPORTED_ABLATIONS: tuple[str, ...] = ("no_text", "no_attributes", "no_dropout", "no_cooc",
+SUPPORTED_ABLATIONS: tuple[str, ...] = ("no_text", "no_attributes", "no_history", "no_cooc",
                                          "no_pairs")
 # ablations that only change settings: name -> the ModelConfig changes
 CONFIG_ABLATIONS: dict[str, dict[str, object]] = {
@@ -24,4 +26,5 @@ CONFIG_ABLATIONS: dict[str, dict[str, object]] = {
     "with_cooc": {"cooc_features": True}, "no_cooc": {"cooc_features": False},
     "no_pairs": {"pair_features": False},
     "with_lexical": {"lexical_features": True}, "no_lexical": {"lexical_features": False},
+    "no_history": {"history_features": False},
 }

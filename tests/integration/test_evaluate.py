@@ -51,7 +51,7 @@ def test_table_has_every_regime_and_metric(run: Path) -> None:
     summary = pd.read_csv(run / "results.csv")
     for model in ("kgrec", "random", "popularity", "content_knn", "tfidf_knn",
                   "tfidf_bert_blend", "kgrec-no_text", "kgrec-no_attributes",
-                  "kgrec-no_dropout"):
+                  "kgrec-no_history"):
         assert set(summary.loc[summary["model"] == model, "regime"]) == REGIMES, model
     for model in ("ease", "item_knn"):  # no column for a cold item: item cold is skipped
         assert set(summary.loc[summary["model"] == model, "regime"]) == REGIMES - {"item_cold"}

@@ -11,10 +11,10 @@ import pytest
 import scipy.sparse as sp
 import torch
 
+from kgrec.coldstart.item_tables import item_tables
 from kgrec.coldstart.pairs import (
     build_pair_inputs,
     feature_names,
-    item_tables,
     pair_feature_matrix,
     pair_features,
     stable_keys,
@@ -93,7 +93,7 @@ def test_a_model_with_lexical_features_saves_and_loads_them(tmp_path: Path) -> N
     assert model.lexical_ is not None and "mug" in model.lexical_.terms_.tolist()
     assert model.head_.n_pair == len(feature_names(
         model.pair_attr_types_, bool(model.pair_profile_types_),
-        cooc=model.config_.cooc_features, lexical=True))
+        cooc=model.config_.cooc_features, lexical=True, history=model.config_.history_features))
     loaded = ColdStartModel.load(model.save(tmp_path / "m"), num_threads=1)
     assert loaded.lexical_ is not None
     np.testing.assert_array_equal(loaded.lexical_.terms_, model.lexical_.terms_)

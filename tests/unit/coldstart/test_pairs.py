@@ -12,15 +12,16 @@ import torch
 
 from kgrec.coldstart.features import GraphTensors
 from kgrec.coldstart.heads import CTRHead
+from kgrec.coldstart.item_tables import attr_slots
 from kgrec.coldstart.pairs import (
-    attr_slots,
     build_pair_inputs,
     feature_names,
+    gate_columns,
     pair_feature_matrix,
     pair_features,
     stable_keys,
 )
-from kgrec.coldstart.sampling import carve_cold_items, match_cold_negatives
+from kgrec.coldstart.sampling import carve_cold_items, first_clicks, match_cold_negatives
 from kgrec.coldstart.train import fit_combination
 
 BRAND = ("Item", "HAS_BRAND", "Brand")
@@ -56,6 +57,44 @@ def test_features_have_the_hand_computed_values() -> None:
     # nobody took item 1
     torch.testing.assert_close(f[0], torch.tensor([0.7, 0.8, 0.5, 0.0, 1.0, 0.0]))
     torch.testing.assert_close(f[1], torch.zeros(6))
+
+
+def test_history_features_count_the_users_other_items() -> None:
+    # user 0 took items 0 and 2; user 1 took only item 1; candidate 1 for both
+    keys = {"Item": stable_keys("Item", np.array(["i0", "i1", "i2"])),
+            "Brand": stable_keys("Brand", np.array(["A", "B"]))}
+    inp = build_pair_inputs(tiny_tensors(), torch.tensor([[0, 0, 1], [0, 2, 1]]), [BRAND],
+                            keys, text_dim=2, history=True)
+    names = feature_names([BRAND], history=True)
+    assert names[-2:] == ["history_log_len", "short_history"] and inp.n_features == len(names)
+    f = pair_features(inp, torch.tensor([0, 1]), torch.tensor([1, 1]))
+    # user 0: two other items (short); user 1: none besides the candidate (no history at all)
+    torch.testing.assert_close(f[:, -2:], torch.tensor([[float(np.log1p(2.0)) / 10, 1.0],
+                                                        [0.0, 0.0]]))
+    torch.testing.assert_close(pair_feature_matrix(inp, torch.tensor([0, 1]),
+                                                   torch.tensor([1]))[:, 0], f)
+    assert gate_columns(names) == (4, 5, 7)
+    assert gate_columns(feature_names([BRAND])) == (4, 5)
+
+
+def test_first_clicks_shows_one_to_three_earliest_pairs_by_turns() -> None:
+    users = torch.tensor([0, 0, 1, 1, 1, 2, 2, 2, 2, 0])
+    times = torch.tensor([5, 1, 9, 8, 7, 4, 3, 2, 1, 3])
+    shown = first_clicks(users, times, 3, 3)
+    # user 0 shows 1 (its earliest, t=1), user 1 shows 2 (t=7, 8), user 2 shows 3 (t=1..3)
+    assert shown.tolist() == [False, True, False, True, True, False, True, True, True, False]
+
+
+def test_a_three_flag_gate_has_a_row_per_combination() -> None:
+    head = CTRHead(4, n_pair=3, gate_columns=(0, 1, 2))
+    assert head.gate is not None and head.gate.num_embeddings == 8
+    with torch.no_grad():
+        head.gate.weight.copy_(torch.arange(8, dtype=torch.float32)[:, None] - 4)
+    deep = torch.ones(2)
+    pair = torch.tensor([[1.0, 0.0, 1.0], [1.0, 1.0, 0.0]])  # rows 4 + 1 = 5 and 4 + 2 = 6
+    wide = head.wide_logit(pair)
+    torch.testing.assert_close(head.combine(deep, pair) - wide,
+                               torch.sigmoid(torch.tensor([1.0, 2.0])))
 
 
 def test_the_candidate_is_left_out_of_its_own_history() -> None:
@@ -171,7 +210,7 @@ def test_peer_share_is_the_share_of_same_profile_users_who_took_the_item() -> No
 
 
 def test_item_tables_give_the_same_features_as_per_pair_arithmetic() -> None:
-    from kgrec.coldstart.pairs import item_tables
+    from kgrec.coldstart.item_tables import item_tables
 
     history = torch.tensor([[0, 0, 1], [0, 2, 1]])
     plain = tiny_inputs(history)
@@ -212,11 +251,18 @@ def test_the_refit_sees_held_out_users_with_their_history_hidden(
                            text_encoder=HashingEncoder(dim=32), num_threads=1)
     model.fit(to_hetero_data(build_graph(tables)))
     (parts,) = seen
-    assert len(parts) == 3  # held-out items, warm validation, new users
+    assert len(parts) == 4  # held-out items, warm validation, new users, few clicks
     names = feature_names(model.pair_attr_types_, bool(model.pair_profile_types_),
-                          model.config_.cooc_features, model.config_.lexical_features)
-    history = names.index(GATE_FLAGS[0])
-    cold_items, warm, new_users = parts
-    assert bool((new_users[1][:, history] == 0).all())  # nobody in the last set has history
+                          model.config_.cooc_features, model.config_.lexical_features,
+                          model.config_.history_features)
+    history, short = names.index(GATE_FLAGS[0]), names.index("short_history")
+    length = names.index("history_log_len")
+    cold_items, warm, new_users, few = parts
+    assert bool((new_users[1][:, history] == 0).all())  # nobody in the new-user set has history
     assert bool((warm[1][:new_users[2], history] == 1).any())
+    # the few-clicks users see 1 to 3 of their own items (all but the candidate itself)
+    n_hist = torch.expm1(few[1][:, length] * 10).round()
+    assert bool((n_hist <= 3).all()) and bool((n_hist >= 1).any())
+    assert bool((few[1][:, short] == (n_hist >= 1).float()).all())
+    assert bool((warm[1][:, short] == 0).any())
     assert new_users[2] > 0 and len(new_users[0]) == len(new_users[1])
