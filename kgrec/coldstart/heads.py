@@ -10,6 +10,7 @@ With ``n_pair > 0`` a small "wide" MLP over per-pair graph-path features
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -126,6 +127,14 @@ class CTRHead(nn.Module):
         # cold item or a one-click user, and the model learns how far to trust it; a
         # combination missing from the refit data keeps its jointly trained value
         self.gate = nn.Embedding(2 ** len(self.gate_columns), 1) if n_pair else None
+        # with a short-history flag (third gate column): a wide part of its own for users with
+        # 1-3 history items, a copy of the main one from the refit on (split_short), so the
+        # few-clicks refit set moves only theirs (one shared part traded warm users for them)
+        short = len(self.gate_columns) == 3
+        self.short_wide = copy.deepcopy(self.wide) if short else None
+        self.short_wide_linear = copy.deepcopy(self.wide_linear) if short else None
+        if short:  # saved with the weights: whether the refit has split the two parts
+            self.register_buffer("short_split", torch.zeros((), dtype=torch.bool))
         self.dim, self.mlp_hidden, self.text_dim = dim, mlp_hidden or dim, text_dim
         self.log_text_scale = nn.Parameter(torch.empty(()))
         self.init_scale = init_scale
@@ -156,6 +165,9 @@ class CTRHead(nn.Module):
             nn.init.zeros_(self.wide[2].bias)  # type: ignore[arg-type]
             nn.init.zeros_(self.wide_linear.weight)  # type: ignore[union-attr]
             nn.init.constant_(self.gate.weight, 2.0)  # starts near 1: the deep part leads
+            if self.short_wide is not None:
+                self.split_short()  # the short-history part starts as the main one ...
+                self.get_buffer("short_split").fill_(False)  # ... serving nobody until the refit
 
     def combine(self, deep: Tensor, pair: Tensor | None) -> Tensor:
         """Full logit from the deep logit and ``pair`` features (``(..., n_pair)``):
@@ -169,14 +181,30 @@ class CTRHead(nn.Module):
         return gate * deep + self.wide_logit(pair)
 
     def wide_parameters(self) -> list[nn.Parameter]:
-        """The parameters of the wide part and its gate (empty without a wide part)."""
-        return [p for m in (self.wide, self.wide_linear, self.gate) if m is not None
-                for p in m.parameters()]
+        """The parameters of the wide part(s) and the gate (empty without a wide part)."""
+        return [p for m in (self.wide, self.wide_linear, self.gate, self.short_wide,
+                            self.short_wide_linear) if m is not None for p in m.parameters()]
+
+    def split_short(self) -> None:
+        """From now on, users with a short history get their own wide part, starting as a copy
+        of the main one (a no-op without a short-history flag)."""
+        if self.short_wide is None or self.short_wide_linear is None:
+            return
+        assert self.wide is not None and self.wide_linear is not None
+        self.short_wide.load_state_dict(self.wide.state_dict())
+        self.short_wide_linear.load_state_dict(self.wide_linear.state_dict())
+        self.get_buffer("short_split").fill_(True)
 
     def wide_logit(self, pair: Tensor) -> Tensor:
-        """The wide part alone: ``linear(pair) + MLP(pair)``, ``(..., n_pair)`` -> ``(...)``."""
+        """The wide part alone: ``linear(pair) + MLP(pair)``, ``(..., n_pair)`` -> ``(...)``
+        (after :meth:`split_short`, the short-history part's for short histories)."""
         assert self.wide is not None and self.wide_linear is not None
-        return (self.wide_linear(pair) + self.wide(pair)).squeeze(-1)
+        main = (self.wide_linear(pair) + self.wide(pair)).squeeze(-1)
+        if self.short_wide is None or self.short_wide_linear is None or \
+                not bool(self.get_buffer("short_split")):
+            return main
+        short = (self.short_wide_linear(pair) + self.short_wide(pair)).squeeze(-1)
+        return torch.where(pair[..., self.gate_columns[2]] > 0.5, short, main)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(dim={self.dim}, mlp_hidden={self.mlp_hidden})"

@@ -425,6 +425,7 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
                  if f is not None]
         parts += _new_user_parts(encoder, head, tensors, train_pos, train_time, val_idx, cfg,
                                  pair_builder, gen)
+        head.split_short()
         fit_combination(head, parts)
     encoder.eval()
     head.eval()

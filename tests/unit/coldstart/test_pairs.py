@@ -97,6 +97,24 @@ def test_a_three_flag_gate_has_a_row_per_combination() -> None:
                                torch.sigmoid(torch.tensor([1.0, 2.0])))
 
 
+def test_short_histories_get_their_own_wide_part_after_the_split() -> None:
+    torch.manual_seed(0)
+    head = CTRHead(4, n_pair=3, gate_columns=(0, 1, 2))
+    assert head.wide is not None and head.short_wide is not None
+    with torch.no_grad():
+        head.wide[2].weight.normal_()  # type: ignore[operator]
+    pair = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])  # a short history, a long one
+    with torch.no_grad():
+        before = head.wide_logit(pair)
+        head.split_short()  # a copy: nothing changes yet
+        torch.testing.assert_close(head.wide_logit(pair), before)
+        head.short_wide[2].bias.fill_(5.0)  # type: ignore[operator]
+        after = head.wide_logit(pair)
+    assert float(after[0] - before[0]) == pytest.approx(5.0) and float(after[1]) == float(before[1])
+    assert "short_split" in head.state_dict() and bool(head.state_dict()["short_split"])
+    assert "short_split" not in CTRHead(4, n_pair=2, gate_columns=(0, 1)).state_dict()
+
+
 def test_the_candidate_is_left_out_of_its_own_history() -> None:
     inp = tiny_inputs(torch.tensor([[0, 0], [0, 2]]))
     f = pair_features(inp, torch.tensor([0]), torch.tensor([0]))
