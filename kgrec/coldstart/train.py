@@ -337,6 +337,12 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
     if cold_pos is not None and cold_pos.shape[1]:  # items held out entirely (new SKUs)
         held.append(HeldOutPairs.sample(cold_pos, torch.unique(cold_pos[1]),
                                         cfg.val_negatives, cfg.max_val_pairs, gen))
+    # their pair features depend on the graph only, not on the weights: computed once (on a
+    # grocery catalogue with long histories they cost more than an epoch's training steps)
+    held_feats = [None if val_pairs is None or not len(s.users) else
+                  torch.cat([pair_features(val_pairs, s.users[sl], s.items[sl])
+                             for sl in torch.arange(len(s.users)).split(1 << 18)])
+                  for s in held]
     # the wide part and its gate (a few hundred weights over fixed features) learn at
     # wide_lr_scale x lr, as Wide & Deep trains its wide part with its own optimiser: at the
     # deep part's rate they stay near their zero start while the GNN fits everything
@@ -387,9 +393,9 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
         del steps
         metrics = {"epoch": float(epoch), "loss": sum(losses) / len(losses),
                    "val_auc": math.nan, "val_loss": math.nan}
-        scored = _score_held_out(encoder, head, tensors, train_pos, held, val_pairs, chunk)
+        scored = _score_held_out(encoder, head, tensors, train_pos, held, None, chunk)
         with torch.no_grad():
-            logits = [head.combine(d, f) for d, f in scored]
+            logits = [head.combine(d, f) for (d, _), f in zip(scored, held_feats, strict=True)]
         if warm_val.n_pos:
             metrics["val_auc"] = warm_val.auc(logits[0])
             metrics["val_loss"] = float(bce(logits[0], warm_val.labels))
@@ -419,10 +425,11 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
         encoder.load_state_dict(best_state[0])
         head.load_state_dict(best_state[1])
     if len(held) > 1 and val_pairs is not None and pair_builder is not None:
-        sets = [held[1]] + ([warm_val] if warm_val.n_pos else [])
-        scored = _score_held_out(encoder, head, tensors, train_pos, sets, val_pairs, chunk)
-        parts = [(d, f, s.n_pos) for (d, f), s in zip(scored, sets, strict=True)
-                 if f is not None]
+        sets = [1] + ([0] if warm_val.n_pos else [])  # held-out items, warm validation
+        scored = _score_held_out(encoder, head, tensors, train_pos, [held[k] for k in sets],
+                                 None, chunk)
+        parts = [(d, f, held[k].n_pos) for (d, _), k in zip(scored, sets, strict=True)
+                 if (f := held_feats[k]) is not None]
         parts += _new_user_parts(encoder, head, tensors, train_pos, train_time, val_idx, cfg,
                                  pair_builder, gen)
         head.split_short()
