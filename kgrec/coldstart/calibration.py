@@ -116,8 +116,15 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return out
 
 
+MIN_SLOPE = 0.05  # a fitted Platt slope below this keeps slope 1 (see PlattCalibrator.fit)
+
+
 class PlattCalibrator:
     """``p = sigmoid(a * logit + b)`` fitted by weighted Newton steps (two parameters).
+
+    The slope is kept positive: a fitted slope below ``MIN_SLOPE`` (logits that rank pairs
+    within a user but not across users) gives slope 1 and a fitted intercept, so a calibration
+    never ties or reverses the rankings it is applied to.
 
     Args:
         max_iter: Newton iterations, default 100.
@@ -147,19 +154,35 @@ class PlattCalibrator:
         if y.min() == y.max():
             raise ValueError("calibration needs both positive and negative pairs")
         w = w / w.mean()
-        theta = np.array([1.0, 0.0])
-        x = np.stack([z, np.ones_like(z)], axis=1)
+        theta = self._newton(np.stack([z, np.ones_like(z)], axis=1), np.zeros_like(z), y, w,
+                             np.array([1.0, 0.0]))
+        if theta[0] < MIN_SLOPE:
+            # a flat or reversed slope would tie or flip every ranking it is applied to (the
+            # logits rank within a user, but their level across users runs the other way);
+            # keep the raw logits' order and fit the level only
+            logger.warning("Platt slope %.3g below %g: keeping slope 1 (the logits' ranking) "
+                           "and fitting the intercept only", theta[0], MIN_SLOPE)
+            theta = np.array([1.0, self._newton(np.ones((len(z), 1)), z, y, w,
+                                                np.zeros(1))[0]])
+        self.a_, self.b_ = float(theta[0]), float(theta[1])
+        logger.debug("Platt calibration: a=%.4g b=%.4g", self.a_, self.b_)
+        return self
+
+    def _newton(self, x: np.ndarray, offset: np.ndarray, y: np.ndarray, w: np.ndarray,
+                theta: np.ndarray) -> np.ndarray:
+        """Damped Newton steps on the weighted log-loss of ``sigmoid(x @ theta + offset)``."""
+        eye = np.eye(x.shape[1])
 
         def objective(t: np.ndarray) -> float:
-            s = x @ t  # weighted negative log-likelihood, overflow-free, plus the ridge
+            s = x @ t + offset  # weighted negative log-likelihood, overflow-free, plus ridge
             nll = np.logaddexp(0.0, s) - y * s
             return float(np.sum(w * nll) + 0.5 * self.l2 * t @ t)
 
         current = objective(theta)
         for _ in range(self.max_iter):
-            p = _sigmoid(x @ theta)
+            p = _sigmoid(x @ theta + offset)
             grad = x.T @ (w * (p - y)) + self.l2 * theta
-            hess = (x * (w * p * (1 - p))[:, None]).T @ x + self.l2 * np.eye(2)
+            hess = (x * (w * p * (1 - p))[:, None]).T @ x + self.l2 * eye
             step = np.linalg.solve(hess, grad)
             scale = 1.0  # damped Newton: halve the step until the loss goes down
             while scale > 1e-8:
@@ -174,9 +197,7 @@ class PlattCalibrator:
             current = value
             if np.abs(scale * step).max() < 1e-10 or moved < 1e-12 * max(1.0, abs(current)):
                 break
-        self.a_, self.b_ = float(theta[0]), float(theta[1])
-        logger.debug("Platt calibration: a=%.4g b=%.4g", self.a_, self.b_)
-        return self
+        return theta
 
     def transform_logits(self, logits: np.ndarray) -> np.ndarray:
         """Calibrated logits ``a_ * logits + b_`` (monotone, so rankings are unchanged)."""

@@ -57,6 +57,19 @@ def test_platt_weights_restore_base_rate() -> None:
     assert mean_p == pytest.approx(100 / 100_100, rel=1e-3)
 
 
+def test_platt_never_reverses_a_ranking(caplog: pytest.LogCaptureFixture) -> None:
+    # labels fall as logits rise: the fitted slope would be negative and flip every ranking
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=20_000)
+    y = (rng.random(20_000) < 1 / (1 + np.exp(2 * z + 3))).astype(float)
+    with caplog.at_level("WARNING", logger="kgrec.coldstart.calibration"):
+        cal = PlattCalibrator().fit(z, y)
+    assert cal.a_ == 1.0 and "slope" in caplog.text
+    p = cal.predict_proba(z)
+    assert (np.diff(p[np.argsort(z)]) >= 0).all()  # the logits' order is kept
+    assert np.mean(p) == pytest.approx(y.mean(), rel=0.05)  # and the level is fitted
+
+
 def test_platt_needs_both_classes() -> None:
     with pytest.raises(ValueError, match="both positive and negative"):
         PlattCalibrator().fit(np.zeros(3), np.zeros(3))
