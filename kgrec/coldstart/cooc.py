@@ -8,14 +8,13 @@ and the candidate ``c``, where ``U_i`` are the users who took item ``i`` **in th
 given** (a training step's message edges, so a supervision pair never counts itself; at inference
 the whole graph). An item with no interactions there (a new SKU) co-occurs with nothing.
 
-Bounded work: each user contributes at most their ``cap`` most recent items, where ``cap`` is
-the largest value (at least ``COOC_HISTORY``) whose within-user pairs ``sum(min(n_u, cap)**2)``
-fit ``COOC_BUDGET`` (:func:`history_cap`): item-kNN and EASE read whole histories, and a fixed
-cap of 50 left out most of a MovieLens user's films, while a shop with millions of users keeps
-the old bound. The counts are one sparse product ``X.T @ X`` of the binary user x item matrix
-(scipy; a repeated event counts once). Pairs are looked up by the stable keys of the two items
-(as the peer-share table), so rows of different graphs (new SKUs folded in later) compare
-correctly.
+Bounded work: each user contributes at most their ``max_history`` (``COOC_HISTORY``, 50) most
+recent items, so the within-user pairs are at most ``n_users * COOC_HISTORY**2``. (Whole
+histories, as item-kNN and EASE read them, were tried: a cap chosen by a pair budget, 146 on
+MovieLens, cost 6% of warm Recall@20 on its validation split, benchmarks/EVALUATION.md round 7.)
+The counts are one sparse product ``X.T @ X`` of the binary user x item matrix (scipy; a
+repeated event counts once). Pairs are looked up by the stable keys of the two items (as the
+peer-share table), so rows of different graphs (new SKUs folded in later) compare correctly.
 """
 
 from __future__ import annotations
@@ -27,8 +26,7 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
-COOC_HISTORY = 50  # every user keeps at least this many most recent items
-COOC_BUDGET = 1 << 23  # within-user item pairs a table counts, when more than the floor needs
+COOC_HISTORY = 50
 _MIX = -7046029254386353131  # 0x9E3779B97F4A7C15 as int64 (golden-ratio hashing)
 
 
@@ -53,30 +51,12 @@ class CoocTable:
         return torch.where(self.keys[pos] == key, self.vals[pos], torch.zeros(()))
 
 
-def history_cap(count: Tensor, floor: int = COOC_HISTORY, budget: int = COOC_BUDGET) -> int:
-    """The largest cap ``c >= floor`` with ``sum(min(count, c)**2) <= budget`` (``floor`` when
-    none fits); ``count``: history size per user."""
-    x = np.sort(count.numpy().astype(np.int64))
-    top = int(x[-1]) if len(x) else 0
-    if top <= floor:
-        return max(floor, 1)
-    caps = np.arange(floor, top + 1)
-    below = np.searchsorted(x, caps)  # users with fewer items than the cap
-    squares = np.concatenate([[0], np.cumsum(x * x)])
-    pairs = squares[below] + caps * caps * (len(x) - below)
-    fits = caps[pairs <= budget]
-    return int(fits[-1]) if len(fits) else floor
-
-
 def cooc_table(ptr: Tensor, items: Tensor, item_keys: Tensor,
-               max_history: int | None = None) -> CoocTable:
+               max_history: int = COOC_HISTORY) -> CoocTable:
     """The co-occurrence cosines of the user histories ``items[ptr[u]:ptr[u+1]]`` (most recent
-    first), each cut to ``max_history`` items (default :func:`history_cap`); ``item_keys``:
-    stable keys of the item rows."""
+    first), each cut to ``max_history`` items; ``item_keys``: stable keys of the item rows."""
     n_users, n_items = len(ptr) - 1, len(item_keys)
-    count = ptr[1:] - ptr[:-1]
-    cap = history_cap(count) if max_history is None else max_history
-    count = count.clamp(max=cap)
+    count = (ptr[1:] - ptr[:-1]).clamp(max=max_history)
     users = torch.repeat_interleave(torch.arange(n_users), count)
     offs = torch.arange(len(users)) - torch.repeat_interleave(torch.cumsum(count, 0) - count,
                                                               count)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kgrec.coldstart.cooc import cooc_table, history_cap
+from kgrec.coldstart.cooc import cooc_table
 
 
 def _histories(rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -39,12 +39,3 @@ def test_a_repeated_event_counts_once() -> None:
     # u0 viewed then bought A (two rows), and took B: A and B still co-occur with cosine 1
     table = cooc_table(*_histories([[0, 0, 1]]), KEYS)
     assert table.lookup(KEYS[[0]], KEYS[[1]]).item() == pytest.approx(1.0)
-
-
-def test_the_cap_is_the_largest_that_fits_the_budget() -> None:
-    count = torch.tensor([1, 5, 10])
-    # cap 5: 1 + 25 + 25 = 51 pairs, cap 6: 1 + 25 + 36 = 62; a budget of 60 allows 5
-    assert history_cap(count, floor=2, budget=60) == 5
-    assert history_cap(count, floor=2, budget=10 ** 6) == 10
-    assert history_cap(count, floor=8, budget=10) == 8  # the floor holds whatever the budget
-    assert history_cap(torch.zeros(0, dtype=torch.long), floor=3, budget=10) == 3
