@@ -45,7 +45,7 @@ from kgrec.coldstart.heads import CTRHead
 from kgrec.coldstart.model import HeteroGNN, to_torch_csr_tensor
 from kgrec.coldstart.pairs import PairInputs, csr_expand, pair_features
 from kgrec.coldstart.sampling import NegativeSampler
-from kgrec.coldstart.steps import draw_pairs, pair_loss, shard_batch
+from kgrec.coldstart.steps import draw_pairs, drop_ids, pair_loss, shard_batch
 
 INFERENCE_CHUNK = 1 << 16  # destination nodes per chunk in layer-wise inference
 _COLD_TRIES = 16  # candidates per matched cold negative (rejection sampling)
@@ -265,10 +265,8 @@ def minibatch_losses(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, t
                              recast)
         seeds = {USER: torch.unique(u), ITEM: torch.unique(i)}
         nodes, edges = epoch.sampler.sample(seeds, gen, drop)
-        shared = {t: v[nodes[t]] for t, v in tensors.shared_index.items()}
-        if cfg.shared_id_dropout > 0:
-            shared = {t: torch.where(torch.rand(len(v), generator=gen) < cfg.shared_id_dropout,
-                                     0, v) for t, v in shared.items()}
+        shared = drop_ids({t: v[nodes[t]] for t, v in tensors.shared_index.items()},
+                          cfg.shared_id_dropout, gen)
         # a user's items are its sampled in-neighbours (rev edges): its mean text vector too
         h = encoder(tensors.item_x[nodes[ITEM]], shared, len(nodes[USER]), edges,
                     text_edges=edges[REV_INTERACTED].flip(0))

@@ -25,6 +25,15 @@ def bce(logits: Tensor, labels: Tensor) -> Tensor:
     return nn.functional.binary_cross_entropy_with_logits(logits, labels)
 
 
+def drop_ids(index: dict[str, Tensor], share: float, gen: torch.Generator) -> dict[str, Tensor]:
+    """Each shared id (brand, category, ...) replaced by 0, "unknown", with probability
+    ``share`` (so that embedding is learned, for ids a new SKU brings that training never saw)."""
+    if share <= 0:
+        return index
+    return {t: torch.where(torch.rand(len(v), generator=gen) < share, 0, v)
+            for t, v in index.items()}
+
+
 def draw_pairs(pos: Tensor, cfg: ModelConfig, sampler: NegativeSampler, imps: Tensor,
                gen: torch.Generator, recast: Recast | None = None
                ) -> tuple[Tensor, Tensor, Tensor]:

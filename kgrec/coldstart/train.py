@@ -64,7 +64,7 @@ from kgrec.coldstart.sampling import (
     match_cold_negatives,
     split_supervision,
 )
-from kgrec.coldstart.steps import bce, draw_pairs, pair_loss, shard_batch
+from kgrec.coldstart.steps import bce, draw_pairs, drop_ids, pair_loss, shard_batch
 
 logger = logging.getLogger(__name__)
 
@@ -97,13 +97,6 @@ def data_parallel(part: DataParallel) -> Iterator[None]:
         yield
     finally:
         _DATA_PARALLEL.reset(token)
-
-
-def _drop_ids(index: dict[str, Tensor], share: float, gen: torch.Generator) -> dict[str, Tensor]:
-    if share <= 0:
-        return index
-    return {t: torch.where(torch.rand(len(v), generator=gen) < share, 0, v)
-            for t, v in index.items()}
 
 
 def pair_logits(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, msg_pairs: Tensor,
@@ -205,7 +198,7 @@ def _full_batch_losses(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors,
         batch = shard_batch(batch, shard)
         keep = drop_node_edges(msg_all, n_users, n_items, cfg.user_edge_dropout,
                                cfg.item_edge_dropout, gen)
-        h = encoder(tensors.item_x, _drop_ids(tensors.shared_index, cfg.shared_id_dropout, gen),
+        h = encoder(tensors.item_x, drop_ids(tensors.shared_index, cfg.shared_id_dropout, gen),
                     n_users, with_interactions(tensors, msg_all[:, keep]))
         edgeless = has_pos & (torch.bincount(msg_all[1, keep], minlength=n_items) == 0)
         recast = partial(match_cold_negatives, edgeless=edgeless, gen=gen) \
