@@ -69,6 +69,7 @@ from kgrec.coldstart.steps import bce, draw_pairs, drop_ids, pair_loss, shard_ba
 logger = logging.getLogger(__name__)
 
 Callback = Callable[[int, dict[str, float]], Any]
+_PAIR_BLOCK = 1 << 18  # held-out pairs scored (and featurised) per block
 # (message pairs (2, E), their times (E,)) -> the pair-feature inputs of that graph
 PairBuilder = Callable[[Tensor, Tensor], PairInputs]
 
@@ -163,13 +164,17 @@ def deep_logits(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, msg_pa
     head.eval()
     with torch.no_grad():
         h = encode_graph(encoder, tensors, msg_pairs, chunk)
-        deep, feats = [], []
-        for sl in torch.arange(len(users)).split(1 << 18):
-            deep.append(head.indexed(h[USER], h[ITEM], users[sl], items[sl])[0])
-            if pairs is not None:
-                feats.append(pair_features(pairs, users[sl], items[sl]))
+        deep = [head.indexed(h[USER], h[ITEM], users[sl], items[sl])[0]
+                for sl in torch.arange(len(users)).split(_PAIR_BLOCK)]
         return (torch.cat(deep) if deep else torch.zeros(0),
-                torch.cat(feats) if feats else None)
+                None if pairs is None or not len(users) else
+                _chunked_features(pairs, users, items))
+
+
+def _chunked_features(pairs: PairInputs, users: Tensor, items: Tensor) -> Tensor:
+    """:func:`pair_features` of ``(users[k], items[k])``, in blocks of ``_PAIR_BLOCK`` pairs."""
+    return torch.cat([pair_features(pairs, users[sl], items[sl])
+                      for sl in torch.arange(len(users)).split(_PAIR_BLOCK)])
 
 
 def _score_held_out(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors,
@@ -333,9 +338,7 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
     # their pair features depend on the graph only, not on the weights: computed once (on a
     # grocery catalogue with long histories they cost more than an epoch's training steps)
     held_feats = [None if val_pairs is None or not len(s.users) else
-                  torch.cat([pair_features(val_pairs, s.users[sl], s.items[sl])
-                             for sl in torch.arange(len(s.users)).split(1 << 18)])
-                  for s in held]
+                  _chunked_features(val_pairs, s.users, s.items) for s in held]
     # the wide part and its gate (a few hundred weights over fixed features) learn at
     # wide_lr_scale x lr, as Wide & Deep trains its wide part with its own optimiser: at the
     # deep part's rate they stay near their zero start while the GNN fits everything
