@@ -43,8 +43,10 @@ recommender can concatenate users or items of two transforms.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -168,48 +170,42 @@ class PairInputs:
                                                     strict=True)]
         pool_lex = self.pool_lex if same_pool or self.pool_lex is None or \
             other.pool_lex is None else sp.vstack([self.pool_lex, other.pool_lex], format="csr")
-        return PairInputs(self.item_keys, self.item_text, self.item_attrs, self.item_degree,
-                          torch.cat([self.hist_ptr, other.hist_ptr[1:] + self.hist_ptr[-1]]),
-                          torch.cat([self.hist_idx, other.hist_idx + offset]),
-                          pool_keys, pool_text, pool_attrs, *self._users_part(other),
-                          cooc=other.cooc, item_lex=self.item_lex, pool_lex=pool_lex,
-                          history=self.history)
+        profile, peer_keys, peer_vals = self._users_part(other)
+        # tables index pool rows as item rows: no longer valid once either side changes
+        return dataclasses.replace(
+            self, hist_ptr=torch.cat([self.hist_ptr, other.hist_ptr[1:] + self.hist_ptr[-1]]),
+            hist_idx=torch.cat([self.hist_idx, other.hist_idx + offset]), pool_keys=pool_keys,
+            pool_text=pool_text, pool_attrs=pool_attrs, profile=profile, peer_keys=peer_keys,
+            peer_vals=peer_vals, tables=None, cooc=other.cooc, pool_lex=pool_lex)
 
     def with_items(self, other: PairInputs) -> PairInputs:
         """These items followed by ``other``'s (users stay this object's)."""
-        return PairInputs(torch.cat([self.item_keys, other.item_keys]),
-                          torch.cat([self.item_text, other.item_text]),
-                          [torch.cat(_pad([a, b])) for a, b in zip(self.item_attrs,
-                                                                   other.item_attrs,
-                                                                   strict=True)],
-                          torch.cat([self.item_degree, other.item_degree]),
-                          self.hist_ptr, self.hist_idx, self.pool_keys, self.pool_text,
-                          self.pool_attrs, self.profile, self.peer_keys, self.peer_vals,
-                          cooc=self.cooc,
-                          item_lex=None if self.item_lex is None or other.item_lex is None
-                          else sp.vstack([self.item_lex, other.item_lex], format="csr"),
-                          pool_lex=self.pool_lex, history=self.history)
+        return dataclasses.replace(
+            self, item_keys=torch.cat([self.item_keys, other.item_keys]),
+            item_text=torch.cat([self.item_text, other.item_text]),
+            item_attrs=[torch.cat(_pad([a, b])) for a, b in zip(self.item_attrs,
+                                                                other.item_attrs, strict=True)],
+            item_degree=torch.cat([self.item_degree, other.item_degree]), tables=None,
+            item_lex=None if self.item_lex is None or other.item_lex is None
+            else sp.vstack([self.item_lex, other.item_lex], format="csr"))
 
     def select(self, users: Tensor | None = None, items: Tensor | None = None) -> PairInputs:
         """The rows ``users`` / ``items`` (``None``: all), sharing the pool."""
-        item_keys, item_text, item_attrs = self.item_keys, self.item_text, self.item_attrs
-        item_degree, item_lex = self.item_degree, self.item_lex
+        changes: dict[str, Any] = {"tables": None}
         if items is not None:
-            item_keys, item_text = item_keys[items], item_text[items]
-            item_degree = item_degree[items]
-            item_attrs = [a[items] for a in item_attrs]
-            item_lex = None if item_lex is None else item_lex[items.numpy()]
-        ptr, idx, profile = self.hist_ptr, self.hist_idx, self.profile
+            changes.update(item_keys=self.item_keys[items], item_text=self.item_text[items],
+                           item_degree=self.item_degree[items],
+                           item_attrs=[a[items] for a in self.item_attrs],
+                           item_lex=None if self.item_lex is None
+                           else self.item_lex[items.numpy()])
         if users is not None:
-            profile = None if profile is None else profile[users]
-            _, flat = csr_expand(ptr, users)
-            count = ptr[users + 1] - ptr[users]
-            ptr = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(count, 0)])
-            idx = idx[flat]
-        return PairInputs(item_keys, item_text, item_attrs, item_degree, ptr, idx, self.pool_keys,
-                          self.pool_text, self.pool_attrs, profile, self.peer_keys,
-                          self.peer_vals, cooc=self.cooc, item_lex=item_lex,
-                          pool_lex=self.pool_lex, history=self.history)
+            _, flat = csr_expand(self.hist_ptr, users)
+            count = self.hist_ptr[users + 1] - self.hist_ptr[users]
+            changes.update(profile=None if self.profile is None else self.profile[users],
+                           hist_ptr=torch.cat([torch.zeros(1, dtype=torch.long),
+                                               torch.cumsum(count, 0)]),
+                           hist_idx=self.hist_idx[flat])
+        return dataclasses.replace(self, **changes)
 
 
 def build_pair_inputs(tensors: GraphTensors, msg_pairs: Tensor, attr_types: Sequence[EdgeType],
