@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from kgrec.coldstart import ColdStartModel, ModelConfig
+from kgrec.coldstart.config import BATCH_MODES
 from kgrec.coldstart.minibatch import epoch_steps
 from kgrec.encoders import HashingEncoder
 from kgrec.graph.build import build_graph
@@ -140,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--steps-per-epoch", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--batch-mode", choices=("auto", "full", "mini"), default="auto",
+    ap.add_argument("--batch-mode", choices=BATCH_MODES, default="auto",
                     help="ModelConfig.batch_mode (auto: mini above 2M interactions)")
     ap.add_argument("--batch-size", type=int, default=ModelConfig().batch_size)
     ap.add_argument("--fanout", type=int, default=ModelConfig().fanout)
