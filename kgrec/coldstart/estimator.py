@@ -53,7 +53,7 @@ from kgrec.coldstart.inference import (
 from kgrec.coldstart.item_tables import ItemTables, item_tables
 from kgrec.coldstart.memory import release_free_memory
 from kgrec.coldstart.minibatch import encode_graph, inference_chunk
-from kgrec.coldstart.model import HeteroGNN
+from kgrec.coldstart.model import HeteroGNN, module_device
 from kgrec.coldstart.pairs import (
     PairInputs,
     build_pair_inputs,
@@ -361,9 +361,11 @@ class ColdStartModel(Params):
                                                                             targets[ITEM]))
 
     def _encode(self, tensors: GraphTensors) -> dict[str, Tensor]:
+        """Node states on ``self.device``, returned on the CPU (where embeddings are used)."""
         self.encoder_.eval()  # past MINI_BATCH_ABOVE positives: layer by layer, in node chunks
         on = tensors.to(self.device)
-        return encode_graph(self.encoder_, on, on.pos, inference_chunk(self.config_, on))
+        h = encode_graph(self.encoder_, on, on.pos, inference_chunk(self.config_, on))
+        return {t: v.cpu() for t, v in h.items()}
 
     def predict_logits(self, emb: NodeEmbeddings, user_idx: Sequence[int] | np.ndarray,
                        item_idx: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -382,9 +384,11 @@ class ColdStartModel(Params):
             raise ValueError(f"user_idx and item_idx differ in length: {len(u)} vs {len(i)}")
         pairs = self._emb_pairs(emb)
         self.head_.eval()
+        dev = module_device(self.head_)  # embeddings and pair features are on the CPU
         with self._threads(), torch.no_grad():
-            out = [self.head_(emb.user[u[s]], emb.item[i[s]],
-                              None if pairs is None else pair_features(pairs, u[s], i[s]))[0]
+            out = [self.head_(emb.user[u[s]].to(dev), emb.item[i[s]].to(dev),
+                              None if pairs is None else
+                              pair_features(pairs, u[s], i[s]).to(dev))[0].cpu()
                    for s in torch.arange(len(u)).split(1 << 16)]
         return torch.cat(out).double().numpy() if out else np.zeros(0)
 
@@ -438,8 +442,9 @@ class ColdStartModel(Params):
         cols = max(1, min(len(i), chunk_size))
         rows = max(1, chunk_size // cols)
         pairs = self._emb_pairs(emb)
-        # float64 copy of the (small) head: block results then do not depend on chunk shapes
-        head = copy.deepcopy(self.head_).double().eval()
+        # float64 copy of the (small) head: block results then do not depend on chunk shapes;
+        # on the CPU, with the embeddings and pair features
+        head = copy.deepcopy(self.head_).double().cpu().eval()
         with self._threads(), torch.no_grad():
             for c0 in range(0, len(i), cols):
                 hi = emb.item[i[c0:c0 + cols]].double()
@@ -459,9 +464,10 @@ class ColdStartModel(Params):
             NotFittedError: before ``fit``/``load``.
         """
         self._check_fitted()
+        dev = module_device(self.head_)
         with torch.no_grad():
-            return (self.head_.user_vectors(emb.user).numpy(),
-                    self.head_.item_vectors(emb.item).numpy())
+            return (self.head_.user_vectors(emb.user.to(dev)).cpu().numpy(),
+                    self.head_.item_vectors(emb.item.to(dev)).cpu().numpy())
 
     def retrieval_scores(self, emb: NodeEmbeddings, user_idx: Sequence[int] | None = None,
                          item_idx: Sequence[int] | None = None) -> np.ndarray:

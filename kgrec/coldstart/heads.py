@@ -176,7 +176,7 @@ class CTRHead(nn.Module):
         if self.wide is None or self.gate is None or pair is None:
             return deep
         flags = pair[..., list(self.gate_columns)].round().long()
-        bits = 2 ** torch.arange(len(self.gate_columns) - 1, -1, -1)
+        bits = 2 ** torch.arange(len(self.gate_columns) - 1, -1, -1, device=flags.device)
         gate = torch.sigmoid(self.gate((flags * bits).sum(-1))).squeeze(-1)
         return gate * deep + self.wide_logit(pair)
 

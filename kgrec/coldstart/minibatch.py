@@ -42,7 +42,7 @@ from kgrec.coldstart.features import (
     with_interactions,
 )
 from kgrec.coldstart.heads import CTRHead
-from kgrec.coldstart.model import HeteroGNN, to_torch_csr_tensor
+from kgrec.coldstart.model import HeteroGNN, module_device, to_torch_csr_tensor
 from kgrec.coldstart.pairs import PairInputs, csr_expand, pair_features
 from kgrec.coldstart.sampling import NegativeSampler
 from kgrec.coldstart.steps import draw_pairs, drop_ids, pair_loss, shard_batch
@@ -76,7 +76,7 @@ class _Csr:
 def _by_destination(edge_index: Tensor, n_dst: int) -> _Csr:
     order = torch.argsort(edge_index[1], stable=True)
     dst = edge_index[1][order]
-    ptr = torch.zeros(n_dst + 1, dtype=torch.long)
+    ptr = torch.zeros(n_dst + 1, dtype=torch.long, device=edge_index.device)
     ptr[1:] = torch.cumsum(torch.bincount(dst, minlength=n_dst), 0)
     return _Csr(ptr, edge_index[0][order], dst)
 
@@ -255,7 +255,13 @@ def minibatch_losses(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, t
                      shard: tuple[int, int] | None = None) -> Iterator[Tensor]:
     """One epoch's step losses (the caller steps the optimiser after each), each on its pairs'
     sampled neighbourhoods; the same pairs and loss as full batch (:mod:`.steps`).
-    ``shard`` ``(rank, world)``: this worker's share of each batch (data parallel)."""
+    ``shard`` ``(rank, world)``: this worker's share of each batch (data parallel).
+
+    Sampling, dropout and pair features stay on the CPU (``tensors`` and ``epoch`` are CPU
+    tensors); only the GNN's inputs (item features, ids, sampled edges) move to the modules'
+    device, the item features once per epoch."""
+    dev = module_device(encoder)
+    item_x = tensors.item_x.to(dev)
     for batch in sup_idx.chunk(epoch_steps(len(sup_idx), cfg)):
         batch = shard_batch(batch, shard)
         drop = NodeDropout(cfg.user_edge_dropout, cfg.item_edge_dropout, gen)
@@ -267,9 +273,10 @@ def minibatch_losses(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, t
         nodes, edges = epoch.sampler.sample(seeds, gen, drop)
         shared = drop_ids({t: v[nodes[t]] for t, v in tensors.shared_index.items()},
                           cfg.shared_id_dropout, gen)
+        on = {et: e.to(dev) for et, e in edges.items()}
         # a user's items are its sampled in-neighbours (rev edges): its mean text vector too
-        h = encoder(tensors.item_x[nodes[ITEM]], shared, len(nodes[USER]), edges,
-                    text_edges=edges[REV_INTERACTED].flip(0))
+        h = encoder(item_x[nodes[ITEM].to(dev)], {t: v.to(dev) for t, v in shared.items()},
+                    len(nodes[USER]), on, text_edges=on[REV_INTERACTED].flip(0))
         u_loc = torch.searchsorted(nodes[USER], u)
         i_loc = torch.searchsorted(nodes[ITEM], i)
         feats = None
@@ -291,8 +298,12 @@ def encode_graph(encoder: HeteroGNN, tensors: GraphTensors, msg_pairs: Tensor,
     """All node states on the graph with interactions ``msg_pairs`` (no autograd).
 
     ``chunk``: destination nodes per chunk for layer-wise inference (SAGE/GAT); None runs the
-    whole-graph forward. Both give the same states up to float summation order.
+    whole-graph forward. Both give the same states up to float summation order. ``tensors``
+    and ``msg_pairs`` are moved to the encoder's device (no copy when already there); the
+    states are on that device.
     """
+    dev = module_device(encoder)
+    tensors, msg_pairs = tensors.to(dev), msg_pairs.to(dev)
     edges = with_interactions(tensors, msg_pairs)
     with torch.no_grad():
         if chunk is None or encoder.conv_name == "hgt":

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 from torch_geometric.nn import GATConv, HeteroConv, HGTConv, SAGEConv
+from torch_geometric.utils import spmm
 from torch_geometric.utils import to_torch_csr_tensor as _pyg_csr
 
 from kgrec.coldstart.features import (
@@ -42,6 +43,11 @@ def to_torch_csr_tensor(edge_index: Tensor, size: tuple[int, int]) -> Tensor:
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
         warnings.filterwarnings("ignore", message="Sparse invariant checks")
         return _pyg_csr(edge_index, size=size)
+
+
+def module_device(module: nn.Module) -> torch.device:
+    """The device of ``module``'s parameters (the GNN and the head each sit on one device)."""
+    return next(module.parameters()).device
 
 
 class HeteroGNN(nn.Module):
@@ -160,7 +166,9 @@ class HeteroGNN(nn.Module):
             num_users = len(h[USER])
             item_text = nn.functional.normalize(item_x[:, :self.text_match_dim], dim=-1)
             adj = to_torch_csr_tensor(inter, size=(num_users, len(item_x)))
-            user_text = nn.functional.normalize(torch.sparse.mm(adj, item_text, "mean")
+            # PyG's spmm: torch.sparse.mm's "mean" reduction on CPU (the same call as before),
+            # sum / degree on CUDA, where torch.sparse.mm has no reductions
+            user_text = nn.functional.normalize(spmm(adj, item_text, "mean")
                                                 if inter.shape[1] else
                                                 item_text.new_zeros(num_users, item_text.shape[1]),
                                                 dim=-1)

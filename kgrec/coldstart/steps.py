@@ -60,7 +60,11 @@ def pair_loss(head: CTRHead, cfg: ModelConfig, h_user: Tensor, h_item: Tensor, u
     """``BCE(logit) + tower_loss_weight * BCE(tower logit)``, plus with pair features ``feats``
     ``deep_loss_weight * BCE(logit without the wide part)`` (users without history rely on
     the deep part alone, so it has to stand alone). ``users``/``items`` index the rows of
-    ``h_user``/``h_item``."""
+    ``h_user``/``h_item``. The pairs, labels and features are drawn on the CPU; they move to
+    the node states' device here (a no-op on the CPU)."""
+    dev = h_user.device
+    users, items, labels = users.to(dev), items.to(dev), labels.to(dev)
+    feats = None if feats is None else feats.to(dev)
     logit, tower = head.indexed(h_user, h_item, users, items)
     loss = cfg.tower_loss_weight * bce(tower, labels)
     if feats is not None:

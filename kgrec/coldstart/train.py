@@ -55,7 +55,7 @@ from kgrec.coldstart.minibatch import (
     encode_graph,
     minibatch_losses,
 )
-from kgrec.coldstart.model import HeteroGNN
+from kgrec.coldstart.model import HeteroGNN, module_device
 from kgrec.coldstart.pairs import SHORT_HISTORY_MAX, PairInputs, pair_features
 from kgrec.coldstart.sampling import (
     NegativeSampler,
@@ -109,8 +109,15 @@ def pair_logits(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, msg_pa
     ``chunk``: node states layer by layer in chunks of this many nodes (:func:`encode_graph`).
     """
     deep, feats = deep_logits(encoder, head, tensors, msg_pairs, users, items, pairs, chunk)
+    return combined(head, deep, feats)
+
+
+def combined(head: CTRHead, deep: Tensor, feats: Tensor | None) -> Tensor:
+    """``head.combine(deep, feats)`` without autograd, run on the head's device; the logits on
+    the CPU (held-out deep logits and pair features live there, as do their consumers)."""
+    dev = module_device(head)
     with torch.no_grad():
-        return head.combine(deep, feats)
+        return head.combine(deep.to(dev), None if feats is None else feats.to(dev)).cpu()
 
 
 def sampled_auc(pos_logits: Tensor, neg_logits: Tensor) -> float:
@@ -159,12 +166,14 @@ class HeldOutPairs:
 def deep_logits(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, msg_pairs: Tensor,
                 users: Tensor, items: Tensor, pairs: PairInputs | None,
                 chunk: int | None = None) -> tuple[Tensor, Tensor | None]:
-    """Deep logits (no wide part) and pair features of ``(users[k], items[k])`` (eval mode)."""
+    """Deep logits (no wide part) and pair features of ``(users[k], items[k])`` (eval mode),
+    both on the CPU (the GNN and the head run on their device; pair features on the CPU)."""
     encoder.eval()
     head.eval()
+    dev = module_device(head)
     with torch.no_grad():
         h = encode_graph(encoder, tensors, msg_pairs, chunk)
-        deep = [head.indexed(h[USER], h[ITEM], users[sl], items[sl])[0]
+        deep = [head.indexed(h[USER], h[ITEM], users[sl].to(dev), items[sl].to(dev))[0].cpu()
                 for sl in torch.arange(len(users)).split(_PAIR_BLOCK)]
         return (torch.cat(deep) if deep else torch.zeros(0),
                 None if pairs is None or not len(users) else
@@ -197,14 +206,19 @@ def _full_batch_losses(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors,
                        gen: torch.Generator, pair_builder: PairBuilder | None,
                        shard: tuple[int, int] | None = None) -> Iterator[Tensor]:
     """One epoch's step losses, each with the GNN run over the whole graph (step 2 above);
-    ``shard`` ``(rank, world)``: this worker's share of each batch (data parallel)."""
+    ``shard`` ``(rank, world)``: this worker's share of each batch (data parallel).
+    Dropout, negatives and pair features are drawn on the CPU; the GNN's inputs move to the
+    modules' device (the graph once per epoch)."""
     n_users, n_items = tensors.num_nodes[USER], tensors.num_nodes[ITEM]
+    dev = module_device(encoder)
+    on = tensors.to(dev)
     for batch in sup_idx.chunk(max(1, cfg.steps_per_epoch)):
         batch = shard_batch(batch, shard)
         keep = drop_node_edges(msg_all, n_users, n_items, cfg.user_edge_dropout,
                                cfg.item_edge_dropout, gen)
-        h = encoder(tensors.item_x, drop_ids(tensors.shared_index, cfg.shared_id_dropout, gen),
-                    n_users, with_interactions(tensors, msg_all[:, keep]))
+        shared = drop_ids(tensors.shared_index, cfg.shared_id_dropout, gen)
+        h = encoder(on.item_x, {t: v.to(dev) for t, v in shared.items()}, n_users,
+                    with_interactions(on, msg_all[:, keep].to(dev)))
         edgeless = has_pos & (torch.bincount(msg_all[1, keep], minlength=n_items) == 0)
         recast = partial(match_cold_negatives, edgeless=edgeless, gen=gen) \
             if cfg.cold_matched_negatives else None
@@ -223,7 +237,8 @@ def listwise_loss(logits: Tensor, n_pos: int) -> Tensor:
     A ranking loss: a per-user offset, which BCE would reward, changes nothing here.
     """
     table = torch.cat([logits[:n_pos, None], logits[n_pos:].reshape(n_pos, -1)], dim=1)
-    return nn.functional.cross_entropy(table, torch.zeros(n_pos, dtype=torch.long))
+    return nn.functional.cross_entropy(table, torch.zeros(n_pos, dtype=torch.long,
+                                                          device=logits.device))
 
 
 def fit_combination(head: CTRHead, parts: list[tuple[Tensor, Tensor, int]],
@@ -234,11 +249,14 @@ def fit_combination(head: CTRHead, parts: list[tuple[Tensor, Tensor, int]],
     memorise an item's text like an id), so only held-out items show how far to trust it for
     a new SKU. ``parts``: ``(deep logits, pair features, n_pos)`` per held-out set (warm
     validation, held-out items), laid out as :func:`listwise_loss` expects; each set counts
-    equally. Calibration comes after, so only the ranking matters here.
+    equally. Calibration comes after, so only the ranking matters here. The parts (on the
+    CPU) move to the head's device.
     """
     params = head.wide_parameters()
     if not params or not parts:
         return
+    dev = module_device(head)
+    parts = [(d.to(dev), f.to(dev), n) for d, f, n in parts]
     opt = torch.optim.Adam(params, lr=lr)
     head.train()
     for _ in range(steps):
@@ -390,8 +408,7 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
         metrics = {"epoch": float(epoch), "loss": sum(losses) / len(losses),
                    "val_auc": math.nan, "val_loss": math.nan}
         scored = _score_held_out(encoder, head, tensors, train_pos, held, None, chunk)
-        with torch.no_grad():
-            logits = [head.combine(d, f) for (d, _), f in zip(scored, held_feats, strict=True)]
+        logits = [combined(head, d, f) for (d, _), f in zip(scored, held_feats, strict=True)]
         if warm_val.n_pos:
             metrics["val_auc"] = warm_val.auc(logits[0])
             metrics["val_loss"] = float(bce(logits[0], warm_val.labels))
