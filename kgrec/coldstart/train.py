@@ -70,6 +70,7 @@ logger = logging.getLogger(__name__)
 
 Callback = Callable[[int, dict[str, float]], Any]
 _PAIR_BLOCK = 1 << 18  # held-out pairs scored (and featurised) per block
+_LOG_STEPS = 50  # a debug line every this many steps (progress of long mini-batch epochs)
 # (message pairs (2, E), their times (E,)) -> the pair-feature inputs of that graph
 PairBuilder = Callable[[Tensor, Tensor], PairInputs]
 
@@ -404,6 +405,9 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
                 dp.grad_sync(params)
             opt.step()
             losses.append(float(loss.detach()))
+            if len(losses) % _LOG_STEPS == 0:
+                logger.debug("epoch %d: %d steps, %.1f s", epoch, len(losses),
+                             time.perf_counter() - start)
         del steps
         metrics = {"epoch": float(epoch), "loss": sum(losses) / len(losses),
                    "val_auc": math.nan, "val_loss": math.nan}
