@@ -69,6 +69,10 @@ class ModelConfig:
             a short-history flag (1 to 3 items) to the pair features, with a gate of its own
             for short histories, refitted on validation users cut to their first 1 to 3
             interactions (:mod:`kgrec.coldstart.pairs`), default True.
+        ranked_refit: With ``pair_features``, the final refit of the wide part also ranks the
+            latest fifth of validation users' histories against the whole catalogue (softmax
+            over every item; :mod:`kgrec.coldstart.refit`), default True: the sampled warm set
+            alone never shows the close calls among popular items.
         use_price: Standardised log-price among the item inputs, default True.
         use_related: Use RELATED (knowledge-graph) edges, default True.
 
@@ -124,6 +128,7 @@ class ModelConfig:
     cooc_features: bool = True
     lexical_features: bool = False
     history_features: bool = True
+    ranked_refit: bool = True
     use_price: bool = True
     use_related: bool = True
     epochs: int = 60

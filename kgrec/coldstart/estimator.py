@@ -179,8 +179,8 @@ class ColdStartModel(Params):
             else []
         self.head_ = CTRHead(cfg.hidden_dim, text_dim=text_dim if cfg.text_match else 0,
                              n_pair=len(names),
-                             gate_columns=gate_columns(names) if names else None
-                             ).to(self.device)
+                             gate_columns=gate_columns(names) if names else None,
+                             warm_part=cfg.ranked_refit).to(self.device)
 
     def _pair_inputs(self, graph: ExportedGraph, tensors: GraphTensors, pairs: Tensor,
                      times: Tensor, tables: ItemTables | None = None,

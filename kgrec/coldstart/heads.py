@@ -111,7 +111,8 @@ class CTRHead(nn.Module):
 
     def __init__(self, dim: int, mlp_hidden: int | None = None, init_scale: float = 10.0,
                  text_dim: int = 0, n_pair: int = 0,
-                 gate_columns: tuple[int, ...] | None = None, wide_hidden: int = 16) -> None:
+                 gate_columns: tuple[int, ...] | None = None, wide_hidden: int = 16,
+                 warm_part: bool = False) -> None:
         super().__init__()
         self.n_pair = int(n_pair)
         if n_pair and (gate_columns is None or not all(0 <= c < n_pair for c in gate_columns)):
@@ -135,6 +136,13 @@ class CTRHead(nn.Module):
         self.short_wide_linear = copy.deepcopy(self.wide_linear) if short else None
         if short:  # saved with the weights: whether the refit has split the two parts
             self.register_buffer("short_split", torch.zeros((), dtype=torch.bool))
+        # with ``warm_part``: one more copy for users with a longer history, so the ranked refit
+        # set (kgrec.coldstart.refit) moves theirs and not the new users' part
+        warm = bool(n_pair) and warm_part
+        self.warm_wide = copy.deepcopy(self.wide) if warm else None
+        self.warm_wide_linear = copy.deepcopy(self.wide_linear) if warm else None
+        if warm:
+            self.register_buffer("warm_split", torch.zeros((), dtype=torch.bool))
         self.dim, self.mlp_hidden, self.text_dim = dim, mlp_hidden or dim, text_dim
         self.log_text_scale = nn.Parameter(torch.empty(()))
         self.init_scale = init_scale
@@ -165,9 +173,10 @@ class CTRHead(nn.Module):
             nn.init.zeros_(self.wide[2].bias)  # type: ignore[arg-type]
             nn.init.zeros_(self.wide_linear.weight)  # type: ignore[union-attr]
             nn.init.constant_(self.gate.weight, 2.0)  # starts near 1: the deep part leads
-            if self.short_wide is not None:
-                self.split_short()  # the short-history part starts as the main one ...
-                self.get_buffer("short_split").fill_(False)  # ... serving nobody until the refit
+            self.split_parts()  # the short-history and warm parts start as the main one ...
+            for name in ("short_split", "warm_split"):  # ... serving nobody until the refit
+                if hasattr(self, name):
+                    self.get_buffer(name).fill_(False)
 
     def combine(self, deep: Tensor, pair: Tensor | None) -> Tensor:
         """Full logit from the deep logit and ``pair`` features (``(..., n_pair)``):
@@ -183,28 +192,42 @@ class CTRHead(nn.Module):
     def wide_parameters(self) -> list[nn.Parameter]:
         """The parameters of the wide part(s) and the gate (empty without a wide part)."""
         return [p for m in (self.wide, self.wide_linear, self.gate, self.short_wide,
-                            self.short_wide_linear) if m is not None for p in m.parameters()]
+                            self.short_wide_linear, self.warm_wide, self.warm_wide_linear)
+                if m is not None for p in m.parameters()]
 
-    def split_short(self) -> None:
-        """From now on, users with a short history get their own wide part, starting as a copy
-        of the main one (a no-op without a short-history flag)."""
-        if self.short_wide is None or self.short_wide_linear is None:
-            return
-        assert self.wide is not None and self.wide_linear is not None
-        self.short_wide.load_state_dict(self.wide.state_dict())
-        self.short_wide_linear.load_state_dict(self.wide_linear.state_dict())
-        self.get_buffer("short_split").fill_(True)
+    def split_parts(self) -> None:
+        """From now on, users with a short history (and, with ``warm_part``, users with a
+        longer one) get a wide part of their own, each starting as a copy of the main one,
+        which then serves users without history (a no-op without those parts)."""
+        for part, linear, flag in ((self.short_wide, self.short_wide_linear, "short_split"),
+                                   (self.warm_wide, self.warm_wide_linear, "warm_split")):
+            if part is None or linear is None:
+                continue
+            assert self.wide is not None and self.wide_linear is not None
+            part.load_state_dict(self.wide.state_dict())
+            linear.load_state_dict(self.wide_linear.state_dict())
+            self.get_buffer(flag).fill_(True)
 
     def wide_logit(self, pair: Tensor) -> Tensor:
         """The wide part alone: ``linear(pair) + MLP(pair)``, ``(..., n_pair)`` -> ``(...)``
-        (after :meth:`split_short`, the short-history part's for short histories)."""
+        (after :meth:`split_parts`, the short-history part's for short histories and the
+        warm part's for longer ones)."""
         assert self.wide is not None and self.wide_linear is not None
-        main = (self.wide_linear(pair) + self.wide(pair)).squeeze(-1)
-        if self.short_wide is None or self.short_wide_linear is None or \
-                not bool(self.get_buffer("short_split")):
-            return main
-        short = (self.short_wide_linear(pair) + self.short_wide(pair)).squeeze(-1)
-        return torch.where(pair[..., self.gate_columns[2]] > 0.5, short, main)
+        out = (self.wide_linear(pair) + self.wide(pair)).squeeze(-1)
+        short_rows = None
+        if self.short_wide is not None and self.short_wide_linear is not None and \
+                bool(self.get_buffer("short_split")):
+            short_rows = pair[..., self.gate_columns[2]] > 0.5
+            short = (self.short_wide_linear(pair) + self.short_wide(pair)).squeeze(-1)
+            out = torch.where(short_rows, short, out)
+        if self.warm_wide is not None and self.warm_wide_linear is not None and \
+                bool(self.get_buffer("warm_split")):
+            rows = pair[..., self.gate_columns[0]] > 0.5  # the user has history ...
+            if short_rows is not None:
+                rows = rows & ~short_rows  # ... and not a short one
+            warm = (self.warm_wide_linear(pair) + self.warm_wide(pair)).squeeze(-1)
+            out = torch.where(rows, warm, out)
+        return out
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(dim={self.dim}, mlp_hidden={self.mlp_hidden})"

@@ -171,3 +171,22 @@ def first_clicks(users: Tensor, times: Tensor, n_users: int, most: int) -> Tenso
     shown = torch.zeros(len(users), dtype=torch.bool)
     shown[order] = rank < 1 + torch.remainder(ranked, most)
     return shown
+
+
+def latest_share(users: Tensor, times: Tensor, n_users: int, share: float) -> Tensor:
+    """Mask of each user's latest ``max(1, floor(share * n))`` of their ``n`` pairs in time
+    order (ties: the later row is the later pair); ``users``, ``times``: ``(P,)`` each.
+
+    Why: the evaluation's warm protocol holds out each user's latest share in the same way,
+    and a model refitted to rank "the rest of this user's history" should see that task.
+    """
+    order = torch.argsort(times.double() + torch.arange(len(users), dtype=torch.double)
+                          / (len(users) + 1), stable=True)
+    order = order[torch.argsort(users[order], stable=True)]  # by user, then time
+    ranked = users[order]
+    count = torch.bincount(ranked, minlength=n_users)
+    rank = torch.arange(len(ranked)) - (torch.cumsum(count, 0) - count)[ranked]
+    held_n = torch.clamp(torch.floor(share * count.double()).long(), min=1)
+    held = torch.zeros(len(users), dtype=torch.bool)
+    held[order] = rank >= (count - held_n)[ranked]
+    return held

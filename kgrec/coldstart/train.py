@@ -19,7 +19,9 @@ each step's pairs are scored on their sampled neighbourhoods, the rest is the sa
 4. with pair features, refit the head's gate and wide part on the held-out sets: the held-out
    items, the warm validation pairs, the validation users with all their history hidden
    (new users) and, with the history features, those users with their first 1-3
-   interactions shown (few clicks), each with uniform negatives.
+   interactions shown (few clicks), each with uniform negatives; and the validation users with
+   the latest fifth of their history hidden, ranked against the whole catalogue
+   (:mod:`kgrec.coldstart.refit`).
 
 Data-parallel hook (``kgrec.distributed``, Ray Train): inside :func:`data_parallel`, worker
 ``rank`` of ``world`` trains on its share (``batch[rank::world]``) of every step's supervision
@@ -42,7 +44,7 @@ from functools import partial
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from kgrec.coldstart.config import ModelConfig
@@ -57,6 +59,7 @@ from kgrec.coldstart.minibatch import (
 )
 from kgrec.coldstart.model import HeteroGNN, module_device
 from kgrec.coldstart.pairs import SHORT_HISTORY_MAX, PairInputs, pair_features
+from kgrec.coldstart.refit import PairBuilder, fit_combination, ranked_set
 from kgrec.coldstart.sampling import (
     NegativeSampler,
     drop_node_edges,
@@ -71,8 +74,6 @@ logger = logging.getLogger(__name__)
 Callback = Callable[[int, dict[str, float]], Any]
 _PAIR_BLOCK = 1 << 18  # held-out pairs scored (and featurised) per block
 _LOG_STEPS = 50  # a debug line every this many steps (progress of long mini-batch epochs)
-# (message pairs (2, E), their times (E,)) -> the pair-feature inputs of that graph
-PairBuilder = Callable[[Tensor, Tensor], PairInputs]
 
 
 @dataclass(frozen=True)
@@ -229,43 +230,6 @@ def _full_batch_losses(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors,
             pair_features(pair_builder(msg_all[:, keep], msg_time[keep]), u, i)
         yield pair_loss(head, cfg, h[USER], h[ITEM], u, i, y, feats)
         del h, feats  # freed before the next step allocates (RSS)
-
-
-def listwise_loss(logits: Tensor, n_pos: int) -> Tensor:
-    """Cross-entropy of each positive among its own sampled negatives.
-
-    ``logits``: the ``n_pos`` positives, then ``m`` negatives per positive (positive-major).
-    A ranking loss: a per-user offset, which BCE would reward, changes nothing here.
-    """
-    table = torch.cat([logits[:n_pos, None], logits[n_pos:].reshape(n_pos, -1)], dim=1)
-    return nn.functional.cross_entropy(table, torch.zeros(n_pos, dtype=torch.long,
-                                                          device=logits.device))
-
-
-def fit_combination(head: CTRHead, parts: list[tuple[Tensor, Tensor, int]],
-                    steps: int = 300, lr: float = 0.02) -> None:
-    """Refit the head's gate and wide part on held-out pairs, everything else frozen.
-
-    Why: on training items the GNN looks informative even with their edges hidden (it can
-    memorise an item's text like an id), so only held-out items show how far to trust it for
-    a new SKU. ``parts``: ``(deep logits, pair features, n_pos)`` per held-out set (warm
-    validation, held-out items), laid out as :func:`listwise_loss` expects; each set counts
-    equally. Calibration comes after, so only the ranking matters here. The parts (on the
-    CPU) move to the head's device.
-    """
-    params = head.wide_parameters()
-    if not params or not parts:
-        return
-    dev = module_device(head)
-    parts = [(d.to(dev), f.to(dev), n) for d, f, n in parts]
-    opt = torch.optim.Adam(params, lr=lr)
-    head.train()
-    for _ in range(steps):
-        loss = sum(listwise_loss(head.combine(d, f), n) for d, f, n in parts) / len(parts)
-        opt.zero_grad()
-        loss.backward()  # type: ignore[union-attr]
-        opt.step()
-    head.eval()
 
 
 def _new_user_parts(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors,
@@ -449,8 +413,10 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
                  if (f := held_feats[k]) is not None]
         parts += _new_user_parts(encoder, head, tensors, train_pos, train_time, val_idx, cfg,
                                  pair_builder, gen)
-        head.split_short()
-        fit_combination(head, parts)
+        ranked = ranked_set(encoder, head, tensors, train_pos, train_time, val_idx,
+                            pair_builder, gen, chunk) if cfg.ranked_refit else None
+        head.split_parts()
+        fit_combination(head, parts, [] if ranked is None else [ranked])
     encoder.eval()
     head.eval()
     return history

@@ -16,6 +16,8 @@ ABLATIONS: dict[str, str] = {
     "no_cooc": "cooc_features = False (without the item co-occurrence pair features)",
     "no_history": "history_features = False (no history-size features, no short-history gate "
                   "and no few-clicks refit set)",
+    "no_ranked_refit": "ranked_refit = False (no ranked refit set, no wide part of its own for "
+                       "users with a longer history)",
     "ctr_separate": "CTR head trained separately: not supported by ColdStartModel (skipped)",
 }
 SUPPORTED_ABLATIONS: tuple[str, ...] = ("no_text", "no_attributes", "no_history", "no_cooc",
@@ -27,4 +29,5 @@ CONFIG_ABLATIONS: dict[str, dict[str, object]] = {
     "no_pairs": {"pair_features": False},
     "with_lexical": {"lexical_features": True}, "no_lexical": {"lexical_features": False},
     "no_history": {"history_features": False},
+    "no_ranked_refit": {"ranked_refit": False},
 }

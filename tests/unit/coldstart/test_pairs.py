@@ -21,8 +21,8 @@ from kgrec.coldstart.pairs import (
     pair_features,
     stable_keys,
 )
+from kgrec.coldstart.refit import fit_combination
 from kgrec.coldstart.sampling import carve_cold_items, first_clicks, match_cold_negatives
-from kgrec.coldstart.train import fit_combination
 
 BRAND = ("Item", "HAS_BRAND", "Brand")
 
@@ -106,7 +106,7 @@ def test_short_histories_get_their_own_wide_part_after_the_split() -> None:
     pair = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])  # a short history, a long one
     with torch.no_grad():
         before = head.wide_logit(pair)
-        head.split_short()  # a copy: nothing changes yet
+        head.split_parts()  # a copy: nothing changes yet
         torch.testing.assert_close(head.wide_logit(pair), before)
         head.short_wide[2].bias.fill_(5.0)  # type: ignore[operator]
         after = head.wide_logit(pair)
@@ -263,7 +263,7 @@ def test_the_refit_sees_held_out_users_with_their_history_hidden(
     from kgrec.graph.synthetic import generate_catalog
 
     seen: list[list[tuple[torch.Tensor, torch.Tensor, int]]] = []
-    monkeypatch.setattr(train, "fit_combination", lambda head, parts: seen.append(parts))
+    monkeypatch.setattr(train, "fit_combination", lambda head, parts, ranked=(): seen.append(parts))
     tables = generate_catalog(800, 300, 8000, n_new_items=0, n_new_users=0, seed=1).tables
     model = ColdStartModel(ModelConfig(hidden_dim=16, epochs=1, steps_per_epoch=1),
                            text_encoder=HashingEncoder(dim=32), num_threads=1)

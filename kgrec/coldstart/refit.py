@@ -1,0 +1,160 @@
+"""The last step of training: refit the CTR head's gate and wide part on held-out sets.
+
+Why: on training items the GNN looks informative even with their edges hidden (it can memorise
+an item's text like an id), so only held-out items and users show how far to trust it, and how
+to weigh the pair features, for a new SKU, a new user or a warm user's next items. The GNN and
+the deep part stay frozen; only a few hundred weights move.
+
+Two kinds of held-out set:
+
+* **sampled** ``(deep logits, pair features, n_pos)``: each positive among its own uniform
+  negatives, scored by :func:`listwise_loss` (held-out items, new users, few clicks);
+* **ranked** (:class:`RankedSet`): the validation users with the latest ``RANKED_SHARE`` of
+  their interactions hidden, each hidden positive ranked against the whole catalogue (a
+  uniform sample of ``RANKED_CANDIDATES`` items on larger ones). Why: a positive beats 100
+  uniform negatives on popularity alone, so the sampled warm set never shows how the close
+  calls among popular items are decided, which is where a full-catalogue Recall@20 is won;
+  and one next item per user (the sampled warm set) says less about a user's coming weeks than
+  the latest fifth of their history. Tried on the MovieLens validation split of seed 1 (warm
+  Recall@20): sampled set 0.228, ranked 0.27 (``benchmarks/EVALUATION.md``, round 8).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from kgrec.coldstart.features import ITEM, USER, GraphTensors
+from kgrec.coldstart.heads import CTRHead
+from kgrec.coldstart.minibatch import encode_graph
+from kgrec.coldstart.model import HeteroGNN, module_device
+from kgrec.coldstart.pairs import PairInputs, pair_feature_matrix
+from kgrec.coldstart.sampling import latest_share
+
+RANKED_SHARE = 0.2  # the evaluation's warm protocol holds out each user's latest 20% too
+RANKED_USERS = 256  # most validation users in the ranked set (bounds its U x C features)
+RANKED_CANDIDATES = 4096  # candidates per user: the whole catalogue up to this size
+_USER_BLOCK = 64  # users scored against the candidates at once
+
+SampledPart = tuple[Tensor, Tensor, int]
+# (message pairs (2, E), their times (E,)) -> the pair-feature inputs of that graph
+PairBuilder = Callable[[Tensor, Tensor], PairInputs]
+
+
+def listwise_loss(logits: Tensor, n_pos: int) -> Tensor:
+    """Cross-entropy of each positive among its own sampled negatives.
+
+    ``logits``: the ``n_pos`` positives, then ``m`` negatives per positive (positive-major).
+    A ranking loss: a per-user offset, which BCE would reward, changes nothing here.
+    """
+    table = torch.cat([logits[:n_pos, None], logits[n_pos:].reshape(n_pos, -1)], dim=1)
+    return nn.functional.cross_entropy(table, torch.zeros(n_pos, dtype=torch.long,
+                                                          device=logits.device))
+
+
+@dataclass
+class RankedSet:
+    """Held-out positives, each ranked against every candidate of its user.
+
+    Shapes: ``deep`` ``(U, C)`` deep logits and ``feats`` ``(U, C, F)`` pair features of every
+    (user, candidate); ``row``, ``target`` ``(P,)``: each positive's user row and candidate
+    column; ``mask`` ``(P, C)``: the user's other positives (shown or held out), left out of
+    that positive's ranking.
+    """
+
+    deep: Tensor
+    feats: Tensor
+    row: Tensor
+    target: Tensor
+    mask: Tensor
+
+    def to(self, device: torch.device) -> RankedSet:
+        return RankedSet(*(t.to(device) for t in (self.deep, self.feats, self.row,
+                                                   self.target, self.mask)))
+
+    def loss(self, head: CTRHead) -> Tensor:
+        """Softmax cross-entropy of each positive among its user's candidates."""
+        logits = head.combine(self.deep, self.feats)[self.row].masked_fill(self.mask,
+                                                                           -torch.inf)
+        return nn.functional.cross_entropy(logits, self.target)
+
+
+def fit_combination(head: CTRHead, parts: Sequence[SampledPart],
+                    ranked: Sequence[RankedSet] = (), steps: int = 300,
+                    lr: float = 0.02) -> None:
+    """Refit the head's gate and wide part on held-out sets, everything else frozen; each set
+    counts equally. Calibration comes after, so only the ranking matters here. The sets (on
+    the CPU) move to the head's device."""
+    params = head.wide_parameters()
+    if not params or not (parts or ranked):
+        return
+    dev = module_device(head)
+    sampled = [(d.to(dev), f.to(dev), n) for d, f, n in parts]
+    on_dev = [r.to(dev) for r in ranked]
+    opt = torch.optim.Adam(params, lr=lr)
+    head.train()
+    for _ in range(steps):
+        losses = [listwise_loss(head.combine(d, f), n) for d, f, n in sampled]
+        losses += [r.loss(head) for r in on_dev]
+        loss = torch.stack(losses).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    head.eval()
+
+
+def ranked_set(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_pos: Tensor,
+               train_time: Tensor, val_idx: Tensor, pair_builder: PairBuilder,
+               gen: torch.Generator, chunk: int | None = None) -> RankedSet | None:
+    """The ranked set (module docstring) of at most ``RANKED_USERS`` validation users: their
+    training and validation positives, the latest ``RANKED_SHARE`` (at least one) hidden from
+    the graph of ``train_pos``; None without validation users."""
+    n_users, n_items = tensors.num_nodes[USER], tensors.num_nodes[ITEM]
+    val_pos, val_time = tensors.pos[:, val_idx], tensors.pos_time[val_idx]
+    users = torch.unique(val_pos[0])
+    if len(users) == 0:
+        return None
+    if len(users) > RANKED_USERS:
+        users = torch.sort(users[torch.randperm(len(users), generator=gen)[:RANKED_USERS]]).values
+    mine, val_mine = torch.isin(train_pos[0], users), torch.isin(val_pos[0], users)
+    pos = torch.cat([train_pos[:, mine], val_pos[:, val_mine]], dim=1)
+    pos_time = torch.cat([train_time[mine], val_time[val_mine]])
+    held = latest_share(pos[0], pos_time, n_users, RANKED_SHARE)
+    msg = torch.cat([train_pos[:, ~mine], pos[:, ~held]], dim=1)
+    msg_time = torch.cat([train_time[~mine], pos_time[~held]])
+    truth = pos[:, held]
+    cands = torch.arange(n_items) if n_items <= RANKED_CANDIDATES else torch.unique(torch.cat(
+        [truth[1], torch.randperm(n_items, generator=gen)[:RANKED_CANDIDATES]]))
+    col_of = torch.full((n_items,), -1, dtype=torch.long)
+    col_of[cands] = torch.arange(len(cands))
+    row_of = torch.full((n_users,), -1, dtype=torch.long)
+    row_of[users] = torch.arange(len(users))
+    deep = _deep_matrix(encoder, head, tensors, msg, users, cands, chunk)
+    feats = pair_feature_matrix(pair_builder(msg, msg_time), users, cands)
+    known = torch.zeros((len(users), len(cands)), dtype=torch.bool)
+    seen = col_of[pos[1]] >= 0
+    known[row_of[pos[0, seen]], col_of[pos[1, seen]]] = True
+    row, target = row_of[truth[0]], col_of[truth[1]]
+    mask = known[row]
+    mask[torch.arange(len(row)), target] = False
+    return RankedSet(deep, feats, row, target, mask)
+
+
+def _deep_matrix(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, msg: Tensor,
+                 users: Tensor, cands: Tensor, chunk: int | None) -> Tensor:
+    """Deep logits ``(len(users), len(cands))`` on the graph of ``msg`` (eval mode, CPU)."""
+    encoder.eval()
+    head.eval()
+    dev = module_device(head)
+    h = encode_graph(encoder, tensors, msg, chunk)
+    on = cands.to(dev)
+    rows = []
+    with torch.no_grad():
+        for block in users.split(_USER_BLOCK):
+            u = block.to(dev).repeat_interleave(len(cands))
+            rows.append(head.indexed(h[USER], h[ITEM], u, on.repeat(len(block)))[0]
+                        .reshape(len(block), len(cands)).cpu())
+    return torch.cat(rows)
