@@ -71,8 +71,11 @@ class ModelConfig:
             interactions (:mod:`kgrec.coldstart.pairs`), default True.
         ranked_refit: With ``pair_features``, the final refit of the wide part also ranks the
             latest fifth of validation users' histories against the whole catalogue (softmax
-            over every item; :mod:`kgrec.coldstart.refit`), default True: the sampled warm set
-            alone never shows the close calls among popular items.
+            over every item, or over 4,096 sampled ones plus the positives on larger
+            catalogues; :mod:`kgrec.coldstart.refit`), and users with a longer history get a
+            wide part of their own, default True: the sampled warm set alone never shows the
+            close calls among popular items. Like the whole refit, it runs only with items held
+            out for validation (``cold_val_share`` > 0).
         use_price: Standardised log-price among the item inputs, default True.
         use_related: Use RELATED (knowledge-graph) edges, default True.
 

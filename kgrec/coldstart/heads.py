@@ -103,6 +103,8 @@ class CTRHead(nn.Module):
             history" and "item has history" (and optionally "short history") that select the
             gate (by name, from :func:`kgrec.coldstart.pairs.gate_columns`).
         wide_hidden: Hidden units of the wide MLP, default 16.
+        warm_part: Give users with a longer history (not short, not none) a wide part of their
+            own at the refit (:meth:`split_parts`), default False (``ModelConfig.ranked_refit``).
 
     Shapes:
         ``forward(h_u, h_i, pair)``: both ``(n, dim + text_dim)``, ``pair`` ``(n, n_pair)`` or
@@ -129,7 +131,7 @@ class CTRHead(nn.Module):
         # combination missing from the refit data keeps its jointly trained value
         self.gate = nn.Embedding(2 ** len(self.gate_columns), 1) if n_pair else None
         # with a short-history flag (third gate column): a wide part of its own for users with
-        # 1-3 history items, a copy of the main one from the refit on (split_short), so the
+        # 1-3 history items, a copy of the main one from the refit on (split_parts), so the
         # few-clicks refit set moves only theirs (one shared part traded warm users for them)
         short = len(self.gate_columns) == 3
         self.short_wide = copy.deepcopy(self.wide) if short else None

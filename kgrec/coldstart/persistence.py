@@ -343,7 +343,8 @@ def warm_start(model: ColdStartModel, init: ColdStartModel) -> int:
     """Copy into ``model`` (modules built, not trained) every weight of ``init`` that fits:
     tensors of the same name and shape, and for each shared-id embedding (Brand, Category,
     Attribute) the rows of the ids both vocabularies know, so a grown vocabulary keeps what was
-    learned. Returns the number of tensors copied whole.
+    learned; the wide part's split flags (``CTRHead.split_parts``) are not copied. Returns the
+    number of tensors copied whole.
 
     Why: fine-tuning a few epochs from the previous weights on the grown graph costs a fraction
     of a full retrain (``kgrec train --init-from``).
@@ -353,6 +354,10 @@ def warm_start(model: ColdStartModel, init: ColdStartModel) -> int:
         old = theirs.state_dict()
         state = mine.state_dict()
         for name, tensor in state.items():
+            # the refit's split flags stay off: fine-tuning trains one wide part for everyone,
+            # as a fresh fit does, and the final refit splits it again
+            if name.endswith("_split"):
+                continue
             if name in old and old[name].shape == tensor.shape:
                 state[name] = old[name].clone()
                 copied += 1

@@ -10,13 +10,14 @@ Two kinds of held-out set:
 * **sampled** ``(deep logits, pair features, n_pos)``: each positive among its own uniform
   negatives, scored by :func:`listwise_loss` (held-out items, new users, few clicks);
 * **ranked** (:class:`RankedSet`): the validation users with the latest ``RANKED_SHARE`` of
-  their interactions hidden, each hidden positive ranked against the whole catalogue (a
-  uniform sample of ``RANKED_CANDIDATES`` items on larger ones). Why: a positive beats 100
-  uniform negatives on popularity alone, so the sampled warm set never shows how the close
-  calls among popular items are decided, which is where a full-catalogue Recall@20 is won;
-  and one next item per user (the sampled warm set) says less about a user's coming weeks than
-  the latest fifth of their history. Tried on the MovieLens validation split of seed 1 (warm
-  Recall@20): sampled set 0.228, ranked 0.27 (``benchmarks/EVALUATION.md``, round 8).
+  their interactions hidden, each hidden positive ranked against the whole catalogue (on
+  larger ones: a uniform sample of ``RANKED_CANDIDATES`` items plus the held-out items).
+  Why: a positive beats 100 uniform negatives on popularity alone, so the sampled warm set
+  never shows how the close calls among popular items are decided, which is where a
+  full-catalogue Recall@20 is won; and one next item per user (the sampled warm set) says less
+  about a user's coming weeks than the latest fifth of their history. Tried on the MovieLens
+  validation split of seed 1 (warm Recall@20): sampled set 0.228, ranked 0.27
+  (``benchmarks/EVALUATION.md``, round 8).
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ from kgrec.coldstart.sampling import latest_share
 
 RANKED_SHARE = 0.2  # the evaluation's warm protocol holds out each user's latest 20% too
 RANKED_USERS = 256  # most validation users in the ranked set (bounds its U x C features)
-RANKED_CANDIDATES = 4096  # candidates per user: the whole catalogue up to this size
+RANKED_POSITIVES = 4096  # most held-out positives (bounds the P x C softmax)
+RANKED_CANDIDATES = 4096  # candidates: the whole catalogue up to this size
 _USER_BLOCK = 64  # users scored against the candidates at once
 
 SampledPart = tuple[Tensor, Tensor, int]
@@ -111,7 +113,12 @@ def ranked_set(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_p
                gen: torch.Generator, chunk: int | None = None) -> RankedSet | None:
     """The ranked set (module docstring) of at most ``RANKED_USERS`` validation users: their
     training and validation positives, the latest ``RANKED_SHARE`` (at least one) hidden from
-    the graph of ``train_pos``; None without validation users."""
+    the graph of ``train_pos``, at most ``RANKED_POSITIVES`` of them; None without any.
+
+    Caveats: most held-out positives of a long history are pairs the GNN trained on (only the
+    latest is a validation pair), so its deep logits there are somewhat optimistic; and the
+    items held out of training entirely (new SKUs) are among the candidates, as negatives.
+    """
     n_users, n_items = tensors.num_nodes[USER], tensors.num_nodes[ITEM]
     val_pos, val_time = tensors.pos[:, val_idx], tensors.pos_time[val_idx]
     users = torch.unique(val_pos[0])
@@ -126,6 +133,14 @@ def ranked_set(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_p
     msg = torch.cat([train_pos[:, ~mine], pos[:, ~held]], dim=1)
     msg_time = torch.cat([train_time[~mine], pos_time[~held]])
     truth = pos[:, held]
+    # a user left with nothing shown would be a new user, scored by another wide part
+    truth = truth[:, torch.bincount(msg[0], minlength=n_users)[truth[0]] > 0]
+    if truth.shape[1] > RANKED_POSITIVES:  # bounds the (positives x candidates) softmax
+        truth = truth[:, torch.sort(torch.randperm(truth.shape[1], generator=gen)
+                                    [:RANKED_POSITIVES]).values]
+    if truth.shape[1] == 0:
+        return None
+    users = torch.unique(truth[0])
     cands = torch.arange(n_items) if n_items <= RANKED_CANDIDATES else torch.unique(torch.cat(
         [truth[1], torch.randperm(n_items, generator=gen)[:RANKED_CANDIDATES]]))
     col_of = torch.full((n_items,), -1, dtype=torch.long)
@@ -135,7 +150,7 @@ def ranked_set(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_p
     deep = _deep_matrix(encoder, head, tensors, msg, users, cands, chunk)
     feats = pair_feature_matrix(pair_builder(msg, msg_time), users, cands)
     known = torch.zeros((len(users), len(cands)), dtype=torch.bool)
-    seen = col_of[pos[1]] >= 0
+    seen = (col_of[pos[1]] >= 0) & (row_of[pos[0]] >= 0)
     known[row_of[pos[0, seen]], col_of[pos[1, seen]]] = True
     row, target = row_of[truth[0]], col_of[truth[1]]
     mask = known[row]
@@ -145,7 +160,8 @@ def ranked_set(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_p
 
 def _deep_matrix(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, msg: Tensor,
                  users: Tensor, cands: Tensor, chunk: int | None) -> Tensor:
-    """Deep logits ``(len(users), len(cands))`` on the graph of ``msg`` (eval mode, CPU)."""
+    """Deep logits ``(len(users), len(cands))`` on the graph of ``msg`` (eval mode; computed on
+    the head's device, returned on the CPU)."""
     encoder.eval()
     head.eval()
     dev = module_device(head)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from kgrec.coldstart import ColdStartModel
 from kgrec.encoders import HashingEncoder
@@ -147,3 +148,21 @@ def test_warm_start_copies_weights_and_grown_vocabulary_rows(fitted: ColdStartMo
     with pytest.raises(IncompatibleModelError, match="init_from"):
         ColdStartModel(ModelConfig(), text_encoder=HashingEncoder(dim=16)).fit(
             grown, init_from=fitted)
+
+
+def test_warm_start_leaves_the_refit_split_off(fitted: ColdStartModel) -> None:
+    import copy
+
+    from kgrec.coldstart.persistence import warm_start
+
+    init = copy.deepcopy(fitted)
+    init.head_.split_parts()  # as the refit leaves it (this tiny shop holds no items out)
+    flags = [n for n in init.head_.state_dict() if n.endswith("_split")]
+    assert flags and all(bool(init.head_.state_dict()[n]) for n in flags)
+    fresh = ColdStartModel(fitted.config_, text_encoder=fitted.text_.encoder, num_threads=1)
+    fresh.config_, fresh.vocabs_ = fitted.config_, fitted.vocabs_
+    fresh._build_modules(fitted.text_dim_, fitted.edge_types_)
+    warm_start(fresh, init)
+    state = fresh.head_.state_dict()
+    assert not any(bool(state[n]) for n in flags)  # fine-tuning trains one part, as a fresh fit
+    torch.testing.assert_close(state["wide.0.weight"], fitted.head_.state_dict()["wide.0.weight"])
