@@ -178,9 +178,8 @@ class ColdStartModel(Params):
                               cfg.history_features) if cfg.pair_features \
             else []
         self.head_ = CTRHead(cfg.hidden_dim, text_dim=text_dim if cfg.text_match else 0,
-                             n_pair=len(names),
-                             gate_columns=gate_columns(names) if names else None,
-                             warm_part=cfg.ranked_refit).to(self.device)
+                             n_pair=len(names), warm_part=cfg.ranked_refit,
+                             gate_columns=gate_columns(names) if names else None).to(self.device)
 
     def _pair_inputs(self, graph: ExportedGraph, tensors: GraphTensors, pairs: Tensor,
                      times: Tensor, tables: ItemTables | None = None,
@@ -361,11 +360,10 @@ class ColdStartModel(Params):
                                                                             targets[ITEM]))
 
     def _encode(self, tensors: GraphTensors) -> dict[str, Tensor]:
-        """Node states on ``self.device``, returned on the CPU (where embeddings are used)."""
         self.encoder_.eval()  # past MINI_BATCH_ABOVE positives: layer by layer, in node chunks
         on = tensors.to(self.device)
         h = encode_graph(self.encoder_, on, on.pos, inference_chunk(self.config_, on))
-        return {t: v.cpu() for t, v in h.items()}
+        return {t: v.cpu() for t, v in h.items()}  # computed on the device, used on the CPU
 
     def predict_logits(self, emb: NodeEmbeddings, user_idx: Sequence[int] | np.ndarray,
                        item_idx: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -442,8 +440,7 @@ class ColdStartModel(Params):
         cols = max(1, min(len(i), chunk_size))
         rows = max(1, chunk_size // cols)
         pairs = self._emb_pairs(emb)
-        # float64 copy of the (small) head: block results then do not depend on chunk shapes;
-        # on the CPU, with the embeddings and pair features
+        # float64 CPU copy of the (small) head: block results then do not depend on chunk shapes
         head = copy.deepcopy(self.head_).double().cpu().eval()
         with self._threads(), torch.no_grad():
             for c0 in range(0, len(i), cols):
