@@ -156,6 +156,19 @@ def carve_cold_items(pos: Tensor, train_idx: Tensor, val_idx: Tensor, n_items: i
     return train_idx[~on_train], val_idx[~on_val], cold_idx
 
 
+def _ranks_in_time(users: Tensor, times: Tensor, n_users: int
+                   ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The pairs sorted by user, then time (ties: input order): the ``order``, each sorted
+    pair's user (``ranked``), the pairs per user (``count``) and each sorted pair's 0-based
+    position among its user's pairs (``rank``)."""
+    order = torch.argsort(times, stable=True)
+    order = order[torch.argsort(users[order], stable=True)]
+    ranked = users[order]
+    count = torch.bincount(ranked, minlength=n_users)
+    rank = torch.arange(len(ranked)) - (torch.cumsum(count, 0) - count)[ranked]
+    return order, ranked, count, rank
+
+
 def first_clicks(users: Tensor, times: Tensor, n_users: int, most: int) -> Tensor:
     """Mask of each user's first ``1 + user % most`` pairs in time order (ties: input order).
 
@@ -163,11 +176,7 @@ def first_clicks(users: Tensor, times: Tensor, n_users: int, most: int) -> Tenso
     held-out users by showing only their first few pairs, 1, 2, ..., ``most`` by turns; the
     later pairs are what they went on to take. ``users``, ``times``: ``(P,)`` each.
     """
-    order = torch.argsort(times, stable=True)
-    order = order[torch.argsort(users[order], stable=True)]  # by user, then time
-    ranked = users[order]
-    count = torch.bincount(ranked, minlength=n_users)
-    rank = torch.arange(len(ranked)) - (torch.cumsum(count, 0) - count)[ranked]
+    order, ranked, _, rank = _ranks_in_time(users, times, n_users)
     shown = torch.zeros(len(users), dtype=torch.bool)
     shown[order] = rank < 1 + torch.remainder(ranked, most)
     return shown
@@ -175,17 +184,13 @@ def first_clicks(users: Tensor, times: Tensor, n_users: int, most: int) -> Tenso
 
 def latest_share(users: Tensor, times: Tensor, n_users: int, share: float) -> Tensor:
     """Mask of each user's latest ``max(1, floor(share * n))`` of their ``n`` pairs in time
-    order (ties: the later row is the later pair); ``users``, ``times``: ``(P,)`` each.
+    order (ties: input order, the later row is the later pair); ``users``, ``times``:
+    ``(P,)`` each.
 
     Why: the evaluation's warm protocol holds out each user's latest share in the same way,
     and a model refitted to rank "the rest of this user's history" should see that task.
     """
-    order = torch.argsort(times.double() + torch.arange(len(users), dtype=torch.double)
-                          / (len(users) + 1), stable=True)
-    order = order[torch.argsort(users[order], stable=True)]  # by user, then time
-    ranked = users[order]
-    count = torch.bincount(ranked, minlength=n_users)
-    rank = torch.arange(len(ranked)) - (torch.cumsum(count, 0) - count)[ranked]
+    order, ranked, count, rank = _ranks_in_time(users, times, n_users)
     held_n = torch.clamp(torch.floor(share * count.double()).long(), min=1)
     held = torch.zeros(len(users), dtype=torch.bool)
     held[order] = rank >= (count - held_n)[ranked]
