@@ -32,14 +32,14 @@ from kgrec.coldstart.features import ITEM, USER, GraphTensors
 from kgrec.coldstart.heads import CTRHead
 from kgrec.coldstart.minibatch import encode_graph
 from kgrec.coldstart.model import HeteroGNN, module_device
-from kgrec.coldstart.pairs import PairInputs, pair_feature_matrix
+from kgrec.coldstart.pairs import PairInputs, pair_feature_matrix, pair_features
 from kgrec.coldstart.sampling import latest_share
 
 RANKED_SHARE = 0.2  # the evaluation's warm protocol holds out each user's latest 20% too
 RANKED_USERS = 256  # most validation users in the ranked set (bounds its U x C features)
 RANKED_POSITIVES = 4096  # most held-out positives (bounds the P x C softmax)
 RANKED_CANDIDATES = 4096  # candidates: the whole catalogue up to this size
-_USER_BLOCK = 64  # users scored against the candidates at once
+_PAIR_BLOCK = 1 << 18  # held-out pairs scored (and featurised) per block
 
 SampledPart = tuple[Tensor, Tensor, int]
 # (message pairs (2, E), their times (E,)) -> the pair-feature inputs of that graph
@@ -147,7 +147,8 @@ def ranked_set(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_p
     col_of[cands] = torch.arange(len(cands))
     row_of = torch.full((n_users,), -1, dtype=torch.long)
     row_of[users] = torch.arange(len(users))
-    deep = _deep_matrix(encoder, head, tensors, msg, users, cands, chunk)
+    deep = deep_logits(encoder, head, tensors, msg, users.repeat_interleave(len(cands)),
+                       cands.repeat(len(users)), None, chunk)[0].reshape(len(users), -1)
     feats = pair_feature_matrix(pair_builder(msg, msg_time), users, cands)
     known = torch.zeros((len(users), len(cands)), dtype=torch.bool)
     seen = (col_of[pos[1]] >= 0) & (row_of[pos[0]] >= 0)
@@ -158,19 +159,24 @@ def ranked_set(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_p
     return RankedSet(deep, feats, row, target, mask)
 
 
-def _deep_matrix(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, msg: Tensor,
-                 users: Tensor, cands: Tensor, chunk: int | None) -> Tensor:
-    """Deep logits ``(len(users), len(cands))`` on the graph of ``msg`` (eval mode; computed on
-    the head's device, returned on the CPU)."""
+def deep_logits(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, msg_pairs: Tensor,
+                users: Tensor, items: Tensor, pairs: PairInputs | None,
+                chunk: int | None = None) -> tuple[Tensor, Tensor | None]:
+    """Deep logits (no wide part) and pair features of ``(users[k], items[k])`` (eval mode),
+    both on the CPU (the GNN and the head run on their device; pair features on the CPU)."""
     encoder.eval()
     head.eval()
     dev = module_device(head)
-    h = encode_graph(encoder, tensors, msg, chunk)
-    on = cands.to(dev)
-    rows = []
     with torch.no_grad():
-        for block in users.split(_USER_BLOCK):
-            u = block.to(dev).repeat_interleave(len(cands))
-            rows.append(head.indexed(h[USER], h[ITEM], u, on.repeat(len(block)))[0]
-                        .reshape(len(block), len(cands)).cpu())
-    return torch.cat(rows)
+        h = encode_graph(encoder, tensors, msg_pairs, chunk)
+        deep = [head.indexed(h[USER], h[ITEM], users[sl].to(dev), items[sl].to(dev))[0].cpu()
+                for sl in torch.arange(len(users)).split(_PAIR_BLOCK)]
+        return (torch.cat(deep) if deep else torch.zeros(0),
+                None if pairs is None or not len(users) else
+                chunked_features(pairs, users, items))
+
+
+def chunked_features(pairs: PairInputs, users: Tensor, items: Tensor) -> Tensor:
+    """:func:`pair_features` of ``(users[k], items[k])``, in blocks of ``_PAIR_BLOCK`` pairs."""
+    return torch.cat([pair_features(pairs, users[sl], items[sl])
+                      for sl in torch.arange(len(users)).split(_PAIR_BLOCK)])

@@ -54,12 +54,17 @@ from kgrec.coldstart.minibatch import (
     INFERENCE_CHUNK,
     MiniBatchEpoch,
     NeighbourSampler,
-    encode_graph,
     minibatch_losses,
 )
 from kgrec.coldstart.model import HeteroGNN, module_device
 from kgrec.coldstart.pairs import SHORT_HISTORY_MAX, PairInputs, pair_features
-from kgrec.coldstart.refit import PairBuilder, fit_combination, ranked_set
+from kgrec.coldstart.refit import (
+    PairBuilder,
+    chunked_features,
+    deep_logits,
+    fit_combination,
+    ranked_set,
+)
 from kgrec.coldstart.sampling import (
     NegativeSampler,
     drop_node_edges,
@@ -72,7 +77,6 @@ from kgrec.coldstart.steps import bce, draw_pairs, drop_ids, pair_loss, shard_ba
 logger = logging.getLogger(__name__)
 
 Callback = Callable[[int, dict[str, float]], Any]
-_PAIR_BLOCK = 1 << 18  # held-out pairs scored (and featurised) per block
 _LOG_STEPS = 50  # a debug line every this many steps (progress of long mini-batch epochs)
 
 
@@ -163,29 +167,6 @@ class HeldOutPairs:
 
     def auc(self, logits: Tensor) -> float:
         return sampled_auc(logits[:self.n_pos], logits[self.n_pos:].reshape(self.n_pos, -1))
-
-
-def deep_logits(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, msg_pairs: Tensor,
-                users: Tensor, items: Tensor, pairs: PairInputs | None,
-                chunk: int | None = None) -> tuple[Tensor, Tensor | None]:
-    """Deep logits (no wide part) and pair features of ``(users[k], items[k])`` (eval mode),
-    both on the CPU (the GNN and the head run on their device; pair features on the CPU)."""
-    encoder.eval()
-    head.eval()
-    dev = module_device(head)
-    with torch.no_grad():
-        h = encode_graph(encoder, tensors, msg_pairs, chunk)
-        deep = [head.indexed(h[USER], h[ITEM], users[sl].to(dev), items[sl].to(dev))[0].cpu()
-                for sl in torch.arange(len(users)).split(_PAIR_BLOCK)]
-        return (torch.cat(deep) if deep else torch.zeros(0),
-                None if pairs is None or not len(users) else
-                _chunked_features(pairs, users, items))
-
-
-def _chunked_features(pairs: PairInputs, users: Tensor, items: Tensor) -> Tensor:
-    """:func:`pair_features` of ``(users[k], items[k])``, in blocks of ``_PAIR_BLOCK`` pairs."""
-    return torch.cat([pair_features(pairs, users[sl], items[sl])
-                      for sl in torch.arange(len(users)).split(_PAIR_BLOCK)])
 
 
 def _score_held_out(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors,
@@ -321,7 +302,7 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
     # their pair features depend on the graph only, not on the weights: computed once (on a
     # grocery catalogue with long histories they cost more than an epoch's training steps)
     held_feats = [None if val_pairs is None or not len(s.users) else
-                  _chunked_features(val_pairs, s.users, s.items) for s in held]
+                  chunked_features(val_pairs, s.users, s.items) for s in held]
     # the wide part and its gate (a few hundred weights over fixed features) learn at
     # wide_lr_scale x lr, as Wide & Deep trains its wide part with its own optimiser: at the
     # deep part's rate they stay near their zero start while the GNN fits everything
