@@ -12,9 +12,16 @@ Bounded work: each user contributes at most their ``max_history`` (``COOC_HISTOR
 recent items, so the within-user pairs are at most ``n_users * COOC_HISTORY**2``. (Whole
 histories, as item-kNN and EASE read them, were tried: a cap chosen by a pair budget, 146 on
 MovieLens, cost 6% of warm Recall@20 on its validation split, benchmarks/EVALUATION.md round 7.)
-The counts are one sparse product ``X.T @ X`` of the binary user x item matrix (scipy; a
+The counts are the sparse product ``X.T @ X`` of the binary user x item matrix (scipy; a
 repeated event counts once). Pairs are looked up by the stable keys of the two items (as the
 peer-share table), so rows of different graphs (new SKUs folded in later) compare correctly.
+
+Bounded memory: the cosine is symmetric, so each unordered pair is stored once (under its
+smaller key first), and the product is computed in blocks of item rows of at most
+``block_pairs`` products each; each block's pairs go to one of 64 buckets by the top bits of
+their key, and the buckets are sorted one at a time into the final arrays. The peak is the
+table itself plus one block's or one bucket's working set, not several copies of the whole table
+(at 10M interactions the table holds ~50M pairs, 0.6 GB; benchmarks/SCALE.md).
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ import torch
 from torch import Tensor
 
 COOC_HISTORY = 50
+BLOCK_PAIRS = 1 << 23  # products of one block of item rows (~8M: a few hundred MB of transients)
+_BUCKET_SHIFT = 58  # 64 buckets by the top 6 bits of a key: sorting one is 1/64 of the table
 _MIX = -7046029254386353131  # 0x9E3779B97F4A7C15 as int64 (golden-ratio hashing)
 
 
@@ -44,7 +53,7 @@ class CoocTable:
 
     def lookup(self, a: Tensor, b: Tensor) -> Tensor:
         """Cosine of the item pairs with stable keys ``a``, ``b`` (broadcast); 0 if none."""
-        key = pair_key(a, b)
+        key = pair_key(torch.minimum(a, b), torch.maximum(a, b))  # stored once, smaller first
         if len(self.keys) == 0:
             return torch.zeros(key.shape)
         pos = torch.searchsorted(self.keys, key).clamp(max=len(self.keys) - 1)
@@ -52,7 +61,7 @@ class CoocTable:
 
 
 def cooc_table(ptr: Tensor, items: Tensor, item_keys: Tensor,
-               max_history: int = COOC_HISTORY) -> CoocTable:
+               max_history: int = COOC_HISTORY, block_pairs: int = BLOCK_PAIRS) -> CoocTable:
     """The co-occurrence cosines of the user histories ``items[ptr[u]:ptr[u+1]]`` (most recent
     first), each cut to ``max_history`` items; ``item_keys``: stable keys of the item rows."""
     n_users, n_items = len(ptr) - 1, len(item_keys)
@@ -63,14 +72,56 @@ def cooc_table(ptr: Tensor, items: Tensor, item_keys: Tensor,
     kept = items[ptr[:-1][users] + offs]  # each user's first (most recent) items
     x = sp.csr_matrix((np.ones(len(kept), dtype=np.float32), (users.numpy(), kept.numpy())),
                       shape=(n_users, n_items))
+    del users, offs, kept
     x.sum_duplicates()
     x.data[:] = 1.0  # binary: a user took the item or not
-    degree = np.asarray(x.sum(axis=0)).ravel()
-    co = (x.T.tocsr() @ x).tocoo()
-    other = co.row != co.col
-    a, b, n = co.row[other], co.col[other], co.data[other]
+    degree = np.asarray(x.sum(axis=0)).ravel().astype(np.float64)
+    xt = x.T.tocsr()
+    # products in item row i of X.T @ X: the history lengths of i's users (an upper bound)
+    work = np.cumsum(xt @ np.diff(x.indptr).astype(np.float64))
+    buckets: list[list[tuple[Tensor, Tensor]]] = [[] for _ in range(64)]
+    edges = torch.tensor([j << _BUCKET_SHIFT for j in range(-31, 32)])
+    lo = 0
+    while lo < n_items:  # blocks of item rows; a single row over the budget is its own block
+        done = work[lo - 1] if lo else 0.0
+        hi = max(lo + 1, int(np.searchsorted(work, done + block_pairs, side="right")))
+        keys, cos = _block_pairs(xt[lo:hi] @ x, lo, degree, item_keys)
+        cuts = torch.searchsorted(keys, edges).tolist()
+        for j, (s, e) in enumerate(zip([0, *cuts], [*cuts, len(keys)], strict=True)):
+            if e > s:  # copies: the block's arrays are freed once its pairs are bucketed
+                buckets[j].append((keys[s:e].clone(), cos[s:e].clone()))
+        del keys, cos
+        lo = hi
+    total = sum(len(k) for b in buckets for k, _ in b)
+    out_keys, out_vals = torch.empty(total, dtype=torch.long), torch.empty(total)
+    at = 0
+    for j in range(64):
+        part, buckets[j] = buckets[j], []
+        if not part:
+            continue
+        keys = torch.cat([k for k, _ in part])
+        vals = torch.cat([v for _, v in part])
+        del part
+        order = torch.argsort(keys)
+        out_keys[at:at + len(keys)] = keys[order]
+        out_vals[at:at + len(keys)] = vals[order]
+        at += len(keys)
+    return CoocTable(keys=out_keys, vals=out_vals)
+
+
+def _block_pairs(co: sp.csr_matrix, lo: int, degree: np.ndarray,
+                 item_keys: Tensor) -> tuple[Tensor, Tensor]:
+    """Sorted keys and cosines of the pairs in rows ``lo..`` of ``X.T @ X`` whose row item's
+    key is the smaller (each unordered pair once; the diagonal never)."""
+    coo = co.tocoo()
+    del co
+    ka = item_keys[torch.from_numpy(coo.row.astype(np.int64) + lo)]
+    kb = item_keys[torch.from_numpy(coo.col.astype(np.int64))]
+    keep = ka < kb
+    mask = keep.numpy()
+    a, b, n = coo.row[mask].astype(np.int64) + lo, coo.col[mask], coo.data[mask]
+    del coo
     cos = torch.from_numpy((n / np.sqrt(degree[a] * degree[b])).astype(np.float32))
-    keys = pair_key(item_keys[torch.from_numpy(a.astype(np.int64))],
-                    item_keys[torch.from_numpy(b.astype(np.int64))])
+    keys = pair_key(ka[keep], kb[keep])
     order = torch.argsort(keys)
-    return CoocTable(keys=keys[order], vals=cos[order])
+    return keys[order], cos[order]

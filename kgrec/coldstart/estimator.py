@@ -22,8 +22,8 @@ from torch import Tensor
 
 from kgrec.coldstart.calibration import (
     LogitFn,
-    calibrate_on_validation,
     calibrate_regimes,
+    calibrate_warm,
     calibrated_by_regime,
 )
 from kgrec.coldstart.config import ModelConfig, Params
@@ -275,23 +275,22 @@ class ColdStartModel(Params):
     def _calibrate(self, graph: ExportedGraph, tensors: GraphTensors, train_idx: Tensor,
                    val_idx: Tensor, cold_idx: Tensor, gen: torch.Generator,
                    tables: ItemTables | None = None) -> None:
-        """Platt-scale warm validation pairs (:func:`calibrate_on_validation`), then new SKUs
+        """Platt-scale warm validation users' next items (:func:`calibrate_warm`), then new SKUs
         and new users on held-out ones of their own (:func:`calibrate_regimes`)."""
         def logit_fn_on(msg: Tensor, times: Tensor) -> LogitFn:
             def logit_fn(users: Tensor, items: Tensor) -> np.ndarray:
-                pairs = self._pair_inputs(graph, tensors, msg, times, tables)
-                out: np.ndarray = pair_logits(self.encoder_, self.head_, tensors, msg, users,
-                                              items, pairs, inference_chunk(self.config_,
-                                                                            tensors)).numpy()
+                out: np.ndarray = pair_logits(
+                    self.encoder_, self.head_, tensors, msg, users, items,
+                    lambda: self._pair_inputs(graph, tensors, msg, times, tables),
+                    inference_chunk(self.config_, tensors)).numpy()
                 return out
             return logit_fn
 
         n_users, n_items = tensors.num_nodes[USER], tensors.num_nodes[ITEM]
         m = self.config_.calibration_negatives
-        self.calibrator_, self.calibration_ = calibrate_on_validation(
-            logit_fn_on(tensors.pos[:, train_idx], tensors.pos_time[train_idx]),
-            tensors.pos[:, val_idx], n_items, torch.bincount(tensors.pos[0], minlength=n_users),
-            m, gen)
+        self.calibrator_, self.calibration_ = calibrate_warm(
+            logit_fn_on, tensors.pos, tensors.pos_time, train_idx, val_idx, cold_idx, n_users,
+            n_items, m, gen)
         self.regime_calibrators_, self.calibration_["regimes"] = calibrate_regimes(
             logit_fn_on, tensors.pos, tensors.pos_time, train_idx, val_idx, cold_idx, n_users,
             n_items, m, gen)

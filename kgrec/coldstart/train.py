@@ -107,14 +107,19 @@ def data_parallel(part: DataParallel) -> Iterator[None]:
 
 
 def pair_logits(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, msg_pairs: Tensor,
-                users: Tensor, items: Tensor, pairs: PairInputs | None = None,
+                users: Tensor, items: Tensor,
+                pairs: Callable[[], PairInputs | None] | None = None,
                 chunk: int | None = None) -> Tensor:
     """Raw head logits of ``(users[k], items[k])`` on the graph with ``msg_pairs`` (eval mode).
 
-    ``pairs``: that graph's pair-feature inputs, needed when the head has a wide part.
-    ``chunk``: node states layer by layer in chunks of this many nodes (:func:`encode_graph`).
+    ``pairs``: builds that graph's pair-feature inputs, needed when the head has a wide part;
+    called after the GNN pass, so the two memory peaks never add up (at 10M interactions each
+    is a few GB). ``chunk``: node states layer by layer in chunks of this many nodes
+    (:func:`encode_graph`).
     """
-    deep, feats = deep_logits(encoder, head, tensors, msg_pairs, users, items, pairs, chunk)
+    deep, _ = deep_logits(encoder, head, tensors, msg_pairs, users, items, None, chunk)
+    inputs = None if pairs is None else pairs()
+    feats = None if inputs is None or not len(users) else chunked_features(inputs, users, items)
     return combined(head, deep, feats)
 
 
@@ -247,10 +252,12 @@ def _new_user_parts(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors,
     for graph, graph_time, truth in graphs:
         held = HeldOutPairs.sample(truth, tensors.num_nodes[ITEM], cfg.val_negatives,
                                    cfg.max_val_pairs, gen)
-        (deep, feats), = _score_held_out(encoder, head, tensors, graph, [held],
-                                         pair_builder(graph, graph_time))
-        if feats is not None and held.n_pos:
-            parts.append((deep, feats, held.n_pos))
+        if not held.n_pos:
+            continue
+        (deep, _), = _score_held_out(encoder, head, tensors, graph, [held], None)
+        # the graph's pair inputs only after its GNN pass: the two peaks never add up (RSS)
+        parts.append((deep, chunked_features(pair_builder(graph, graph_time), held.users,
+                                             held.items), held.n_pos))
     return parts
 
 
@@ -303,6 +310,8 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
     # grocery catalogue with long histories they cost more than an epoch's training steps)
     held_feats = [None if val_pairs is None or not len(s.users) else
                   chunked_features(val_pairs, s.users, s.items) for s in held]
+    wide_on = val_pairs is not None
+    del val_pairs  # only the held-out features above read it: not kept through the epochs (RSS)
     # the wide part and its gate (a few hundred weights over fixed features) learn at
     # wide_lr_scale x lr, as Wide & Deep trains its wide part with its own optimiser: at the
     # deep part's rate they stay near their zero start while the GNN fits everything
@@ -334,14 +343,13 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
                 NeighbourSampler(with_interactions(tensors, msg_all), tensors.num_nodes,
                                  cfg.fanout, encoder.num_layers),
                 torch.bincount(msg_all[1], minlength=n_items), has_pos, pos_items,
-                pair_builder(msg_all, msg_time) if val_pairs is not None and pair_builder
-                else None)
+                pair_builder(msg_all, msg_time) if wide_on and pair_builder else None)
             steps = minibatch_losses(encoder, head, tensors, train_pos, sup_idx, epoch_data,
                                      cfg, sampler, local, shard)
         else:
             steps = _full_batch_losses(encoder, head, tensors, train_pos, msg_all, msg_time,
                                        sup_idx, cfg, sampler, has_pos, local,
-                                       pair_builder if val_pairs is not None else None, shard)
+                                       pair_builder if wide_on else None, shard)
         losses = []
         for loss in steps:  # one optimiser step per batch, whichever way its loss was computed
             opt.zero_grad()
@@ -354,6 +362,8 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
                 logger.debug("epoch %d: %d steps, %.1f s", epoch, len(losses),
                              time.perf_counter() - start)
         del steps
+        if mini:  # this epoch's sampler and pair tables go before the next epoch builds its own
+            del epoch_data
         metrics = {"epoch": float(epoch), "loss": sum(losses) / len(losses),
                    "val_auc": math.nan, "val_loss": math.nan}
         scored = _score_held_out(encoder, head, tensors, train_pos, held, None, chunk)
@@ -386,7 +396,7 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
     if best_state is not None:
         encoder.load_state_dict(best_state[0])
         head.load_state_dict(best_state[1])
-    if len(held) > 1 and val_pairs is not None and pair_builder is not None:
+    if len(held) > 1 and wide_on and pair_builder is not None:
         sets = [1] + ([0] if warm_val.n_pos else [])  # held-out items, warm validation
         scored = _score_held_out(encoder, head, tensors, train_pos, [held[k] for k in sets],
                                  None, chunk)

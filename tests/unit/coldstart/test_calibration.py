@@ -70,6 +70,15 @@ def test_platt_never_reverses_a_ranking(caplog: pytest.LogCaptureFixture) -> Non
     assert np.mean(p) == pytest.approx(y.mean(), rel=0.05)  # and the level is fitted
 
 
+def test_calibration_keeps_the_order_far_in_the_tail() -> None:
+    # chances around 1e-20: a rounding sigmoid would tie them all at 0
+    cal = PlattCalibrator()
+    cal.a_, cal.b_ = 1.0, -45.0
+    p = cal.predict_proba(np.array([-1.0, -0.5, 0.0, 0.5]))
+    assert (np.diff(p) > 0).all() and p[0] > 0
+    assert p[2] == pytest.approx(math.exp(-45.0), rel=1e-12)
+
+
 def test_platt_needs_both_classes() -> None:
     with pytest.raises(ValueError, match="both positive and negative"):
         PlattCalibrator().fit(np.zeros(3), np.zeros(3))
@@ -87,8 +96,9 @@ def test_new_users_get_a_calibration_of_their_own(tmp_path) -> None:  # type: ig
     model = ColdStartModel(ModelConfig(hidden_dim=16, epochs=2, steps_per_epoch=2),
                            text_encoder=HashingEncoder(dim=32), num_threads=1)
     model.fit(to_hetero_data(build_graph(tables)))
-    assert set(model.regime_calibrators_) == {NEW_ITEM, NEW_USER, FEW_CLICKS}
-    assert set(model.calibration_["regimes"]) == {NEW_ITEM, NEW_USER, FEW_CLICKS}
+    by_length = {f"{FEW_CLICKS}_{k}" for k in (1, 2, 3)}  # one few-clicks calibration per length
+    assert set(model.regime_calibrators_) == {NEW_ITEM, NEW_USER, FEW_CLICKS} | by_length
+    assert set(model.calibration_["regimes"]) == {NEW_ITEM, NEW_USER, FEW_CLICKS} | by_length
     # one user's list keeps the order of its logits whatever the items' history
     emb0 = model.transform(to_hetero_data(build_graph(tables)))
     row = model.score_matrix(emb0, [0])[0]
@@ -107,6 +117,7 @@ def test_new_users_get_a_calibration_of_their_own(tmp_path) -> None:  # type: ig
     u_warm = int(np.argmax(length))  # the longest history
     i_warm = int(graph.index_of("Item", [str(inter.loc[keep, "item_id"].iloc[0])])[0])
     u_few = int(np.flatnonzero((length >= 1) & (length <= 3))[0])  # one to three clicks
+    few = model.regime_calibrators_[f"{FEW_CLICKS}_{length[u_few]}"]  # that length's own
     # a score matrix over new SKUs only: the new-SKU calibration; in a list that also holds
     # warm items, and for pairs scored on their own, the user's regime decides (new user, few
     # clicks or warm): items never change it inside a list
@@ -116,15 +127,44 @@ def test_new_users_get_a_calibration_of_their_own(tmp_path) -> None:  # type: ig
              (u_new, [i_warm], [new_user]), (u_warm, [i_warm], [model.calibrator_]),
              (u_warm, [i_new, i_warm], [model.calibrator_] * 2),
              (u_new, [i_new, i_warm], [new_user] * 2),
-             (u_few, [i_new, i_warm], [model.regime_calibrators_[FEW_CLICKS]] * 2)]
+             (u_few, [i_new, i_warm], [few] * 2)]
     for u, items, calibrators in cases:
         logit = model.predict_logits(emb, [u] * len(items), items)
         want = [c.predict_proba(z) for c, z in zip(calibrators, logit, strict=True)]
         np.testing.assert_allclose(model.score_matrix(emb, [u], items)[0], want, rtol=1e-5)
         user_regime = model.calibrator_ if u == u_warm else \
-            model.regime_calibrators_[NEW_USER if u == u_new else FEW_CLICKS]
+            new_user if u == u_new else few
         np.testing.assert_allclose(model.predict_proba(emb, [u] * len(items), items),
                                    user_regime.predict_proba(logit))
     loaded = ColdStartModel.load(model.save(tmp_path / "m"), num_threads=1)
     np.testing.assert_array_equal(loaded.score_matrix(loaded.transform(graph)),
                                   model.score_matrix(emb))
+
+
+def test_warm_calibration_predicts_the_next_fifth_of_a_history() -> None:
+    # 50 users x 10 of items 0..194, the latest one the validation positive; items 198 and 199
+    # held out as new SKUs. The warm target hides each history's latest 2 (a fifth), leaving 8
+    # shown: with logits that say nothing, the calibrated chance is 2 in the 198 - 8 candidates
+    # a user has not been shown
+    import torch
+
+    from kgrec.coldstart.calibration import calibrate_warm
+
+    gen = torch.Generator().manual_seed(0)
+    users = torch.arange(50).repeat_interleave(10)
+    items = torch.stack([torch.randperm(195, generator=gen)[:10] for _ in range(50)]).reshape(-1)
+    pos = torch.cat([torch.stack([users, items]), torch.tensor([[0, 1], [199, 198]])], dim=1)
+    time = torch.cat([torch.arange(500), torch.tensor([0, 0])])
+    val_idx = torch.arange(9, 500, 10)
+    train_idx = torch.tensor([k for k in range(500) if k % 10 != 9])
+    seen = []
+
+    def logit_fn_on(msg: torch.Tensor, times: torch.Tensor):  # type: ignore[no-untyped-def]
+        seen.append(msg.shape[1])
+        return lambda u, i: np.zeros(len(u))
+
+    cal, report = calibrate_warm(logit_fn_on, pos, time, train_idx, val_idx,
+                                 torch.tensor([500, 501]), 50, 200, 20, gen)
+    assert seen == [400]  # the graph keeps each user's 8 earliest items
+    assert report["n_pos"] == 50  # half of the 100 hidden positives report
+    assert float(cal.predict_proba(np.zeros(1))[0]) == pytest.approx(2 / (198 - 8), rel=1e-6)

@@ -39,3 +39,25 @@ def test_a_repeated_event_counts_once() -> None:
     # u0 viewed then bought A (two rows), and took B: A and B still co-occur with cosine 1
     table = cooc_table(*_histories([[0, 0, 1]]), KEYS)
     assert table.lookup(KEYS[[0]], KEYS[[1]]).item() == pytest.approx(1.0)
+
+
+def test_blocks_give_the_table_of_one_block() -> None:
+    # a budget of one product per block: every item row is its own block, the same cosines
+    rows = [[0, 1, 2], [1, 3], [0, 3, 2], [2, 1]]
+    whole = cooc_table(*_histories(rows), KEYS)
+    blocks = cooc_table(*_histories(rows), KEYS, block_pairs=1)
+    assert torch.equal(whole.keys, blocks.keys) and torch.equal(whole.vals, blocks.vals)
+    a, b = torch.meshgrid(KEYS, KEYS, indexing="ij")
+    got = blocks.lookup(a.reshape(-1), b.reshape(-1)).reshape(4, 4)
+    assert torch.equal(got, got.T)  # symmetric: either order finds the pair stored once
+    assert len(whole.keys) == 6  # all 6 unordered pairs of A..D co-occur, each stored once
+
+
+def test_keys_span_every_bucket_in_order() -> None:
+    # stable keys from int64 hashes fall in all 64 buckets; the table must still be sorted
+    keys = torch.randint(-(1 << 62), 1 << 62, (200,), generator=torch.Generator().manual_seed(0))
+    rows = [[(3 * u + j) % 200 for j in range(5)] for u in range(300)]
+    table = cooc_table(*_histories(rows), keys, block_pairs=64)
+    assert bool((table.keys[1:] > table.keys[:-1]).all())
+    ref = cooc_table(*_histories(rows), keys)
+    assert torch.equal(table.keys, ref.keys) and torch.equal(table.vals, ref.vals)
