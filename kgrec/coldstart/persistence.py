@@ -292,7 +292,7 @@ def restore_state(model: ColdStartModel, config: dict[str, Any], vocab: dict[str
     Raises:
         ModelError: the weights do not fit the saved configuration.
     """
-    from kgrec.coldstart.calibration import PlattCalibrator
+    from kgrec.coldstart.calibration import PlattCalibrator, ScopedCalibrator
 
     try:
         model.encoder_.load_state_dict(
@@ -309,9 +309,10 @@ def restore_state(model: ColdStartModel, config: dict[str, Any], vocab: dict[str
     model.calibration_ = cal
     model.regime_calibrators_ = {}
     for name, report in cal.get("regimes", {}).items():
-        model.regime_calibrators_[name] = PlattCalibrator()
-        model.regime_calibrators_[name].a_ = float(report["a"])
-        model.regime_calibrators_[name].b_ = float(report["b"])
+        regime = PlattCalibrator() if "scope_items" not in report else ScopedCalibrator(
+            int(report["scope_items"]), float(report["scope_exponent"]))
+        regime.a_, regime.b_ = float(report["a"]), float(report["b"])
+        model.regime_calibrators_[name] = regime
     model.encoder_identity_ = config["encoder_identity"]
     model.history_ = config.get("history", [])
     model.lexical_ = None
@@ -328,6 +329,8 @@ def restore_state(model: ColdStartModel, config: dict[str, Any], vocab: dict[str
 
 def model_version(model: ColdStartModel) -> str:
     """``kgrec-<version>-<12 hex digits of a hash of the weights and calibration>``."""
+    from kgrec.coldstart.calibration import ScopedCalibrator
+
     h = hashlib.sha256()
     for module in (model.encoder_, model.head_):
         for name, t in sorted(module.state_dict().items()):
@@ -335,7 +338,8 @@ def model_version(model: ColdStartModel) -> str:
             h.update(t.detach().cpu().contiguous().numpy().tobytes())
     h.update(json.dumps([model.calibrator_.a_, model.calibrator_.b_]).encode())
     for name, cal in sorted(getattr(model, "regime_calibrators_", {}).items()):
-        h.update(json.dumps([name, cal.a_, cal.b_]).encode())
+        scope = [cal.items, cal.exponent] if isinstance(cal, ScopedCalibrator) else []
+        h.update(json.dumps([name, cal.a_, cal.b_, *scope]).encode())
     return f"kgrec-{__version__}-{h.hexdigest()[:12]}"
 
 

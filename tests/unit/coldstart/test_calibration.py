@@ -86,7 +86,7 @@ def test_platt_needs_both_classes() -> None:
 
 def test_new_users_get_a_calibration_of_their_own(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from kgrec.coldstart import ColdStartModel, ModelConfig
-    from kgrec.coldstart.calibration import FEW_CLICKS, NEW_ITEM, NEW_USER
+    from kgrec.coldstart.calibration import FEW_CLICKS, NEW_ITEM, NEW_USER, ScopedCalibrator
     from kgrec.encoders import HashingEncoder
     from kgrec.graph.build import build_graph
     from kgrec.graph.export import to_hetero_data
@@ -122,6 +122,7 @@ def test_new_users_get_a_calibration_of_their_own(tmp_path) -> None:  # type: ig
     # warm items, and for pairs scored on their own, the user's regime decides (new user, few
     # clicks or warm): items never change it inside a list
     new_item, new_user = model.regime_calibrators_[NEW_ITEM], model.regime_calibrators_[NEW_USER]
+    assert isinstance(new_item, ScopedCalibrator)  # its level follows the list's length
     cases = [(u_warm, [i_new], [new_item]), (u_new, [i_new], [new_item]),
              (u_warm, [i_new, i_new], [new_item] * 2),
              (u_new, [i_warm], [new_user]), (u_warm, [i_warm], [model.calibrator_]),
@@ -130,13 +131,19 @@ def test_new_users_get_a_calibration_of_their_own(tmp_path) -> None:  # type: ig
              (u_few, [i_new, i_warm], [few] * 2)]
     for u, items, calibrators in cases:
         logit = model.predict_logits(emb, [u] * len(items), items)
-        want = [c.predict_proba(z) for c, z in zip(calibrators, logit, strict=True)]
+        # the new-SKU calibration at the list's length (ScopedCalibrator)
+        want = [(c.for_scope(len(items)) if c is new_item else c).predict_proba(z)
+                for c, z in zip(calibrators, logit, strict=True)]
         np.testing.assert_allclose(model.score_matrix(emb, [u], items)[0], want, rtol=1e-5)
         user_regime = model.calibrator_ if u == u_warm else \
             new_user if u == u_new else few
         np.testing.assert_allclose(model.predict_proba(emb, [u] * len(items), items),
                                    user_regime.predict_proba(logit))
     loaded = ColdStartModel.load(model.save(tmp_path / "m"), num_threads=1)
+    scoped = loaded.regime_calibrators_[NEW_ITEM]  # the new-SKU calibration keeps its scope
+    assert isinstance(scoped, ScopedCalibrator)
+    assert (scoped.items, scoped.exponent) == (new_item.items, new_item.exponent)
+    assert 0.0 <= new_item.exponent <= 1.0 and new_item.items > 0
     np.testing.assert_array_equal(loaded.score_matrix(loaded.transform(graph)),
                                   model.score_matrix(emb))
 
@@ -168,3 +175,31 @@ def test_warm_calibration_predicts_the_next_fifth_of_a_history() -> None:
     assert seen == [400]  # the graph keeps each user's 8 earliest items
     assert report["n_pos"] == 50  # half of the 100 hidden positives report
     assert float(cal.predict_proba(np.zeros(1))[0]) == pytest.approx(2 / (198 - 8), rel=1e-6)
+
+
+def test_scope_exponent_tells_sparse_from_dense_takers() -> None:
+    import torch
+
+    from kgrec.coldstart.calibration import scope_exponent
+
+    gen = torch.Generator().manual_seed(0)
+    # sparse: each of 2,000 users took exactly one of 100 new SKUs: the chance per SKU of a
+    # user who took one is 1 / n, whatever n is listed
+    one_each = torch.stack([torch.arange(2000), torch.randint(100, (2000,), generator=gen)])
+    assert scope_exponent(one_each, gen) == pytest.approx(1.0, abs=0.05)
+    # dense: each of 200 users took each SKU with chance 0.3: a longer list, as many per SKU
+    took = torch.rand((200, 100), generator=gen) < 0.3
+    assert scope_exponent(torch.nonzero(took).T, gen) == pytest.approx(0.0, abs=0.05)
+
+
+def test_a_scoped_calibration_follows_the_list_length() -> None:
+    from kgrec.coldstart.calibration import ScopedCalibrator
+
+    cal = ScopedCalibrator(items=100, exponent=1.0)
+    cal.a_, cal.b_ = 1.0, 0.0
+    assert cal.for_scope(100).predict_proba(np.zeros(1))[0] == pytest.approx(0.5)
+    # twice the items: half the odds per item
+    assert cal.for_scope(200).predict_proba(np.zeros(1))[0] == pytest.approx(1 / 3)
+    flat = ScopedCalibrator(items=100, exponent=0.0)
+    flat.a_, flat.b_ = 1.0, 0.0
+    assert flat.for_scope(200).predict_proba(np.zeros(1))[0] == pytest.approx(0.5)
