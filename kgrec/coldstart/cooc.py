@@ -75,7 +75,7 @@ def cooc_table(ptr: Tensor, items: Tensor, item_keys: Tensor,
     del users, offs, kept
     x.sum_duplicates()
     x.data[:] = 1.0  # binary: a user took the item or not
-    degree = np.asarray(x.sum(axis=0)).ravel().astype(np.float64)
+    degree = np.asarray(x.sum(axis=0)).ravel()  # float32: the same cosines as one block
     xt = x.T.tocsr()
     # products in item row i of X.T @ X: the history lengths of i's users (an upper bound)
     work = np.cumsum(xt @ np.diff(x.indptr).astype(np.float64))
