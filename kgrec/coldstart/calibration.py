@@ -502,18 +502,19 @@ def calibrated_by_regime(warm: PlattCalibrator, regimes: dict[str, PlattCalibrat
         if isinstance(new_item, ScopedCalibrator):
             new_item = new_item.for_scope(len(scope))
         return new_item.predict_proba(logits)
-    p = warm.predict_proba(logits)
     if pairs is None:
-        return p
+        return warm.predict_proba(logits)
     length = (pairs.hist_ptr[users + 1] - pairs.hist_ptr[users]).numpy()
-    if logits.ndim == 2:
-        length = length[:, None]
+    chosen = [(np.ones(len(length), dtype=bool), warm)]  # later entries win
     if FEW_CLICKS in regimes:
-        few = (length >= 1) & (length <= FEW_CLICKS_MAX)
-        p = np.where(few, regimes[FEW_CLICKS].predict_proba(logits), p)
-        for k in range(1, FEW_CLICKS_MAX + 1):  # by length where it had its own (see above)
-            if (cal := regimes.get(f"{FEW_CLICKS}_{k}")) is not None:
-                p = np.where(length == k, cal.predict_proba(logits), p)
+        chosen.append(((length >= 1) & (length <= FEW_CLICKS_MAX), regimes[FEW_CLICKS]))
+        chosen += [(length == k, regimes[f"{FEW_CLICKS}_{k}"])  # by length where fitted
+                   for k in range(1, FEW_CLICKS_MAX + 1) if f"{FEW_CLICKS}_{k}" in regimes]
     if NEW_USER in regimes:
-        p = np.where(length == 0, regimes[NEW_USER].predict_proba(logits), p)
-    return p
+        chosen.append((length == 0, regimes[NEW_USER]))
+    a, b = np.empty(len(length)), np.empty(len(length))
+    for mask, cal in chosen:  # one sigmoid per call, with each row's (user's) slope and level
+        a[mask], b[mask] = cal.a_, cal.b_
+    if logits.ndim == 2:
+        a, b = a[:, None], b[:, None]
+    return _sigmoid(a * np.asarray(logits, dtype=np.float64) + b)
