@@ -20,7 +20,7 @@ from sklearn.metrics import log_loss as sklearn_log_loss
 from torch import Tensor
 
 from kgrec.coldstart.pairs import SHORT_HISTORY_MAX, PairInputs
-from kgrec.coldstart.sampling import first_clicks, latest_share
+from kgrec.coldstart.sampling import first_clicks, hide_latest
 
 logger = logging.getLogger(__name__)
 
@@ -324,23 +324,18 @@ def calibrate_warm(logit_fn_on: Callable[[Tensor, Tensor], LogitFn], pos: Tensor
     with 1 to ``FEW_CLICKS_MAX`` items are served by the few-clicks calibrations, so they are
     left out here when ``MIN_REGIME_POSITIVES`` positives of longer histories remain.
     """
-    train_pos, train_time = pos[:, train_idx], pos_time[train_idx]
-    val_users = torch.unique(pos[0, val_idx])
-    mine = torch.isin(train_pos[0], val_users)
-    theirs = torch.cat([train_pos[:, mine], pos[:, val_idx]], dim=1)
-    their_time = torch.cat([train_time[mine], pos_time[val_idx]])
-    held = latest_share(theirs[0], their_time, n_users, WARM_WINDOW)
-    truth = theirs[:, held]
-    shown = torch.bincount(theirs[0, ~held], minlength=n_users)
+    hidden = hide_latest(pos[:, train_idx], pos_time[train_idx], pos[:, val_idx],
+                         pos_time[val_idx], torch.unique(pos[0, val_idx]), n_users, WARM_WINDOW)
+    truth = hidden.pos[:, hidden.held]
+    shown = torch.bincount(hidden.pos[0, ~hidden.held], minlength=n_users)
     longer = truth[:, shown[truth[0]] > FEW_CLICKS_MAX]
     if longer.shape[1] >= MIN_REGIME_POSITIVES:
         truth = longer
     n_pos = torch.bincount(truth[0], minlength=n_users)
     candidate = torch.ones(n_items, dtype=torch.bool)
     candidate[pos[1, cold_idx]] = False  # the held-out new SKUs have a calibration of their own
-    msg = torch.cat([train_pos[:, ~mine], theirs[:, ~held]], dim=1)
     return calibrate_on_validation(
-        logit_fn_on(msg, torch.cat([train_time[~mine], their_time[~held]])),
+        logit_fn_on(hidden.msg, hidden.msg_time),
         _at_most(truth, MAX_REGIME_POSITIVES, gen), n_items, shown + n_pos, m, gen,
         candidates=torch.nonzero(candidate).squeeze(1), n_pos=n_pos)
 

@@ -197,6 +197,12 @@ class CTRHead(nn.Module):
                             self.short_wide_linear, self.warm_wide, self.warm_wide_linear)
                 if m is not None for p in m.parameters()]
 
+    def history_parameters(self) -> list[nn.Parameter]:
+        """The parameters of the wide parts of users with a history (short and longer ones;
+        empty without them): a subset of :meth:`wide_parameters`."""
+        return [p for m in (self.short_wide, self.short_wide_linear, self.warm_wide,
+                            self.warm_wide_linear) if m is not None for p in m.parameters()]
+
     def split_parts(self) -> None:
         """From now on, users with a short history (and, with ``warm_part``, users with a
         longer one) get a wide part of their own, each starting as a copy of the main one,

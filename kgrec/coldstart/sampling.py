@@ -19,6 +19,8 @@ Why each piece:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
@@ -195,3 +197,32 @@ def latest_share(users: Tensor, times: Tensor, n_users: int, share: float) -> Te
     held = torch.zeros(len(users), dtype=torch.bool)
     held[order] = rank >= (count - held_n)[ranked]
     return held
+
+
+@dataclass
+class HiddenLatest:
+    """Some users' pairs with each one's latest share hidden (:func:`hide_latest`).
+
+    ``pos`` ``(2, P)``, ``time`` ``(P,)``: those users' training then validation pairs;
+    ``held`` ``(P,)``: which of them are hidden; ``msg`` ``(2, E)``, ``msg_time`` ``(E,)``: the
+    graph left (everyone else's training pairs, then those users' shown pairs).
+    """
+
+    pos: Tensor
+    time: Tensor
+    held: Tensor
+    msg: Tensor
+    msg_time: Tensor
+
+
+def hide_latest(train_pos: Tensor, train_time: Tensor, val_pos: Tensor, val_time: Tensor,
+                users: Tensor, n_users: int, share: float) -> HiddenLatest:
+    """Hide the latest ``share`` (:func:`latest_share`) of ``users``' training and validation
+    pairs from the training graph. Why: the ranked refit set and the warm calibration both
+    pose the evaluation's warm task, "rank the rest of this user's history"."""
+    mine, val_mine = torch.isin(train_pos[0], users), torch.isin(val_pos[0], users)
+    pos = torch.cat([train_pos[:, mine], val_pos[:, val_mine]], dim=1)
+    time = torch.cat([train_time[mine], val_time[val_mine]])
+    held = latest_share(pos[0], time, n_users, share)
+    return HiddenLatest(pos, time, held, torch.cat([train_pos[:, ~mine], pos[:, ~held]], dim=1),
+                        torch.cat([train_time[~mine], time[~held]]))

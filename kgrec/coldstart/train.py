@@ -407,7 +407,8 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
         ranked = ranked_set(encoder, head, tensors, train_pos, train_time, val_idx,
                             pair_builder, gen, chunk) if cfg.ranked_refit else None
         head.split_parts()
-        fit_combination(head, parts, [] if ranked is None else [ranked])
+        fit_combination(head, parts, [] if ranked is None else [ranked],
+                        anchor=cfg.refit_anchor)
     encoder.eval()
     head.eval()
     return history

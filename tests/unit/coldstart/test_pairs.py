@@ -263,7 +263,8 @@ def test_the_refit_sees_held_out_users_with_their_history_hidden(
     from kgrec.graph.synthetic import generate_catalog
 
     seen: list[list[tuple[torch.Tensor, torch.Tensor, int]]] = []
-    monkeypatch.setattr(train, "fit_combination", lambda head, parts, ranked=(): seen.append(parts))
+    monkeypatch.setattr(train, "fit_combination",
+                        lambda head, parts, ranked=(), **_: seen.append(parts))
     tables = generate_catalog(800, 300, 8000, n_new_items=0, n_new_users=0, seed=1).tables
     model = ColdStartModel(ModelConfig(hidden_dim=16, epochs=1, steps_per_epoch=1),
                            text_encoder=HashingEncoder(dim=32), num_threads=1)
