@@ -76,12 +76,14 @@ class ModelConfig:
             wide part of their own, default True: the sampled warm set alone never shows the
             close calls among popular items. Like the whole refit, it runs only with items held
             out for validation (``cold_val_share`` > 0).
-        refit_anchor: L2 weight pulling the refitted wide parts and gates back to their jointly
-            trained values (sum of squared moves), default 1e-3; the refit's step size also
-            decays to zero (cosine). Why: a few hundred validation users cannot pin down every
-            wide weight; unanchored, a float-rounding change in the inputs moved refitted
-            logits by up to 3.6 and swapped a tenth of MovieLens top-20 lists (0.35 anchored,
-            0.15 with the decay; benchmarks/EVALUATION.md, round 10).
+        refit_anchor: With the history parts above, the final refit adds this weight times
+            the squared move of the wide parts of users with a history from their jointly
+            trained values to its loss, and their step size decays to zero (cosine); 0 refits
+            them as before, default 1e-3. Why: a few hundred validation users cannot pin down
+            every weight; unanchored, a float-rounding change in the inputs moved refitted
+            logits by up to 3.6 and changed a tenth of the top-20 lists (MovieLens; 0.14 and
+            under 1% anchored), and single-seed results moved by up to 12% with it
+            (benchmarks/EVALUATION.md, round 10).
         use_price: Standardised log-price among the item inputs, default True.
         use_related: Use RELATED (knowledge-graph) edges, default True.
 

@@ -18,6 +18,8 @@ ABLATIONS: dict[str, str] = {
                   "and no few-clicks refit set)",
     "no_ranked_refit": "ranked_refit = False (no ranked refit set, no wide part of its own for "
                        "users with a longer history)",
+    "no_refit_anchor": "refit_anchor = 0 (the refit moves the wide parts of users with a "
+                       "history freely, at a constant step size)",
     "ctr_separate": "CTR head trained separately: not supported by ColdStartModel (skipped)",
 }
 SUPPORTED_ABLATIONS: tuple[str, ...] = ("no_text", "no_attributes", "no_history", "no_cooc",
@@ -30,4 +32,5 @@ CONFIG_ABLATIONS: dict[str, dict[str, object]] = {
     "with_lexical": {"lexical_features": True}, "no_lexical": {"lexical_features": False},
     "no_history": {"history_features": False},
     "no_ranked_refit": {"ranked_refit": False},
+    "no_refit_anchor": {"refit_anchor": 0.0},
 }
