@@ -193,9 +193,8 @@ class CTRHead(nn.Module):
 
     def wide_parameters(self) -> list[nn.Parameter]:
         """The parameters of the wide part(s) and the gate (empty without a wide part)."""
-        return [p for m in (self.wide, self.wide_linear, self.gate, self.short_wide,
-                            self.short_wide_linear, self.warm_wide, self.warm_wide_linear)
-                if m is not None for p in m.parameters()]
+        return [p for m in (self.wide, self.wide_linear, self.gate) if m is not None
+                for p in m.parameters()] + self.history_parameters()
 
     def history_parameters(self) -> list[nn.Parameter]:
         """The parameters of the wide parts of users with a history (short and longer ones;

@@ -203,13 +203,12 @@ def latest_share(users: Tensor, times: Tensor, n_users: int, share: float) -> Te
 class HiddenLatest:
     """Some users' pairs with each one's latest share hidden (:func:`hide_latest`).
 
-    ``pos`` ``(2, P)``, ``time`` ``(P,)``: those users' training then validation pairs;
-    ``held`` ``(P,)``: which of them are hidden; ``msg`` ``(2, E)``, ``msg_time`` ``(E,)``: the
-    graph left (everyone else's training pairs, then those users' shown pairs).
+    ``pos`` ``(2, P)``: those users' training then validation pairs; ``held`` ``(P,)``: which
+    of them are hidden; ``msg`` ``(2, E)``, ``msg_time`` ``(E,)``: the graph left (everyone
+    else's training pairs, then those users' shown pairs).
     """
 
     pos: Tensor
-    time: Tensor
     held: Tensor
     msg: Tensor
     msg_time: Tensor
@@ -224,5 +223,5 @@ def hide_latest(train_pos: Tensor, train_time: Tensor, val_pos: Tensor, val_time
     pos = torch.cat([train_pos[:, mine], val_pos[:, val_mine]], dim=1)
     time = torch.cat([train_time[mine], val_time[val_mine]])
     held = latest_share(pos[0], time, n_users, share)
-    return HiddenLatest(pos, time, held, torch.cat([train_pos[:, ~mine], pos[:, ~held]], dim=1),
+    return HiddenLatest(pos, held, torch.cat([train_pos[:, ~mine], pos[:, ~held]], dim=1),
                         torch.cat([train_time[~mine], time[~held]]))
