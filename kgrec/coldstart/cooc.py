@@ -46,10 +46,13 @@ def pair_key(a: Tensor, b: Tensor) -> Tensor:
 
 @dataclass
 class CoocTable:
-    """Sorted pair keys of co-occurring items and their cosine, ``(nnz,)`` each."""
+    """Sorted pair keys of co-occurring items and their cosine, ``(nnz,)`` each; for a small
+    catalogue also ``by_row``, the same cosines as an ``(n_items, n_items)`` matrix by item row
+    (a lookup there is one gather instead of a binary search over every pair)."""
 
     keys: Tensor
     vals: Tensor
+    by_row: Tensor | None = None
 
     def lookup(self, a: Tensor, b: Tensor) -> Tensor:
         """Cosine of the item pairs with stable keys ``a``, ``b`` (broadcast); 0 if none."""
@@ -59,11 +62,20 @@ class CoocTable:
         pos = torch.searchsorted(self.keys, key).clamp(max=len(self.keys) - 1)
         return torch.where(self.keys[pos] == key, self.vals[pos], torch.zeros(()))
 
+    def at_rows(self, a: Tensor, b: Tensor) -> Tensor:
+        """Cosine of the item rows ``a``, ``b`` (same shape) of the graph the table was built
+        on, from ``by_row``; the same values as :meth:`lookup` on their keys."""
+        assert self.by_row is not None, "built without by_row (cooc_table(..., by_row=True))"
+        return self.by_row.view(-1).index_select(0, (a * self.by_row.shape[1] + b).view(-1)
+                                                 ).view(a.shape)
+
 
 def cooc_table(ptr: Tensor, items: Tensor, item_keys: Tensor,
-               max_history: int = COOC_HISTORY, block_pairs: int = BLOCK_PAIRS) -> CoocTable:
+               max_history: int = COOC_HISTORY, block_pairs: int = BLOCK_PAIRS,
+               by_row: bool = False) -> CoocTable:
     """The co-occurrence cosines of the user histories ``items[ptr[u]:ptr[u+1]]`` (most recent
-    first), each cut to ``max_history`` items; ``item_keys``: stable keys of the item rows."""
+    first), each cut to ``max_history`` items; ``item_keys``: stable keys of the item rows.
+    ``by_row``: also the dense ``(n_items, n_items)`` matrix (only for small catalogues)."""
     n_users, n_items = len(ptr) - 1, len(item_keys)
     count = (ptr[1:] - ptr[:-1]).clamp(max=max_history)
     users = torch.repeat_interleave(torch.arange(n_users), count)
@@ -81,11 +93,16 @@ def cooc_table(ptr: Tensor, items: Tensor, item_keys: Tensor,
     work = np.cumsum(xt @ np.diff(x.indptr).astype(np.float64))
     buckets: list[list[tuple[Tensor, Tensor]]] = [[] for _ in range(64)]
     edges = torch.tensor([j << _BUCKET_SHIFT for j in range(-31, 32)])
+    dense = torch.zeros((n_items, n_items)) if by_row else None
     lo = 0
     while lo < n_items:  # blocks of item rows; a single row over the budget is its own block
         done = work[lo - 1] if lo else 0.0
         hi = max(lo + 1, int(np.searchsorted(work, done + block_pairs, side="right")))
-        keys, cos = _block_pairs(xt[lo:hi] @ x, lo, degree, item_keys)
+        keys, cos, rows = _block_pairs(xt[lo:hi] @ x, lo, degree, item_keys, by_row)
+        if dense is not None and rows is not None:  # both orders: pairs are stored once
+            dense[rows[0], rows[1]] = cos
+            dense[rows[1], rows[0]] = cos
+        del rows
         cuts = torch.searchsorted(keys, edges).tolist()
         for j, (s, e) in enumerate(zip([0, *cuts], [*cuts, len(keys)], strict=True)):
             if e > s:  # copies: the block's arrays are freed once its pairs are bucketed
@@ -106,13 +123,15 @@ def cooc_table(ptr: Tensor, items: Tensor, item_keys: Tensor,
         out_keys[at:at + len(keys)] = keys[order]
         out_vals[at:at + len(keys)] = vals[order]
         at += len(keys)
-    return CoocTable(keys=out_keys, vals=out_vals)
+    return CoocTable(keys=out_keys, vals=out_vals, by_row=dense)
 
 
 def _block_pairs(co: sp.csr_matrix, lo: int, degree: np.ndarray,
-                 item_keys: Tensor) -> tuple[Tensor, Tensor]:
+                 item_keys: Tensor, with_rows: bool = False
+                 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Sorted keys and cosines of the pairs in rows ``lo..`` of ``X.T @ X`` whose row item's
-    key is the smaller (each unordered pair once; the diagonal never)."""
+    key is the smaller (each unordered pair once; the diagonal never), and (``with_rows``)
+    their item rows ``(2, nnz)`` in the same order."""
     coo = co.tocoo()
     del co
     ka = item_keys[torch.from_numpy(coo.row.astype(np.int64) + lo)]
@@ -124,4 +143,6 @@ def _block_pairs(co: sp.csr_matrix, lo: int, degree: np.ndarray,
     cos = torch.from_numpy((n / np.sqrt(degree[a] * degree[b])).astype(np.float32))
     keys = pair_key(ka[keep], kb[keep])
     order = torch.argsort(keys)
-    return keys[order], cos[order]
+    rows = torch.stack([torch.from_numpy(a), torch.from_numpy(b.astype(np.int64))])[:, order] \
+        if with_rows else None
+    return keys[order], cos[order], rows

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import Tensor
@@ -42,13 +43,20 @@ class ItemTables:
 
     Why: training scores tens of thousands of pairs per step against each user's history, and
     gathering two text vectors per (history entry, candidate) dominated a MovieLens epoch; a
-    lookup in a precomputed table is far cheaper. ``overlaps[r][h, c]`` is the share of item
-    ``c``'s relation-``r`` keys that item ``h`` also has (as the per-pair path computes it).
+    lookup in a precomputed table is far cheaper. ``cells[h * n_items + c]`` holds, for history
+    item ``h`` and candidate ``c``: the text cosine, then per attribute relation ``r`` the share
+    of ``c``'s relation-``r`` keys that ``h`` also has (as the per-pair path computes it), then
+    (with lexical vectors) the TF-IDF cosine. One row per pair, so a lookup gathers its
+    columns together instead of one random read per table.
     """
 
-    sim: Tensor
-    overlaps: list[Tensor]
-    lex: Tensor | None = None  # TF-IDF cosines, with lexical vectors
+    cells: Tensor  # (n_items * n_items, 1 + n_attr + has_lex)
+    n_items: int
+    has_lex: bool = False
+
+    def at(self, h: Tensor, c: Tensor) -> Tensor:
+        """The cells of the item-row pairs ``(h[k], c[k])``, ``(len(h), n_columns)``."""
+        return self.cells.index_select(0, h * self.n_items + c)
 
 
 def item_tables(tensors: GraphTensors, attr_types: Sequence[EdgeType],
@@ -71,5 +79,8 @@ def item_tables(tensors: GraphTensors, attr_types: Sequence[EdgeType],
         onehot[rows[valid], col[valid]] = 1.0
         shared = onehot @ onehot.T  # (h, c): keys the two items share
         overlaps.append(shared / valid.sum(1).clamp(min=1).to(torch.float32)[None, :])
-    lex_table = None if lex is None else torch.from_numpy((lex @ lex.T).toarray())
-    return ItemTables(sim=text @ text.T, overlaps=overlaps, lex=lex_table)
+    columns = [text @ text.T, *overlaps]
+    if lex is not None:
+        columns.append(torch.from_numpy((lex @ lex.T).toarray().astype(np.float32)))
+    cells = torch.stack(columns, dim=-1).view(n * n, len(columns))
+    return ItemTables(cells=cells, n_items=n, has_lex=lex is not None)

@@ -251,7 +251,8 @@ def build_pair_inputs(tensors: GraphTensors, msg_pairs: Tensor, attr_types: Sequ
         else (None, None, None))
     return PairInputs(keys, text, attrs, degree, ptr, items, keys, text, attrs, profile,
                       peer_keys, peer_vals, tables,
-                      cooc=cooc_table(ptr, items, keys) if cooc else None,
+                      cooc=cooc_table(ptr, items, keys, by_row=tables is not None)
+                      if cooc else None,
                       item_lex=lex, pool_lex=lex, history=history)
 
 
@@ -360,21 +361,24 @@ def pair_features(inp: PairInputs, users: Tensor, items: Tensor) -> Tensor:
         c = items[r]
         other = inp.pool_keys[p] != inp.item_keys[c]  # leave the candidate itself out
         r, p, c = r[other], p[other], c[other]
-        if inp.tables is not None:
-            sim = inp.tables.sim[p, c]
-            parts = [sim] + [o[p, c] for o in inp.tables.overlaps]
+        cells = None if inp.tables is None else inp.tables.at(p, c)  # pool rows = item rows
+        if cells is not None:
+            sim = cells[:, 0]
+            parts = list(cells[:, :1 + len(inp.item_attrs)].unbind(1))
         else:
             sim = (inp.pool_text[p] * inp.item_text[c]).sum(-1)
             parts = [sim] + [_overlap(pa[p], ia[c]) for pa, ia in zip(inp.pool_attrs,
                                                                       inp.item_attrs,
                                                                       strict=True)]
         if inp.cooc is not None and cooc_top is not None:
-            co = inp.cooc.lookup(inp.pool_keys[p], inp.item_keys[c])
+            co = inp.cooc.at_rows(p, c) if cells is not None and inp.cooc.by_row is not None \
+                else inp.cooc.lookup(inp.pool_keys[p], inp.item_keys[c])
             cooc_top.scatter_reduce_(0, r, co, "amax")
             parts.append(co)
         if lex_top is not None:
-            lex = inp.tables.lex[p, c] if inp.tables is not None and inp.tables.lex is not None \
-                else torch.from_numpy(row_dots(inp.pool_lex, p.numpy(), inp.item_lex, c.numpy()))
+            lex = cells[:, -1] if cells is not None and inp.tables is not None \
+                and inp.tables.has_lex else \
+                torch.from_numpy(row_dots(inp.pool_lex, p.numpy(), inp.item_lex, c.numpy()))
             lex_top.scatter_reduce_(0, r, lex, "amax")
             parts.append(lex)
         top.scatter_reduce_(0, r, sim, "amax")

@@ -61,3 +61,14 @@ def test_keys_span_every_bucket_in_order() -> None:
     assert bool((table.keys[1:] > table.keys[:-1]).all())
     ref = cooc_table(*_histories(rows), keys)
     assert torch.equal(table.keys, ref.keys) and torch.equal(table.vals, ref.vals)
+
+
+@pytest.mark.parametrize("block_pairs", [1, 1 << 23])
+def test_rows_matrix_holds_the_same_cosines_as_the_keyed_table(block_pairs: int) -> None:
+    rows = [[0, 1, 2], [1, 3], [0, 3, 2], [2, 1], [3]]
+    table = cooc_table(*_histories(rows), KEYS, block_pairs=block_pairs, by_row=True)
+    a, b = (g.reshape(-1) for g in torch.meshgrid(torch.arange(4), torch.arange(4),
+                                                   indexing="ij"))
+    assert torch.equal(table.at_rows(a, b), table.lookup(KEYS[a], KEYS[b]))
+    assert table.at_rows(a, b).view(4, 4).diagonal().tolist() == [0.0] * 4
+    assert cooc_table(*_histories(rows), KEYS).by_row is None  # only when asked (memory)

@@ -231,15 +231,19 @@ def test_item_tables_give_the_same_features_as_per_pair_arithmetic() -> None:
     from kgrec.coldstart.item_tables import item_tables
 
     history = torch.tensor([[0, 0, 1], [0, 2, 1]])
-    plain = tiny_inputs(history)
     keys = {"Item": stable_keys("Item", np.array(["i0", "i1", "i2"])),
             "Brand": stable_keys("Brand", np.array(["A", "B"]))}
     tables = item_tables(tiny_tensors(), [BRAND], keys, text_dim=2)
     assert tables is not None
-    fast = build_pair_inputs(tiny_tensors(), history, [BRAND], keys, text_dim=2, tables=tables)
     users, items = torch.tensor([0, 0, 1, 1, 0]), torch.tensor([1, 0, 2, 1, 2])
-    torch.testing.assert_close(pair_features(fast, users, items),
-                               pair_features(plain, users, items))
+    for cooc in (False, True):  # with co-occurrence: its rows matrix instead of the key search
+        fast = build_pair_inputs(tiny_tensors(), history, [BRAND], keys, text_dim=2,
+                                 tables=tables, cooc=cooc)
+        plain = build_pair_inputs(tiny_tensors(), history, [BRAND], keys, text_dim=2,
+                                  cooc=cooc)
+        assert (fast.cooc is not None and fast.cooc.by_row is not None) == cooc
+        torch.testing.assert_close(pair_features(fast, users, items),
+                                   pair_features(plain, users, items), rtol=0, atol=0)
 
 
 def test_matrix_in_many_blocks_equals_one_block(monkeypatch: pytest.MonkeyPatch) -> None:
