@@ -10,7 +10,8 @@ positive in the window; a user or item the model cannot see counts as a miss):
 * ``fold-in``: the first model's weights, the graph grown with everything before the window
   (``Recommender.partial_fit``, no training);
 * ``warm-start``: fine-tuned from the previous step's model on the grown graph for
-  ``--finetune-epochs`` epochs (``fit(init_from=...)``);
+  ``--finetune-epochs`` epochs with ``--finetune-refit-steps`` refit steps
+  (``fit(init_from=...)``);
 * ``retrain``: a full fit from scratch on the grown graph (the default ``ModelConfig``).
 
 Prints one row per (step, way) with Recall@20 and the wall and CPU seconds of the update, and
@@ -91,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--train-share", type=float, default=0.8)
     ap.add_argument("--finetune-epochs", type=int, default=5)
+    ap.add_argument("--finetune-refit-steps", type=int, default=100,
+                    help="refit steps of a warm start (ModelConfig.refit_steps; a full fit: 300)")
     ap.add_argument("--encoder", default="bert", choices=["bert", "hashing"])
     ap.add_argument("--cache-dir", default=None)
     ap.add_argument("--threads", type=int, default=2)
@@ -102,8 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     config = ModelConfig(seed=args.seed)
 
     def fit(t: CatalogTables, init: Recommender | None = None) -> Recommender:
-        cfg = config if init is None else config.replace(epochs=args.finetune_epochs,
-                                                        patience=args.finetune_epochs)
+        cfg = config if init is None else config.replace(
+            epochs=args.finetune_epochs, patience=args.finetune_epochs,
+            refit_steps=args.finetune_refit_steps)
         rec = Recommender(cfg, text_encoder=encoder, num_threads=args.threads)
         return rec.fit(to_hetero_data(build_graph(t)), init_from=init)
 

@@ -21,7 +21,8 @@ BATCH_MODES = ("auto", "full", "mini")  # ModelConfig.batch_mode (not imported: 
 # Settings of ModelConfig that the CLI exposes; unset flags keep the one set of defaults.
 MODEL_FLAGS: tuple[tuple[str, type], ...] = (
     ("epochs", int), ("steps_per_epoch", int), ("hidden_dim", int), ("lr", float),
-    ("patience", int), ("batch_mode", str), ("batch_size", int), ("fanout", int))
+    ("patience", int), ("batch_mode", str), ("batch_size", int), ("fanout", int),
+    ("refit_steps", int))
 
 
 def model_args(p: argparse.ArgumentParser, seed: bool = True) -> None:

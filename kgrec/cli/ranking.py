@@ -66,7 +66,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--init-from", metavar="MODEL_DIR",
                    help="warm-start from this trained model (its settings, weights and text "
-                        "vectors) and fine-tune on the store's grown graph; give --epochs")
+                        "vectors) and fine-tune on the store's grown graph; give --epochs "
+                        "and --refit-steps (benchmarks/REPLAY.md: 5 and 100)")
     ray_args(p, "training (PyTorch DDP under Ray Train's TorchTrainer)")
     p.add_argument("--ray-storage", metavar="PATH|URI",
                    help="Ray Train checkpoint storage every node and this machine can reach "

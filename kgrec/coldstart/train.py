@@ -408,7 +408,7 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
                             pair_builder, gen, chunk) if cfg.ranked_refit else None
         head.split_parts()
         fit_combination(head, parts, [] if ranked is None else [ranked],
-                        anchor=cfg.refit_anchor)
+                        steps=cfg.refit_steps, anchor=cfg.refit_anchor)
     encoder.eval()
     head.eval()
     return history

@@ -83,6 +83,27 @@ def test_a_negative_refit_anchor_is_refused() -> None:
         ModelConfig(refit_anchor=-1e-3).validate()
 
 
+def test_refit_steps_reach_the_refit_and_zero_is_refused(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import kgrec.coldstart.train as train
+    from kgrec.coldstart import ColdStartModel, ModelConfig
+    from kgrec.encoders import HashingEncoder
+    from kgrec.graph.build import build_graph
+    from kgrec.graph.export import to_hetero_data
+    from kgrec.graph.synthetic import generate_catalog
+
+    with pytest.raises(ValueError, match="refit_steps must be >= 1"):
+        ModelConfig(refit_steps=0).validate()
+    seen: list[int] = []
+    monkeypatch.setattr(train, "fit_combination",
+                        lambda *_, steps=300, **__: seen.append(steps))
+    tables = generate_catalog(800, 300, 8000, n_new_items=0, n_new_users=0, seed=1).tables
+    ColdStartModel(ModelConfig(hidden_dim=16, epochs=1, steps_per_epoch=1, refit_steps=7),
+                   text_encoder=HashingEncoder(dim=32), num_threads=1
+                   ).fit(to_hetero_data(build_graph(tables)))
+    assert seen == [7]
+
+
 def test_a_masked_candidate_never_competes_with_the_positive() -> None:
     head = CTRHead(4, n_pair=4, gate_columns=(2, 3))
     feats = torch.zeros(1, 3, 4)
