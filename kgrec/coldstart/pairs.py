@@ -54,7 +54,7 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
-from kgrec.coldstart.cooc import CoocTable, cooc_table, pair_key
+from kgrec.coldstart.cooc import CoocTable, cooc_table, pair_key, sorted_lookup
 from kgrec.coldstart.features import ITEM, SHARED_TYPES, USER, EdgeType, GraphTensors
 from kgrec.coldstart.item_tables import ItemTables, attr_slots
 from kgrec.encoders.lexical import row_dots
@@ -287,12 +287,8 @@ def _peer_share(inp: PairInputs, profile: Tensor, cand_keys: Tensor) -> Tensor:
     ``cand_keys`` broadcastable to ``(...)`` -> ``(...)``."""
     assert inp.peer_keys is not None and inp.peer_vals is not None
     key = pair_key(profile, cand_keys.unsqueeze(-1))
-    if len(inp.peer_keys) == 0:
-        return torch.zeros(key.shape[:-1])
-    pos = torch.searchsorted(inp.peer_keys, key).clamp(max=len(inp.peer_keys) - 1)
     valid = profile != 0
-    hit = (inp.peer_keys[pos] == key) & valid
-    val = torch.where(hit, inp.peer_vals[pos], torch.zeros(()))
+    val = sorted_lookup(inp.peer_keys, inp.peer_vals, key) * valid
     return val.sum(-1) / valid.sum(-1).clamp(min=1).to(torch.float32)
 
 

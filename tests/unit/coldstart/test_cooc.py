@@ -72,3 +72,15 @@ def test_rows_matrix_holds_the_same_cosines_as_the_keyed_table(block_pairs: int)
     assert torch.equal(table.at_rows(a, b), table.lookup(KEYS[a], KEYS[b]))
     assert table.at_rows(a, b).view(4, 4).diagonal().tolist() == [0.0] * 4
     assert cooc_table(*_histories(rows), KEYS).by_row is None  # only when asked (memory)
+
+
+def test_sorted_lookup_finds_present_keys_and_zero_for_absent_ones() -> None:
+    from kgrec.coldstart.cooc import sorted_lookup
+
+    keys = torch.tensor([-50, 3, 7, 1 << 40])
+    vals = torch.tensor([0.5, 0.25, 0.75, 1.0])
+    query = torch.tensor([[7, 8, -50], [1 << 40, 3, 7]])  # any shape, any order, repeats
+    got = sorted_lookup(keys, vals, query)
+    assert got.shape == query.shape
+    assert got.tolist() == [[0.75, 0.0, 0.5], [1.0, 0.25, 0.75]]
+    assert sorted_lookup(keys[:0], vals[:0], query).tolist() == [[0.0] * 3] * 2
