@@ -87,7 +87,8 @@ class ModelConfig:
         refit_steps: Adam steps of that final refit, default 300. A fine-tune
             (``fit(init_from=...)``) starts from a model whose wide parts were already
             refitted and can take fewer: 100 cut a MovieLens warm-start update from 77 to 59 s
-            of CPU at the same Recall@20 (benchmarks/REPLAY.md).
+            of CPU with no loss of Recall@20 on the replay it was chosen on (one seed;
+            benchmarks/REPLAY.md).
         use_price: Standardised log-price among the item inputs, default True.
         use_related: Use RELATED (knowledge-graph) edges, default True.
 
