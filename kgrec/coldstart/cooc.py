@@ -35,6 +35,7 @@ from torch import Tensor
 
 COOC_HISTORY = 50
 BLOCK_PAIRS = 1 << 23  # products of one block of item rows (~8M: a few hundred MB of transients)
+DENSE_CELLS = 1 << 27  # catalogues up to ~11.5k items also get the dense matrix (512 MB float32)
 _BUCKET_SHIFT = 58  # 64 buckets by the top 6 bits of a key: sorting one is 1/64 of the table
 _MIX = -7046029254386353131  # 0x9E3779B97F4A7C15 as int64 (golden-ratio hashing)
 
@@ -63,34 +64,59 @@ def sorted_lookup(keys: Tensor, vals: Tensor, query: Tensor) -> Tensor:
 
 @dataclass
 class CoocTable:
-    """Sorted pair keys of co-occurring items and their cosine, ``(nnz,)`` each; for a small
-    catalogue also ``by_row``, the same cosines as an ``(n_items, n_items)`` matrix by item row
-    (a lookup there is one gather instead of a binary search over every pair)."""
+    """Sorted pair keys of co-occurring items and their cosine, ``(nnz,)`` each; for a catalogue
+    of at most ``DENSE_CELLS`` item pairs also ``by_row``, the same cosines as an
+    ``(n_items + 1, n_items + 1)`` matrix by item row (the last row and column are zeros, the
+    row of a key the table has never seen), with ``row_keys``/``row_of``: the sorted stable
+    keys of its rows and the row of each.
+
+    Why the matrix: a binary search per (history item, candidate) over millions of keys was a
+    fifth of a grocery fit (10k products); mapping the two keys to rows is a search in a table
+    of ``n_items`` keys, once per history entry and once per candidate, and the cosine is then
+    one gather (the matrix is symmetric, so callers pick the order in which neighbouring reads
+    fall in one row).
+    """
 
     keys: Tensor
     vals: Tensor
     by_row: Tensor | None = None
+    row_keys: Tensor | None = None
+    row_of: Tensor | None = None
 
     def lookup(self, a: Tensor, b: Tensor) -> Tensor:
         """Cosine of the item pairs with stable keys ``a``, ``b`` (broadcast); 0 if none."""
+        if self.by_row is not None:  # symmetric: ``a``'s rows, so a block of candidates ``b``
+            return self.at_rows(self.rows(a), self.rows(b))  # reads near its neighbours
         key = pair_key(torch.minimum(a, b), torch.maximum(a, b))  # stored once, smaller first
         return sorted_lookup(self.keys, self.vals, key)
 
+    def rows(self, keys: Tensor) -> Tensor:
+        """Rows of ``by_row`` of the stable item keys ``keys``; the zero row where absent."""
+        assert self.by_row is not None and self.row_keys is not None and self.row_of is not None
+        n = len(self.row_keys)
+        if n == 0:
+            return torch.zeros(keys.shape, dtype=torch.long)
+        pos = torch.searchsorted(self.row_keys, keys).clamp(max=n - 1)
+        return torch.where(self.row_keys[pos] == keys, self.row_of[pos], torch.tensor(n))
+
     def at_rows(self, a: Tensor, b: Tensor) -> Tensor:
-        """Cosine of the item rows ``a``, ``b`` (same shape) of the graph the table was built
-        on, from ``by_row``; the same values as :meth:`lookup` on their keys."""
-        assert self.by_row is not None, "built without by_row (cooc_table(..., by_row=True))"
-        return self.by_row.view(-1).index_select(0, (a * self.by_row.shape[1] + b).view(-1)
-                                                 ).view(a.shape)
+        """Cosine of the rows ``a``, ``b`` (:meth:`rows`; broadcast) of ``by_row``; the same
+        values as :meth:`lookup` on their keys."""
+        assert self.by_row is not None, "built without by_row (catalogue over DENSE_CELLS)"
+        at = a * self.by_row.shape[1] + b
+        return self.by_row.view(-1).index_select(0, at.reshape(-1)).view(at.shape)
 
 
 def cooc_table(ptr: Tensor, items: Tensor, item_keys: Tensor,
                max_history: int = COOC_HISTORY, block_pairs: int = BLOCK_PAIRS,
-               by_row: bool = False) -> CoocTable:
+               by_row: bool | None = None) -> CoocTable:
     """The co-occurrence cosines of the user histories ``items[ptr[u]:ptr[u+1]]`` (most recent
     first), each cut to ``max_history`` items; ``item_keys``: stable keys of the item rows.
-    ``by_row``: also the dense ``(n_items, n_items)`` matrix (only for small catalogues)."""
+    ``by_row``: also the dense matrix (:class:`CoocTable`); ``None``: when the catalogue has at
+    most ``DENSE_CELLS`` item pairs."""
     n_users, n_items = len(ptr) - 1, len(item_keys)
+    if by_row is None:
+        by_row = n_items * n_items <= DENSE_CELLS
     count = (ptr[1:] - ptr[:-1]).clamp(max=max_history)
     users = torch.repeat_interleave(torch.arange(n_users), count)
     offs = torch.arange(len(users)) - torch.repeat_interleave(torch.cumsum(count, 0) - count,
@@ -107,7 +133,7 @@ def cooc_table(ptr: Tensor, items: Tensor, item_keys: Tensor,
     work = np.cumsum(xt @ np.diff(x.indptr).astype(np.float64))
     buckets: list[list[tuple[Tensor, Tensor]]] = [[] for _ in range(64)]
     edges = torch.tensor([j << _BUCKET_SHIFT for j in range(-31, 32)])
-    dense = torch.zeros((n_items, n_items)) if by_row else None
+    dense = torch.zeros((n_items + 1, n_items + 1)) if by_row else None
     lo = 0
     while lo < n_items:  # blocks of item rows; a single row over the budget is its own block
         done = work[lo - 1] if lo else 0.0
@@ -137,7 +163,9 @@ def cooc_table(ptr: Tensor, items: Tensor, item_keys: Tensor,
         out_keys[at:at + len(keys)] = keys[order]
         out_vals[at:at + len(keys)] = vals[order]
         at += len(keys)
-    return CoocTable(keys=out_keys, vals=out_vals, by_row=dense)
+    row_keys, row_of = torch.sort(item_keys) if by_row else (None, None)
+    return CoocTable(keys=out_keys, vals=out_vals, by_row=dense, row_keys=row_keys,
+                     row_of=row_of)
 
 
 def _block_pairs(co: sp.csr_matrix, lo: int, degree: np.ndarray,

@@ -19,6 +19,7 @@ from kgrec.coldstart.features import ITEM, EdgeType, GraphTensors
 
 MAX_ATTR_SLOTS = 8
 _TABLE_BUDGET = 1 << 26  # most item x item cells precomputed (256 MB of float32)
+_TEXT_TABLE_BUDGET = 1 << 27  # beyond that, text cosines alone up to this many (512 MB)
 
 
 def attr_slots(edges: Tensor, n_items: int, node_keys: Tensor) -> Tensor:
@@ -48,11 +49,17 @@ class ItemTables:
     of ``c``'s relation-``r`` keys that ``h`` also has (as the per-pair path computes it), then
     (with lexical vectors) the TF-IDF cosine. One row per pair, so a lookup gathers its
     columns together instead of one random read per table.
+
+    A catalogue too large for every column (``_TABLE_BUDGET`` cells) but with at most
+    ``_TEXT_TABLE_BUDGET`` item pairs gets the text cosines alone (``has_attrs`` False): on
+    a grocery catalogue of 10k products the per-pair dot products of two text vectors were
+    half of a fit's pair-feature time, the attribute overlaps a tenth of it.
     """
 
-    cells: Tensor  # (n_items * n_items, 1 + n_attr + has_lex)
+    cells: Tensor  # (n_items * n_items, 1 + n_attr + has_lex), or (n_items * n_items, 1)
     n_items: int
     has_lex: bool = False
+    has_attrs: bool = True
 
     def at(self, h: Tensor, c: Tensor) -> Tensor:
         """The cells of the item-row pairs ``(h[k], c[k])``, ``(len(h), n_columns)``."""
@@ -62,12 +69,15 @@ class ItemTables:
 def item_tables(tensors: GraphTensors, attr_types: Sequence[EdgeType],
                 node_keys: dict[str, Tensor], text_dim: int,
                 lex: sp.csr_matrix | None = None) -> ItemTables | None:
-    """:class:`ItemTables` of ``tensors``' items (``lex``: their TF-IDF rows), or None when
-    they would exceed ``_TABLE_BUDGET`` cells (then features are computed per pair)."""
+    """:class:`ItemTables` of ``tensors``' items (``lex``: their TF-IDF rows); the text
+    column alone when every column would exceed ``_TABLE_BUDGET`` cells; None when that too
+    would exceed ``_TEXT_TABLE_BUDGET`` (then features are computed per pair)."""
     n = tensors.num_nodes[ITEM]
-    if n == 0 or n * n * (1 + len(attr_types) + (lex is not None)) > _TABLE_BUDGET:
+    if n == 0 or n * n > _TEXT_TABLE_BUDGET:
         return None
     text = torch.nn.functional.normalize(tensors.item_x[:, :text_dim], dim=-1)
+    if n * n * (1 + len(attr_types) + (lex is not None)) > _TABLE_BUDGET:
+        return ItemTables(cells=(text @ text.T).view(n * n, 1), n_items=n, has_attrs=False)
     overlaps = []
     for et in attr_types:
         slots = attr_slots(tensors.edges.get(et, torch.zeros((2, 0), dtype=torch.long)), n,

@@ -251,8 +251,7 @@ def build_pair_inputs(tensors: GraphTensors, msg_pairs: Tensor, attr_types: Sequ
         else (None, None, None))
     return PairInputs(keys, text, attrs, degree, ptr, items, keys, text, attrs, profile,
                       peer_keys, peer_vals, tables,
-                      cooc=cooc_table(ptr, items, keys, by_row=tables is not None)
-                      if cooc else None,
+                      cooc=cooc_table(ptr, items, keys) if cooc else None,
                       item_lex=lex, pool_lex=lex, history=history)
 
 
@@ -352,22 +351,25 @@ def pair_features(inp: PairInputs, users: Tensor, items: Tensor) -> Tensor:
     cooc_top = None if inp.cooc is None else torch.zeros(n)
     lex_top = torch.zeros(n) if lexical else None
     deg = torch.zeros(n)
+    # co-occurrence by dense rows: each pool entry's and candidate's row found once per call
+    co_rows = None if inp.cooc is None or inp.cooc.by_row is None else \
+        (inp.cooc.rows(inp.pool_keys), inp.cooc.rows(inp.item_keys))
     for s in range(0, len(rows), step):
         r, p = rows[s:s + step], pool[s:s + step]
         c = items[r]
         other = inp.pool_keys[p] != inp.item_keys[c]  # leave the candidate itself out
         r, p, c = r[other], p[other], c[other]
         cells = None if inp.tables is None else inp.tables.at(p, c)  # pool rows = item rows
-        if cells is not None:
-            sim = cells[:, 0]
+        sim = cells[:, 0] if cells is not None else \
+            (inp.pool_text[p] * inp.item_text[c]).sum(-1)
+        if cells is not None and inp.tables is not None and inp.tables.has_attrs:
             parts = list(cells[:, :1 + len(inp.item_attrs)].unbind(1))
         else:
-            sim = (inp.pool_text[p] * inp.item_text[c]).sum(-1)
             parts = [sim] + [_overlap(pa[p], ia[c]) for pa, ia in zip(inp.pool_attrs,
                                                                       inp.item_attrs,
                                                                       strict=True)]
         if inp.cooc is not None and cooc_top is not None:
-            co = inp.cooc.at_rows(p, c) if cells is not None and inp.cooc.by_row is not None \
+            co = inp.cooc.at_rows(co_rows[1][c], co_rows[0][p]) if co_rows is not None \
                 else inp.cooc.lookup(inp.pool_keys[p], inp.item_keys[c])
             cooc_top.scatter_reduce_(0, r, co, "amax")
             parts.append(co)

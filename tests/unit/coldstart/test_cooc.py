@@ -67,11 +67,37 @@ def test_keys_span_every_bucket_in_order() -> None:
 def test_rows_matrix_holds_the_same_cosines_as_the_keyed_table(block_pairs: int) -> None:
     rows = [[0, 1, 2], [1, 3], [0, 3, 2], [2, 1], [3]]
     table = cooc_table(*_histories(rows), KEYS, block_pairs=block_pairs, by_row=True)
+    keyed = cooc_table(*_histories(rows), KEYS, block_pairs=block_pairs, by_row=False)
+    assert keyed.by_row is None
     a, b = (g.reshape(-1) for g in torch.meshgrid(torch.arange(4), torch.arange(4),
                                                    indexing="ij"))
-    assert torch.equal(table.at_rows(a, b), table.lookup(KEYS[a], KEYS[b]))
+    assert torch.equal(table.at_rows(a, b), keyed.lookup(KEYS[a], KEYS[b]))
+    assert torch.equal(table.lookup(KEYS[a], KEYS[b]), keyed.lookup(KEYS[a], KEYS[b]))
     assert table.at_rows(a, b).view(4, 4).diagonal().tolist() == [0.0] * 4
-    assert cooc_table(*_histories(rows), KEYS).by_row is None  # only when asked (memory)
+    # broadcast shapes, as the scoring blocks call it: (E, 1) history keys x (1, C) candidates
+    grid = table.lookup(KEYS[:, None], KEYS[None, :])
+    assert torch.equal(grid, keyed.lookup(KEYS[:, None], KEYS[None, :]))
+    assert torch.equal(grid, grid.T) and grid.shape == (4, 4)
+
+
+def test_rows_of_unknown_keys_read_zeros() -> None:
+    # a key the table's graph never had (a new SKU folded in later) co-occurs with nothing
+    table = cooc_table(*_histories([[0, 1], [0, 1, 2]]), KEYS, by_row=True)
+    new = torch.tensor([999, -5])
+    assert table.rows(new).tolist() == [4, 4]  # the zero row
+    assert table.lookup(new, KEYS[:2]).tolist() == [0.0, 0.0]
+    assert table.lookup(KEYS[:1], KEYS[1:2]).item() == pytest.approx(1.0)
+
+
+def test_the_dense_matrix_only_for_small_catalogues(monkeypatch: pytest.MonkeyPatch) -> None:
+    import kgrec.coldstart.cooc as cooc
+
+    rows = _histories([[0, 1, 2], [1, 3]])
+    assert cooc_table(*rows, KEYS).by_row is not None  # 16 pairs: within DENSE_CELLS
+    monkeypatch.setattr(cooc, "DENSE_CELLS", 15)  # memory: no dense matrix past the budget
+    big = cooc_table(*rows, KEYS)
+    assert big.by_row is None
+    assert big.lookup(KEYS[[1]], KEYS[[2]]).item() == pytest.approx(1 / 2 ** 0.5)
 
 
 def test_sorted_lookup_finds_present_keys_and_zero_for_absent_ones() -> None:

@@ -246,6 +246,26 @@ def test_item_tables_give_the_same_features_as_per_pair_arithmetic() -> None:
                                    pair_features(plain, users, items), rtol=0, atol=0)
 
 
+def test_text_only_tables_give_the_same_features(monkeypatch: pytest.MonkeyPatch) -> None:
+    import kgrec.coldstart.item_tables as item_tables_module
+
+    history = torch.tensor([[0, 0, 1], [0, 2, 1]])
+    keys = {"Item": stable_keys("Item", np.array(["i0", "i1", "i2"])),
+            "Brand": stable_keys("Brand", np.array(["A", "B"]))}
+    # 3 items x 2 columns = 18 cells: over a budget of 10, the text column alone (9) fits
+    monkeypatch.setattr(item_tables_module, "_TABLE_BUDGET", 10)
+    tables = item_tables_module.item_tables(tiny_tensors(), [BRAND], keys, text_dim=2)
+    assert tables is not None and not tables.has_attrs and tables.cells.shape == (9, 1)
+    users, items = torch.tensor([0, 0, 1, 1, 0]), torch.tensor([1, 0, 2, 1, 2])
+    fast = build_pair_inputs(tiny_tensors(), history, [BRAND], keys, text_dim=2,
+                             tables=tables, cooc=True)
+    plain = build_pair_inputs(tiny_tensors(), history, [BRAND], keys, text_dim=2, cooc=True)
+    torch.testing.assert_close(pair_features(fast, users, items),
+                               pair_features(plain, users, items))
+    monkeypatch.setattr(item_tables_module, "_TEXT_TABLE_BUDGET", 8)  # not even the text
+    assert item_tables_module.item_tables(tiny_tensors(), [BRAND], keys, text_dim=2) is None
+
+
 def test_matrix_in_many_blocks_equals_one_block(monkeypatch: pytest.MonkeyPatch) -> None:
     import kgrec.coldstart.pairs as pairs
 
