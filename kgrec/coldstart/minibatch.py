@@ -127,17 +127,19 @@ class NeighbourSampler:
 
     def sample(self, seeds: dict[str, Tensor], gen: torch.Generator,
                drop: NodeDropout | None = None
-               ) -> tuple[dict[str, Tensor], dict[EdgeType, Tensor]]:
-        """``(nodes, edges)``: sorted unique global node indices per type (the seeds among
-        them), and the sampled edges per type in *local* indices (positions in ``nodes``).
+               ) -> tuple[dict[str, Tensor], dict[EdgeType, Tensor], dict[str, Tensor]]:
+        """``(nodes, edges, depth)``: sorted unique global node indices per type (the seeds
+        among them), the sampled edges per type in *local* indices (positions in ``nodes``),
+        and each node's hop from the seeds (0 for a seed; :func:`trimmed_forward`).
 
         ``drop``: interaction edges (both ways) with a dropped user or item are left out
         before they can widen the neighbourhood (cold-start edge dropout).
         """
         found = {t: [v] for t, v in seeds.items()}
+        hop_of = {t: [torch.zeros(len(v), dtype=torch.long)] for t, v in seeds.items()}
         frontier = {t: torch.unique(v) for t, v in seeds.items()}
         picked: dict[EdgeType, list[Tensor]] = {et: [] for et in self.csr}
-        for _ in range(self.hops):
+        for hop in range(1, self.hops + 1):
             new: dict[str, list[Tensor]] = {}
             for et in self.csr:
                 nodes = frontier.get(et[2])
@@ -155,15 +157,22 @@ class NeighbourSampler:
                 seen = torch.cat(found[t]) if t in found else cand[:0]
                 frontier[t] = cand[~torch.isin(cand, seen)]
                 found.setdefault(t, []).append(frontier[t])
-        nodes = {t: torch.unique(torch.cat(found[t])) if t in found
-                 else torch.zeros(0, dtype=torch.long) for t in self.num_nodes}
+                hop_of.setdefault(t, []).append(torch.full((len(frontier[t]),), hop))
+        nodes, depth = {}, {}
+        for t in self.num_nodes:
+            if t not in found:
+                nodes[t] = depth[t] = torch.zeros(0, dtype=torch.long)
+                continue
+            nodes[t], inv = torch.unique(torch.cat(found[t]), return_inverse=True)
+            depth[t] = torch.full((len(nodes[t]),), self.hops).scatter_reduce_(
+                0, inv, torch.cat(hop_of[t]), "amin")
         local = {}
         for et, parts in picked.items():
             e = _dedupe(torch.cat(parts, dim=1), self.num_nodes[et[2]]) if parts \
                 else torch.zeros((2, 0), dtype=torch.long)
             local[et] = torch.stack([torch.searchsorted(nodes[et[0]], e[0]),
                                      torch.searchsorted(nodes[et[2]], e[1])])
-        return nodes, local
+        return nodes, local, depth
 
 
 class NodeDropout:
@@ -270,13 +279,15 @@ def minibatch_losses(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, t
         u, i, y = draw_pairs(train_pos[:, batch], cfg, neg_sampler, tensors.impressions, gen,
                              recast)
         seeds = {USER: torch.unique(u), ITEM: torch.unique(i)}
-        nodes, edges = epoch.sampler.sample(seeds, gen, drop)
+        nodes, edges, depth = epoch.sampler.sample(seeds, gen, drop)
         shared = drop_ids({t: v[nodes[t]] for t, v in tensors.shared_index.items()},
                           cfg.shared_id_dropout, gen)
         on = {et: e.to(dev) for et, e in edges.items()}
         # a user's items are its sampled in-neighbours (rev edges): its mean text vector too
-        h = encoder(item_x[nodes[ITEM].to(dev)], {t: v.to(dev) for t, v in shared.items()},
-                    len(nodes[USER]), on, text_edges=on[REV_INTERACTED].flip(0))
+        h = trimmed_forward(encoder, item_x[nodes[ITEM].to(dev)],
+                            {t: v.to(dev) for t, v in shared.items()}, len(nodes[USER]), on,
+                            {t: d.to(dev) for t, d in depth.items()},
+                            text_edges=on[REV_INTERACTED].flip(0))
         u_loc = torch.searchsorted(nodes[USER], u)
         i_loc = torch.searchsorted(nodes[ITEM], i)
         feats = None
@@ -286,6 +297,43 @@ def minibatch_losses(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, t
             feats = pair_features(inputs, torch.searchsorted(su, u), torch.searchsorted(si, i))
         yield pair_loss(head, cfg, h[USER], h[ITEM], u_loc, i_loc, y, feats)
         del h, feats  # freed before the next step allocates (RSS)
+
+
+def trimmed_forward(encoder: HeteroGNN, item_x: Tensor, shared_index: dict[str, Tensor],
+                    num_users: int, edges: dict[EdgeType, Tensor], depth: dict[str, Tensor],
+                    text_edges: Tensor) -> dict[str, Tensor]:
+    """``encoder``'s forward on a sampled subgraph, layer ``l`` (of ``L``) computed only for
+    the nodes within ``L - 1 - l`` hops of the seeds (``depth``), the only ones whose state
+    reaches a seed: the seeds' outputs are the whole forward's (up to float summation order
+    and dropout draws); other nodes keep stale states.
+
+    Why: PyG's ``trim_to_layer``. Every layer over every sampled node was 3/4 of a
+    mini-batch fit at 3M interactions (the conv linears, dropout and their backward), and
+    the 2-hop ring, which only the first layer's sources need, is most of the subgraph.
+    HGT (one module over all types) runs the whole forward.
+    """
+    if encoder.conv_name == "hgt":
+        whole: dict[str, Tensor] = encoder(item_x, shared_index, num_users, edges,
+                                           text_edges=text_edges)
+        return whole
+    h = encoder.inputs(item_x, shared_index, num_users)
+    for layer_no, layer in enumerate(encoder.convs):
+        convs: Any = layer.convs  # HeteroConv's convs, keyed by edge type
+        reach = encoder.num_layers - 1 - layer_no
+        out = dict(h)
+        for t in sorted({et[2] for et in encoder.edge_types}):  # fixed order: dropout draws
+            rows = torch.nonzero(depth[t] <= reach).squeeze(1)  # sorted positions
+            parts = []
+            for et in (et for et in encoder.edge_types if et[2] == t):
+                ei = edges[et][:, depth[t][edges[et][1]] <= reach]
+                ei = torch.stack([ei[0], torch.searchsorted(rows, ei[1])])
+                parts.append(_conv_edges(convs[et], encoder.conv_name, h[et[0]], h[t][rows],
+                                         ei))
+            res = torch.nn.functional.dropout(torch.relu(torch.stack(parts).mean(0)),
+                                              encoder.dropout, encoder.training)
+            out[t] = h[t].index_copy(0, rows, h[t][rows] + res)
+        h = out
+    return encoder.finish(h, item_x, text_edges)
 
 
 def inference_chunk(cfg: ModelConfig, tensors: GraphTensors) -> int | None:
@@ -337,8 +385,15 @@ def _conv_chunk(conv: torch.nn.Module, conv_name: str, x_src: Tensor, x_dst: Ten
     """One edge type's conv output for destination nodes ``a..b-1`` (as ``HeteroConv`` calls
     it: ``conv((x_src, x_dst), edges)``), on their in-edges only."""
     lo, hi = int(csr.ptr[a]), int(csr.ptr[b])
-    ei = torch.stack([csr.src[lo:hi], csr.dst[lo:hi] - a])
+    return _conv_edges(conv, conv_name, x_src, x_dst,
+                       torch.stack([csr.src[lo:hi], csr.dst[lo:hi] - a]))
+
+
+def _conv_edges(conv: torch.nn.Module, conv_name: str, x_src: Tensor, x_dst: Tensor,
+                ei: Tensor) -> Tensor:
+    """One edge type's conv output for ``x_dst`` over the edges ``ei`` (rows of ``x_src`` ->
+    rows of ``x_dst``), as ``HeteroConv`` calls it: ``conv((x_src, x_dst), edges)``."""
     if conv_name == "sage":  # as HeteroGNN.forward: a (dst x src) CSR mean
-        adj = to_torch_csr_tensor(ei.flip(0), size=(b - a, len(x_src)))
+        adj = to_torch_csr_tensor(ei.flip(0), size=(len(x_dst), len(x_src)))
         return conv((x_src, x_dst), adj)  # type: ignore[no-any-return]
     return conv((x_src, x_dst), ei)  # type: ignore[no-any-return]

@@ -7,13 +7,21 @@ import torch
 
 from kgrec.coldstart import ModelConfig
 from kgrec.coldstart.config import MINI_BATCH_ABOVE
-from kgrec.coldstart.features import INTERACTED, ITEM, REV_INTERACTED, USER, graph_tensors
+from kgrec.coldstart.features import (
+    INTERACTED,
+    ITEM,
+    REV_INTERACTED,
+    USER,
+    graph_tensors,
+    with_interactions,
+)
 from kgrec.coldstart.minibatch import (
     NeighbourSampler,
     NodeDropout,
     encode_graph,
     hashed_uniform,
     step_pair_inputs,
+    trimmed_forward,
 )
 from kgrec.graph.export import ExportedGraph
 from tests.shops import MUGS, RUNNERS, SHOES, small_model
@@ -27,11 +35,12 @@ def _edges() -> tuple[dict[tuple[str, str, str], torch.Tensor], dict[str, int]]:
 
 def test_sampler_takes_every_neighbour_under_the_fanout() -> None:
     edges, n = _edges()
-    nodes, sub = NeighbourSampler(edges, n, fanout=10, hops=2).sample(
+    nodes, sub, depth = NeighbourSampler(edges, n, fanout=10, hops=2).sample(
         {USER: torch.tensor([0])}, torch.Generator().manual_seed(0))
     # 2 hops from user 0: its items 0, 1, then item 1's other buyer, user 1
     assert nodes[USER].tolist() == [0, 1]
     assert nodes[ITEM].tolist() == [0, 1]
+    assert depth[USER].tolist() == [0, 2] and depth[ITEM].tolist() == [1, 1]
     # hop 1 (into user 0): its items; hop 2 (into items 0, 1): their buyers
     rev = {(int(nodes[ITEM][i]), int(nodes[USER][u])) for i, u in sub[REV_INTERACTED].T}
     assert rev == {(0, 0), (1, 0)}
@@ -42,7 +51,7 @@ def test_sampler_takes_every_neighbour_under_the_fanout() -> None:
 def test_sampler_caps_each_node_at_the_fanout() -> None:
     hub = torch.stack([torch.arange(50), torch.zeros(50, dtype=torch.long)])  # item 0: 50 buyers
     edges = {INTERACTED: hub, REV_INTERACTED: hub.flip(0)}
-    nodes, sub = NeighbourSampler(edges, {USER: 50, ITEM: 1}, fanout=5, hops=1).sample(
+    nodes, sub, _ = NeighbourSampler(edges, {USER: 50, ITEM: 1}, fanout=5, hops=1).sample(
         {ITEM: torch.tensor([0])}, torch.Generator().manual_seed(0))
     assert 1 <= sub[INTERACTED].shape[1] <= 5
     assert len(nodes[USER]) == sub[INTERACTED].shape[1]
@@ -51,7 +60,7 @@ def test_sampler_caps_each_node_at_the_fanout() -> None:
 def test_dropped_nodes_lose_their_interaction_edges() -> None:
     edges, n = _edges()
     drop = NodeDropout(user_share=0.0, item_share=0.999, gen=torch.Generator().manual_seed(1))
-    nodes, sub = NeighbourSampler(edges, n, fanout=10, hops=2).sample(
+    nodes, sub, _ = NeighbourSampler(edges, n, fanout=10, hops=2).sample(
         {USER: torch.tensor([0, 1])}, torch.Generator(), drop)
     assert sub[INTERACTED].shape[1] == 0
     assert nodes[USER].tolist() == [0, 1]
@@ -64,6 +73,30 @@ def test_hashed_uniform_is_fixed_per_salt_and_roughly_uniform() -> None:
     assert not torch.equal(u, hashed_uniform(idx, 8))
     assert ((u >= 0) & (u < 1)).all()
     assert abs(float((u < 0.3).float().mean()) - 0.3) < 0.01
+
+
+@pytest.mark.parametrize("conv", ["sage", "gat", "hgt"])
+def test_trimmed_forward_gives_the_seeds_the_whole_forward(conv: str,
+                                                           graph: ExportedGraph) -> None:
+    model = small_model(conv=conv, epochs=1).fit(graph)
+    t = graph_tensors(graph, edge_types=model.edge_types_, vocabs=model.vocabs_,
+                      text=model.text_, price=model.price_)
+    edges = with_interactions(t, t.pos)
+    seeds = {USER: torch.tensor([0]), ITEM: torch.tensor([1])}
+    nodes, sub, depth = NeighbourSampler(edges, t.num_nodes, fanout=2, hops=2).sample(
+        seeds, torch.Generator().manual_seed(0))
+    assert int((depth[USER] == 2).sum() + (depth[ITEM] == 2).sum()) > 0  # a ring to trim
+    enc = model.encoder_.eval()
+    args = (t.item_x[nodes[ITEM]], {k: v[nodes[k]] for k, v in t.shared_index.items()},
+            len(nodes[USER]), sub)
+    whole = enc(*args, text_edges=sub[REV_INTERACTED].flip(0))
+    trimmed = trimmed_forward(enc, *args, depth, text_edges=sub[REV_INTERACTED].flip(0))
+    for k, v in seeds.items():
+        at = torch.searchsorted(nodes[k], v)
+        torch.testing.assert_close(trimmed[k][at], whole[k][at], atol=1e-5, rtol=1e-4)
+    far = torch.nonzero(depth[ITEM] == 2).squeeze(1)  # not needed by any seed: left stale
+    if conv != "hgt" and len(far):
+        assert not torch.allclose(trimmed[ITEM][far], whole[ITEM][far])
 
 
 @pytest.mark.parametrize("conv", ["sage", "gat"])
