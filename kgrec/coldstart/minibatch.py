@@ -323,15 +323,13 @@ def trimmed_forward(encoder: HeteroGNN, item_x: Tensor, shared_index: dict[str, 
         out = dict(h)
         for t in sorted({et[2] for et in encoder.edge_types}):  # fixed order: dropout draws
             rows = torch.nonzero(depth[t] <= reach).squeeze(1)  # sorted positions
+            x_dst = h[t][rows]
             parts = []
             for et in (et for et in encoder.edge_types if et[2] == t):
                 ei = edges[et][:, depth[t][edges[et][1]] <= reach]
                 ei = torch.stack([ei[0], torch.searchsorted(rows, ei[1])])
-                parts.append(_conv_edges(convs[et], encoder.conv_name, h[et[0]], h[t][rows],
-                                         ei))
-            res = torch.nn.functional.dropout(torch.relu(torch.stack(parts).mean(0)),
-                                              encoder.dropout, encoder.training)
-            out[t] = h[t].index_copy(0, rows, h[t][rows] + res)
+                parts.append(_conv_edges(convs[et], encoder.conv_name, h[et[0]], x_dst, ei))
+            out[t] = h[t].index_copy(0, rows, encoder.update(x_dst, torch.stack(parts).mean(0)))
         h = out
     return encoder.finish(h, item_x, text_edges)
 

@@ -153,10 +153,14 @@ class HeteroGNN(nn.Module):
         for layer in self.convs:
             active = {t: h[t] for t in self.active_types}
             out = layer(active, edge_dict)
-            h = {t: (h[t] + nn.functional.dropout(torch.relu(out[t]), self.dropout,
-                                                   self.training)
-                     if t in out and out[t] is not None else h[t]) for t in h}
+            h = {t: self.update(h[t], out[t]) if t in out and out[t] is not None else h[t]
+                 for t in h}
         return self.finish(h, item_x, edges[INTERACTED] if text_edges is None else text_edges)
+
+    def update(self, state: Tensor, message: Tensor) -> Tensor:
+        """A layer's residual step: ``state`` plus its aggregated ``message`` (ReLU, dropout);
+        one place for the whole-graph and the trimmed mini-batch forward."""
+        return state + nn.functional.dropout(torch.relu(message), self.dropout, self.training)
 
     def finish(self, h: dict[str, Tensor], item_x: Tensor, inter: Tensor) -> dict[str, Tensor]:
         """The last layer's states -> outputs: LayerNorm per type, then the text-match columns
