@@ -9,12 +9,13 @@ positive in the window; a user or item the model cannot see counts as a miss):
 * ``frozen``: the first model on the first graph, never touched;
 * ``fold-in``: the first model's weights, the graph grown with everything before the window
   (``Recommender.partial_fit``, no training);
-* ``warm-start``: fine-tuned from the previous step's model on the grown graph for
-  ``--finetune-epochs`` epochs with ``--finetune-refit-steps`` refit steps
-  (``fit(init_from=...)``);
+* ``warm-start``: fine-tuned from the previous step's model on the grown graph with
+  ``ModelConfig.fine_tune``'s recipe (``fit(init_from=...)``; ``--finetune-epochs``,
+  ``--finetune-refit-steps`` and ``--finetune-calibration-negatives`` override it);
 * ``retrain``: a full fit from scratch on the grown graph (the default ``ModelConfig``).
 
-Prints one row per (step, way) with Recall@20 and the wall and CPU seconds of the update, and
+Prints one row per (step, way) with Recall@20, the wall and CPU seconds of the update and the
+model's held-out calibration errors (warm ECE, the largest ECE over the other regimes), and
 the totals: warm-start's Recall@20 as a share of retrain's and its compute (the process's CPU
 time, so the figure holds on a shared machine) as a share of retrain's (the target: >= 98% of
 the quality at <= 25% of the compute).
@@ -91,9 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default="movielens")
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--train-share", type=float, default=0.8)
-    ap.add_argument("--finetune-epochs", type=int, default=5)
-    ap.add_argument("--finetune-refit-steps", type=int, default=100,
-                    help="refit steps of a warm start (ModelConfig.refit_steps; a full fit: 300)")
+    for name in ("epochs", "refit_steps", "calibration_negatives"):
+        ap.add_argument("--finetune-" + name.replace("_", "-"), type=int, default=None,
+                        help=f"{name} of a warm start (default: ModelConfig.fine_tune's)")
     ap.add_argument("--encoder", default="bert", choices=["bert", "hashing"])
     ap.add_argument("--cache-dir", default=None)
     ap.add_argument("--threads", type=int, default=2)
@@ -105,9 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     config = ModelConfig(seed=args.seed)
 
     def fit(t: CatalogTables, init: Recommender | None = None) -> Recommender:
-        cfg = config if init is None else config.replace(
-            epochs=args.finetune_epochs, patience=args.finetune_epochs,
-            refit_steps=args.finetune_refit_steps)
+        given = {k: getattr(args, "finetune_" + k) for k in
+                 ("epochs", "refit_steps", "calibration_negatives")}
+        cfg = config if init is None else config.fine_tune().replace(
+            **{k: v for k, v in given.items() if v is not None})
         rec = Recommender(cfg, text_encoder=encoder, num_threads=args.threads)
         return rec.fit(to_hetero_data(build_graph(t)), init_from=init)
 
@@ -131,9 +133,12 @@ def main(argv: list[str] | None = None) -> int:
             update_s, update_cpu = time.perf_counter() - t0, time.process_time() - c0
             rec = models[way]
             r20 = recall_at_20(rec, before, window, args.seed)
+            cal = rec.model_.calibration_
             rows.append({"step": step, "way": way, "recall@20": r20,
                          "update_seconds": update_s, "update_cpu_seconds": update_cpu,
-                         "window": len(window)})
+                         "window": len(window), "warm_ece": cal.get("ece"),
+                         "max_regime_ece": max((r.get("ece", 0.0) for r in
+                                                cal.get("regimes", {}).values()), default=None)})
             print(json.dumps(rows[-1]), flush=True)
     frame = pd.DataFrame(rows)
     summary = frame.groupby("way").agg(recall=("recall@20", "mean"),

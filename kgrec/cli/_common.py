@@ -22,7 +22,7 @@ BATCH_MODES = ("auto", "full", "mini")  # ModelConfig.batch_mode (not imported: 
 MODEL_FLAGS: tuple[tuple[str, type], ...] = (
     ("epochs", int), ("steps_per_epoch", int), ("hidden_dim", int), ("lr", float),
     ("patience", int), ("batch_mode", str), ("batch_size", int), ("fanout", int),
-    ("refit_steps", int))
+    ("refit_steps", int), ("calibration_negatives", int))
 
 
 def model_args(p: argparse.ArgumentParser, seed: bool = True) -> None:

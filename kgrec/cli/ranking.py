@@ -66,8 +66,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--init-from", metavar="MODEL_DIR",
                    help="warm-start from this trained model (its settings, weights and text "
-                        "vectors) and fine-tune on the store's grown graph; give --epochs "
-                        "and --refit-steps (benchmarks/REPLAY.md: 5 and 100)")
+                        "vectors) and fine-tune on the store's grown graph with the fine-tune "
+                        "recipe (ModelConfig.fine_tune: 5 epochs, 100 refit steps, 25 "
+                        "calibration negatives; flags given override it)")
     ray_args(p, "training (PyTorch DDP under Ray Train's TorchTrainer)")
     p.add_argument("--ray-storage", metavar="PATH|URI",
                    help="Ray Train checkpoint storage every node and this machine can reach "
@@ -111,7 +112,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.init_from:
         init = Recommender.load(args.init_from, store, pseudonymizer=pseudonymizer,
                                 num_threads=args.threads)
-    base = init.model_.config_ if init is not None else ModelConfig()
+    base = init.model_.config_.fine_tune() if init is not None else ModelConfig()
     config = base.replace(**model_overrides(args))
     print(f"model settings: {config.describe()}")
     encoder = init.model_.text_.encoder if init is not None else \

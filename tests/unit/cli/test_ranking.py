@@ -85,3 +85,23 @@ def test_rank_new_explain_candidates(trained: tuple[str, str], tmp_path,
     store, _ = open_store(spec)
     from kgrec.graph.schema import RelType
     assert len(store.edges(RelType.CANDIDATE)) == 2 * len(RUNNERS + HOMERS)
+
+
+def test_train_init_from_fine_tunes_with_the_recipe(trained: tuple[str, str], tmp_path) -> None:
+    """``--init-from`` starts from the model's settings with ``ModelConfig.fine_tune``'s recipe;
+    a flag given on the command line wins over the recipe."""
+    from kgrec.coldstart.config import FINE_TUNE
+    from kgrec.ranking.recommender import Recommender
+
+    spec, model = trained
+    tuned = tmp_path / "tuned"
+    assert main(["train", "--store", spec, "--model-dir", str(tuned), "--init-from", model,
+                 "--epochs", "2", "--threads", "1"]) == 0
+    store, pseudo = open_store(spec)
+    first = Recommender.load(model, store, pseudonymizer=pseudo).model_.config_
+    config = Recommender.load(str(tuned), store, pseudonymizer=pseudo).model_.config_
+    assert config.epochs == 2  # the flag
+    assert {k: getattr(config, k) for k in ("patience", "refit_steps",
+                                            "calibration_negatives")} == {
+        k: FINE_TUNE[k] for k in ("patience", "refit_steps", "calibration_negatives")}
+    assert first.calibration_negatives == 100 and config.hidden_dim == first.hidden_dim
