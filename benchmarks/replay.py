@@ -46,6 +46,8 @@ from kgrec.graph.export import to_hetero_data
 from kgrec.graph.tables import POSITIVE_EVENTS, CatalogTables
 from kgrec.ranking.recommender import Recommender
 
+FINETUNE_FLAGS = ("epochs", "refit_steps", "calibration_negatives")  # --finetune-* overrides
+
 
 def windows(tables: CatalogTables, train_share: float, steps: int) -> list[CatalogTables]:
     """Tables of the graph at the start and after each window (cumulative, time order)."""
@@ -92,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default="movielens")
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--train-share", type=float, default=0.8)
-    for name in ("epochs", "refit_steps", "calibration_negatives"):
+    for name in FINETUNE_FLAGS:
         ap.add_argument("--finetune-" + name.replace("_", "-"), type=int, default=None,
                         help=f"{name} of a warm start (default: ModelConfig.fine_tune's)")
     ap.add_argument("--encoder", default="bert", choices=["bert", "hashing"])
@@ -106,8 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     config = ModelConfig(seed=args.seed)
 
     def fit(t: CatalogTables, init: Recommender | None = None) -> Recommender:
-        given = {k: getattr(args, "finetune_" + k) for k in
-                 ("epochs", "refit_steps", "calibration_negatives")}
+        given = {k: getattr(args, "finetune_" + k) for k in FINETUNE_FLAGS}
         cfg = config if init is None else config.fine_tune().replace(
             **{k: v for k, v in given.items() if v is not None})
         rec = Recommender(cfg, text_encoder=encoder, num_threads=args.threads)

@@ -101,7 +101,6 @@ def test_train_init_from_fine_tunes_with_the_recipe(trained: tuple[str, str], tm
     first = Recommender.load(model, store, pseudonymizer=pseudo).model_.config_
     config = Recommender.load(str(tuned), store, pseudonymizer=pseudo).model_.config_
     assert config.epochs == 2  # the flag
-    assert {k: getattr(config, k) for k in ("patience", "refit_steps",
-                                            "calibration_negatives")} == {
-        k: FINE_TUNE[k] for k in ("patience", "refit_steps", "calibration_negatives")}
+    recipe = ("patience", "refit_steps", "calibration_negatives")
+    assert {k: getattr(config, k) for k in recipe} == {k: FINE_TUNE[k] for k in recipe}
     assert first.calibration_negatives == 100 and config.hidden_dim == first.hidden_dim
