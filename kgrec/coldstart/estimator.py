@@ -410,6 +410,34 @@ class ColdStartModel(Params):
         return self._calibrated(logits, emb, check_rows(user_idx, len(emb.user_ids)),
                                 check_rows(item_idx, len(emb.item_ids)))
 
+    def predict_proba_lists(self, emb: NodeEmbeddings, user_idx: Sequence[int] | np.ndarray,
+                            item_lists: np.ndarray) -> np.ndarray:
+        """:meth:`predict_proba` of each user's own candidate list, ``(b, n)``: user
+        ``user_idx[r]`` with items ``item_lists[r]`` (rows of ``emb``, ``(b,)`` and ``(b, n)``).
+
+        Why: re-ranking is this shape. Pair features as one (history x list) block per user
+        (:func:`pair_feature_matrix`) and the head's per-node parts once per user cost under
+        half of the flat per-pair path (``benchmarks/SERVE.md``). Each list is computed alone,
+        so a user's scores do not depend on the other users of the call (micro-batching).
+        """
+        self._check_fitted()
+        u = check_rows(user_idx, len(emb.user_ids))
+        lists = np.asarray(item_lists, dtype=np.int64).reshape(len(u), -1)
+        grid = check_rows(lists.reshape(-1), len(emb.item_ids)).view(lists.shape)
+        pairs = self._emb_pairs(emb)
+        self.head_.eval()
+        dev = module_device(self.head_)
+        logits = np.empty(lists.shape)
+        pos = torch.arange(lists.shape[1], device=dev)
+        with self._threads(), torch.no_grad():
+            for r in range(len(u)):
+                feats = None if pairs is None else \
+                    pair_feature_matrix(pairs, u[r:r + 1], grid[r])[0].to(dev)
+                logits[r] = self.head_.indexed(emb.user[u[r:r + 1]].to(dev),
+                                               emb.item[grid[r]].to(dev), torch.zeros_like(pos),
+                                               pos, feats)[0].cpu().double().numpy()
+        return self._calibrated(logits, emb, u, grid.reshape(-1))
+
     def score_matrix(self, emb: NodeEmbeddings, user_idx: Sequence[int] | None = None,
                      item_idx: Sequence[int] | None = None, *,
                      chunk_size: int = 65_536) -> np.ndarray:

@@ -158,8 +158,7 @@ def rank_block(model: ColdStartModel, emb: NodeEmbeddings, user_vecs: torch.Tens
                                exclude=(pos, seen_items))
     valid = found >= 0 if index is None else cand >= 0
     cand = np.where(valid, cand, item_rows[0])
-    pair_u = np.repeat(user_rows, n)
-    proba = model.predict_proba(emb, pair_u, cand.reshape(-1)).reshape(b, n)
+    proba = model.predict_proba_lists(emb, user_rows, cand)
     proba = np.where(valid, proba, -np.inf)
     order = np.argsort(-proba, axis=1, kind="stable")[:, :k_eff]
     top_items = np.take_along_axis(cand, order, 1)
