@@ -18,6 +18,8 @@ costs no BERT forward pass; see SERVE.md).
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import os
 import secrets
 import shutil
@@ -31,6 +33,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -92,9 +95,16 @@ def cpu_seconds(pid: int) -> float:
 def drive(url: str, token: str, path: str, make_body: Callable[[int], dict[str, object]], *,
           concurrency: int, requests: int, time_cap: float) -> dict[str, float]:
     """Send up to ``requests`` POSTs (``concurrency`` at a time, ``time_cap`` seconds at most);
-    latencies of the successful ones and the count of failed ones (non-200 or transport)."""
-    import httpx
+    latencies of the successful ones, the count of failed ones (non-200 or transport) and the
+    load generator's own CPU per request.
 
+    Why the standard library's ``http.client`` and not ``httpx``: the generator shares the 2
+    cores (and, in one process, one interpreter) with nothing but the server, so its own cost
+    shows in the latencies; ``httpx`` spent 0.55 ms of client CPU per ``/recommend`` at 1
+    client and 1.5 ms at 8, ``http.client`` 0.2 ms (``benchmarks/SERVE.md``, 2026-12-02).
+    """
+    parts = urlsplit(url)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     lock = threading.Lock()
     issued = [0]
     lat: list[float] = []
@@ -102,34 +112,41 @@ def drive(url: str, token: str, path: str, make_body: Callable[[int], dict[str, 
     deadline = time.monotonic() + time_cap
 
     def worker() -> None:
-        with httpx.Client(base_url=url, timeout=120,
-                          headers={"Authorization": f"Bearer {token}"}) as client:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+        try:
             while time.monotonic() < deadline:
                 with lock:
                     if issued[0] >= requests:
                         return
                     n = issued[0]
                     issued[0] += 1
-                body = make_body(n)
+                body = json.dumps(make_body(n)).encode()
                 t0 = time.perf_counter()
                 try:
-                    ok = client.post(path, json=body).status_code == 200
-                except httpx.HTTPError:
+                    conn.request("POST", path, body, headers)
+                    resp = conn.getresponse()
+                    resp.read()
+                    ok = resp.status == 200
+                except (OSError, http.client.HTTPException):
                     ok = False
+                    conn.close()  # reconnects on the next request
                 dt = time.perf_counter() - t0
                 with lock:
                     (lat.append(dt) if ok else failed.__setitem__(0, failed[0] + 1))
+        finally:
+            conn.close()
 
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), time.process_time()
     with ThreadPoolExecutor(concurrency) as pool:
         for f in [pool.submit(worker) for _ in range(concurrency)]:
             f.result()
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu0
     ms = np.asarray(lat) * 1000
     return {"n": len(lat), "failed": failed[0], "wall_s": wall,
             "p50": float(np.percentile(ms, 50)) if len(ms) else float("nan"),
             "p99": float(np.percentile(ms, 99)) if len(ms) else float("nan"),
-            "rps": len(lat) / wall}
+            "rps": len(lat) / wall,
+            "client_cpu_ms": 1000 * cpu / max(len(lat) + failed[0], 1)}
 
 
 def main() -> None:
@@ -185,8 +202,8 @@ def main() -> None:
         drive(url, token, "/recommend", rec_body, concurrency=2, requests=20, time_cap=30)
         drive(url, token, "/rank-new-items", new_body, concurrency=1, requests=3, time_cap=30)
         print("\n| endpoint | concurrency | requests | failed | p50 ms | p99 ms | req/s | "
-              "server CPU ms/req | target p99 | p99 / target |\n"
-              "|---|---|---|---|---|---|---|---|---|---|")
+              "server CPU ms/req | client CPU ms/req | target p99 | p99 / target |\n"
+              "|---|---|---|---|---|---|---|---|---|---|---|")
         for path, body, n in (("/recommend", rec_body, args.requests),
                               ("/rank-new-items", new_body, args.new_requests)):
             for conc in (1, 8):
@@ -196,7 +213,8 @@ def main() -> None:
                 cpu_ms = 1000 * (cpu_seconds(proc.pid) - cpu0) / max(r["n"] + r["failed"], 1)
                 target = TARGET_P99_MS[path]
                 print(f"| `{path}` | {conc} | {r['n']} | {r['failed']} | {r['p50']:.1f} | "
-                      f"{r['p99']:.1f} | {r['rps']:.1f} | {cpu_ms:.1f} | {target:.0f} ms | "
+                      f"{r['p99']:.1f} | {r['rps']:.1f} | {cpu_ms:.1f} | "
+                      f"{r['client_cpu_ms']:.1f} | {target:.0f} ms | "
                       f"{r['p99'] / target:.2f} |", flush=True)
         print(f"\nload average {os.getloadavg()[0]:.1f}")
         if args.workers == 1:
