@@ -5,11 +5,14 @@ Why it looks like this:
 - **One model, swapped whole.** :class:`ModelHolder` loads a complete new ``Recommender``
   before it replaces the reference under a lock; each request reads the reference once, so a
   request in flight during a reload finishes on the model it started with and none is dropped.
-- **Sync endpoints.** Scoring is CPU-bound torch/numpy that releases the GIL in its kernels;
-  FastAPI runs ``def`` endpoints in its thread pool, which keeps the event loop free to accept
-  connections. Torch uses the thread count set once at start (``kgrec serve --threads``).
-  ``/recommend`` is the exception: concurrent requests are micro-batched into one scoring call
-  (:mod:`kgrec.cli.serve_batch`; same answers as one by one), scored in a pool thread.
+- **One model call at a time, in arrival order.** Scoring is CPU-bound torch/numpy/pandas;
+  every model call runs in one worker thread (a single-thread executor, first in first out),
+  which keeps the event loop free to accept connections. Calls interleaved in several threads
+  of one interpreter only contend: at 8 concurrent ``/rank-new-items`` the server's CPU per
+  request rose from 40 to 95 ms (``benchmarks/SERVE.md``). More cores: ``--workers``. Torch
+  uses the thread count set once at start (``kgrec serve --threads``). Concurrent
+  ``/recommend`` requests are micro-batched into one call (:mod:`kgrec.cli.serve_batch`; same
+  answers as one by one).
 - **Same errors as the Python API.** A ``KgrecError`` becomes ``{"error": type, "message":
   str(e)}`` with a 4xx status (:data:`STATUS`); a bad body is a 422 naming the field. Input
   never produces a 500.
@@ -20,12 +23,15 @@ Why it looks like this:
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hmac
 import logging
 import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -35,7 +41,6 @@ import pandas as pd
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -246,7 +251,16 @@ def create_app(holder: ModelHolder, *, token: str | None,
                               "model. Errors are `{\"error\": type, \"message\": text}`.")
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.add_middleware(AccessLog)
-    batcher = None if batch_window_s is None else RecommendBatcher(batch_window_s)
+    model_thread = ThreadPoolExecutor(1, thread_name_prefix="kgrec-model")
+
+    async def on_model(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` in the model thread, after the calls queued before it."""
+        return await asyncio.get_running_loop().run_in_executor(
+            model_thread, functools.partial(fn, *args, **kwargs))
+
+    app.state.model_thread = model_thread
+    batcher = None if batch_window_s is None else RecommendBatcher(batch_window_s,
+                                                                   executor=model_thread)
     app.state.batcher = batcher
     expected = token.encode() if token else None
     errors: dict[int | str, dict[str, Any]] = {
@@ -320,7 +334,7 @@ def create_app(holder: ModelHolder, *, token: str | None,
         """Top-k items per known user (``Recommender.recommend``)."""
         cur = holder.current
         if batcher is None:
-            ids, scores = await run_in_threadpool(
+            ids, scores = await on_model(
                 cur.rec.recommend, body.user_ids, k=body.k, candidates=body.candidates,
                 exclude_seen=body.exclude_seen)
         else:
@@ -333,10 +347,11 @@ def create_app(holder: ModelHolder, *, token: str | None,
 
     @app.post("/rank-new-items", response_model=RankNewItemsResponse, dependencies=auth,
               responses=errors, tags=["recommend"])
-    def rank_new_items(body: RankNewItemsRequest) -> RankNewItemsResponse:
+    async def rank_new_items(body: RankNewItemsRequest) -> RankNewItemsResponse:
         """Rank SKUs not in the graph, no retraining (``Recommender.rank_new_items``)."""
         cur = holder.current
-        result = cur.rec.rank_new_items(_items_frame(body), user_ids=body.user_ids, k=body.k)
+        result = await on_model(cur.rec.rank_new_items, _items_frame(body),
+                                user_ids=body.user_ids, k=body.k)
         frame = result.by_user if body.by == "user" else result.by_item
         rows = [RankedRow(user_id=str(u), item_id=str(i), rank=int(r), score=float(s))
                 for u, i, r, s in zip(frame["user_id"], frame["item_id"], frame["rank"],
@@ -346,14 +361,14 @@ def create_app(holder: ModelHolder, *, token: str | None,
 
     @app.post("/recommend-new-user", response_model=NewUserResponse, dependencies=auth,
               responses=errors, tags=["recommend"])
-    def recommend_new_user(body: NewUserRequest) -> NewUserResponse:
+    async def recommend_new_user(body: NewUserRequest) -> NewUserResponse:
         """Top-k items for a user not in the graph (``Recommender.recommend_for_new_users``)."""
         cur = holder.current
         users = pd.DataFrame([{"user_id": "new-user", **body.profile}])
         clicks = pd.DataFrame({"user_id": ["new-user"] * len(body.clicks),
                                "item_id": body.clicks})
-        ranking = cur.rec.recommend_for_new_users(users, clicks, k=body.k,
-                                                  exclude_seen=body.exclude_seen)
+        ranking = await on_model(cur.rec.recommend_for_new_users, users, clicks, k=body.k,
+                                 exclude_seen=body.exclude_seen)
         frame = ranking.by_user
         return NewUserResponse(model_version=cur.version, cold=bool(ranking.cold_users),
                                items=_scored(frame["item_id"].to_numpy(object),
@@ -361,33 +376,35 @@ def create_app(holder: ModelHolder, *, token: str | None,
 
     @app.post("/score", response_model=ScoreResponse, dependencies=auth, responses=errors,
               tags=["recommend"])
-    def score(body: ScoreRequest) -> ScoreResponse:
+    async def score(body: ScoreRequest) -> ScoreResponse:
         """Calibrated click probabilities of (user, item) pairs (``Recommender.score``)."""
         cur = holder.current
-        p = cur.rec.score(body.user_ids, body.item_ids)
+        p = await on_model(cur.rec.score, body.user_ids, body.item_ids)
         return ScoreResponse(model_version=cur.version, scores=[float(v) for v in p])
 
-    def _explain(req: ExplainRequest) -> ExplainResponse:
+    async def _explain(req: ExplainRequest) -> ExplainResponse:
         cur = holder.current
-        exp = cur.rec.explain(req.user_id, req.item_id, max_paths=req.max_paths)
+        exp = await on_model(cur.rec.explain, req.user_id, req.item_id,
+                             max_paths=req.max_paths)
         return ExplainResponse(model_version=cur.version, user_id=exp.user_id,
                                item_id=exp.item_id, score=float(exp.score),
                                paths=[p.to_dict() for p in exp.paths])
 
     @app.get("/explain", response_model=ExplainResponse, dependencies=auth, responses=errors,
              tags=["explain"])
-    def explain_get(user_id: str = Query(min_length=1, max_length=256),
+    async def explain_get(user_id: str = Query(min_length=1, max_length=256),
                     item_id: str = Query(min_length=1, max_length=256),
                     max_paths: int = Query(3, ge=1, le=20)) -> ExplainResponse:
         """Weighted graph paths behind an item for a user (``Recommender.explain``). The raw
         user id travels in the query string; proxies may log it: prefer ``POST /explain``."""
-        return _explain(ExplainRequest(user_id=user_id, item_id=item_id, max_paths=max_paths))
+        return await _explain(ExplainRequest(user_id=user_id, item_id=item_id,
+                                             max_paths=max_paths))
 
     @app.post("/explain", response_model=ExplainResponse, dependencies=auth,
               responses=errors, tags=["explain"])
-    def explain_post(body: ExplainRequest) -> ExplainResponse:
+    async def explain_post(body: ExplainRequest) -> ExplainResponse:
         """As ``GET /explain``, with the ids in the body (kept out of URLs and proxy logs)."""
-        return _explain(body)
+        return await _explain(body)
 
     return app
 

@@ -5,10 +5,11 @@ retrieval over the catalogue, the CTR head, a few hundred small torch and pandas
 holding the GIL in between) are bound by per-call overhead, not arithmetic. Requests that
 arrive within ``window_s`` of the first one waiting (default 2 ms), or while the previous batch
 is being scored, are answered by one ``recommend`` call over all their users; the scoring runs
-in a worker thread, so the event loop keeps accepting requests meanwhile. The window is only
-waited when there is concurrency to gather (the previous batch held more than one request, or
-more are queued): a lone client pays no wait. Measured on Amazon (``benchmarks/SERVE.md``): at
-8 clients the server's CPU time per request fell from ~3.2 ms to ~2 ms.
+in a worker thread (``kgrec serve``: its one model thread), so the event loop keeps accepting
+requests meanwhile. The window is only waited when there is concurrency to gather (the
+previous batch held more than one request, or more are queued): a lone client pays no wait.
+Measured on Amazon (``benchmarks/SERVE.md``): at 8 clients the server's CPU time per request
+fell from ~3.2 ms to ~2 ms.
 
 Exactness: requests are grouped by model and by ``(k, candidates, exclude_seen)``, and every user
 row is ranked independently (:mod:`kgrec.ranking.candidates`), so a batched answer equals the
@@ -21,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -54,15 +56,19 @@ class RecommendBatcher:
             the previous batch held several (0: no wait; requests that queued while the
             previous batch was scored are still batched).
         max_users: Most users in one batch, default 256 (bounds a batch's latency).
+        executor: Where batches are scored (``kgrec serve``: its one model thread); None:
+            Starlette's thread pool.
 
     Attributes:
         calls: ``recommend`` calls made so far; ``requests``: requests answered.
     """
 
     def __init__(self, window_s: float = DEFAULT_WINDOW_S,
-                 max_users: int = DEFAULT_MAX_USERS) -> None:
+                 max_users: int = DEFAULT_MAX_USERS, *,
+                 executor: Executor | None = None) -> None:
         self.window_s = window_s
         self.max_users = max_users
+        self.executor = executor
         self.calls = 0
         self.requests = 0
         self._queue: asyncio.Queue[_Job] | None = None
@@ -102,7 +108,10 @@ class RecommendBatcher:
             for job in jobs:
                 groups.setdefault(job.key, []).append(job)
             try:
-                answers = await run_in_threadpool(self._score, list(groups.values()))
+                batch = list(groups.values())
+                answers = await (run_in_threadpool(self._score, batch) if self.executor is None
+                                 else asyncio.get_running_loop().run_in_executor(
+                                     self.executor, self._score, batch))
             except Exception as e:   # never leave a request waiting
                 answers = [(job, e) for job in jobs]
             for job, answer in answers:
