@@ -85,11 +85,21 @@ def _start(model: str, store: str, token: str, threads: int, workers: int, log: 
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``): the server's own
-    cost per request, which the machine's other load does not inflate the way it does
+    """User + system CPU seconds so far of process ``pid`` and its live descendants (Linux
+    ``/proc``; with ``--workers`` the workers are the supervisor's children): the server's
+    own cost per request, which the machine's other load does not inflate the way it does
     latency."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            todo += [int(c) for t in Path(f"/proc/{p}/task").iterdir()
+                     for c in (t / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # exited meanwhile
+    return total
 
 
 def drive(url: str, token: str, path: str, make_body: Callable[[int], dict[str, object]], *,

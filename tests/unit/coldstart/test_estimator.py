@@ -98,6 +98,35 @@ def test_shapes_and_chunking(fitted: ColdStartModel, graph: ExportedGraph) -> No
         fitted.score_matrix(emb, chunk_size=0)
 
 
+def test_candidate_lists_score_as_flat_pairs_and_alone(fitted: ColdStartModel,
+                                                       graph: ExportedGraph) -> None:
+    emb = fitted.transform(graph)
+    users = np.array([0, 3, 5])
+    lists = np.array([[1, 2, 7, 4], [7, 1, 0, 2], [3, 3, 6, 1]])  # a repeated item too
+    got = fitted.predict_proba_lists(emb, users, lists)
+    flat = fitted.predict_proba(emb, np.repeat(users, 4), lists.reshape(-1)).reshape(3, 4)
+    assert got.shape == (3, 4)
+    np.testing.assert_allclose(got, flat, rtol=1e-5)
+    for r in range(3):  # a list's scores do not depend on the other lists of the call
+        np.testing.assert_array_equal(fitted.predict_proba_lists(emb, users[r:r + 1],
+                                                                 lists[r:r + 1])[0], got[r])
+
+
+def test_score_matrix_follows_a_changed_head(fitted: ColdStartModel,
+                                             graph: ExportedGraph) -> None:
+    emb = fitted.transform(graph)
+    before = fitted.score_matrix(emb, [0], [1, 2])
+    np.testing.assert_array_equal(fitted.score_matrix(emb, [0], [1, 2]), before)  # cached copy
+    bias = fitted.head_.tower_bias
+    with torch.no_grad():
+        bias += 1.0  # in place: the float64 copy must be made again
+    try:
+        assert (fitted.score_matrix(emb, [0], [1, 2]) > before).all()
+    finally:
+        with torch.no_grad():
+            bias -= 1.0
+
+
 def test_unknown_ids_in_fold_in_raise(fitted: ColdStartModel, graph: ExportedGraph) -> None:
     with pytest.raises(UnknownIdError, match="nope"):
         fitted.transform(graph, item_ids=["nope"])
