@@ -8,7 +8,6 @@ top-N retrieval) and ``predict_proba`` / ``score_matrix`` (calibrated CTR, for r
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -60,8 +59,6 @@ from kgrec.coldstart.pairs import (
     feature_names,
     gate_columns,
     graph_keys,
-    pair_feature_matrix,
-    pair_features,
 )
 from kgrec.coldstart.persistence import (
     check_encoder,
@@ -73,6 +70,7 @@ from kgrec.coldstart.persistence import (
     warm_start,
 )
 from kgrec.coldstart.sampling import carve_cold_items, carve_validation
+from kgrec.coldstart.scoring import HeadCopy, flat_logits, list_logits, matrix_logit_blocks
 from kgrec.coldstart.train import Callback, fit_loop, pair_logits
 from kgrec.encoders import (
     CachedTextEncoder,
@@ -381,13 +379,8 @@ class ColdStartModel(Params):
             raise ValueError(f"user_idx and item_idx differ in length: {len(u)} vs {len(i)}")
         pairs = self._emb_pairs(emb)
         self.head_.eval()
-        dev = module_device(self.head_)  # embeddings and pair features are on the CPU
         with self._threads(), torch.no_grad():
-            out = [self.head_(emb.user[u[s]].to(dev), emb.item[i[s]].to(dev),
-                              None if pairs is None else
-                              pair_features(pairs, u[s], i[s]).to(dev))[0].cpu()
-                   for s in torch.arange(len(u)).split(1 << 16)]
-        return torch.cat(out).double().numpy() if out else np.zeros(0)
+            return flat_logits(self.head_, emb, pairs, u, i)
 
     def _emb_pairs(self, emb: NodeEmbeddings) -> PairInputs | None:
         """``emb.pairs`` when the head needs pair features (error if they are missing)."""
@@ -412,30 +405,16 @@ class ColdStartModel(Params):
 
     def predict_proba_lists(self, emb: NodeEmbeddings, user_idx: Sequence[int] | np.ndarray,
                             item_lists: np.ndarray) -> np.ndarray:
-        """:meth:`predict_proba` of each user's own candidate list, ``(b, n)``: user
-        ``user_idx[r]`` with items ``item_lists[r]`` (rows of ``emb``, ``(b,)`` and ``(b, n)``).
-
-        Why: re-ranking is this shape. Pair features as one (history x list) block per user
-        (:func:`pair_feature_matrix`) and the head's per-node parts once per user cost under
-        half of the flat per-pair path (``benchmarks/SERVE.md``). Each list is computed alone,
-        so a user's scores do not depend on the other users of the call (micro-batching).
-        """
+        """:meth:`predict_proba` of user ``user_idx[r]`` with items ``item_lists[r]`` (rows of
+        ``emb``, ``(b,)`` and ``(b, n)``) -> ``(b, n)``: re-ranking's shape, at under half the
+        cost of flat pairs (:func:`~kgrec.coldstart.scoring.list_logits`)."""
         self._check_fitted()
         u = check_rows(user_idx, len(emb.user_ids))
         lists = np.asarray(item_lists, dtype=np.int64).reshape(len(u), -1)
         grid = check_rows(lists.reshape(-1), len(emb.item_ids)).view(lists.shape)
-        pairs = self._emb_pairs(emb)
         self.head_.eval()
-        dev = module_device(self.head_)
-        logits = np.empty(lists.shape)
-        pos = torch.arange(lists.shape[1], device=dev)
         with self._threads(), torch.no_grad():
-            for r in range(len(u)):
-                feats = None if pairs is None else \
-                    pair_feature_matrix(pairs, u[r:r + 1], grid[r])[0].to(dev)
-                logits[r] = self.head_.indexed(emb.user[u[r:r + 1]].to(dev),
-                                               emb.item[grid[r]].to(dev), torch.zeros_like(pos),
-                                               pos, feats)[0].cpu().double().numpy()
+            logits = list_logits(self.head_, emb, self._emb_pairs(emb), u, grid)
         return self._calibrated(logits, emb, u, grid.reshape(-1))
 
     def score_matrix(self, emb: NodeEmbeddings, user_idx: Sequence[int] | None = None,
@@ -464,32 +443,14 @@ class ColdStartModel(Params):
         u = check_rows(user_idx, len(emb.user_ids))
         i = check_rows(item_idx, len(emb.item_ids))
         out = np.empty((len(u), len(i)), dtype=np.float32)
-        cols = max(1, min(len(i), chunk_size))
-        rows = max(1, chunk_size // cols)
         pairs = self._emb_pairs(emb)
-        head = self._float64_head()
+        if not hasattr(self, "_head64"):
+            self._head64 = HeadCopy()
         with self._threads(), torch.no_grad():
-            for c0 in range(0, len(i), cols):
-                hi = emb.item[i[c0:c0 + cols]].double()
-                for r0 in range(0, len(u), rows):
-                    hu = emb.user[u[r0:r0 + rows]].double()
-                    feats = None if pairs is None else pair_feature_matrix(
-                        pairs, u[r0:r0 + rows], i[c0:c0 + cols]).double()
-                    logit = head.logit_matrix(hu, hi, feats).numpy()
-                    out[r0:r0 + len(hu), c0:c0 + len(hi)] = self._calibrated(
-                        logit, emb, u[r0:r0 + rows], i[c0:c0 + cols], scope=i)
+            for rows, cols, logit in matrix_logit_blocks(self._head64.get(self.head_), emb,
+                                                         pairs, u, i, chunk_size):
+                out[rows, cols] = self._calibrated(logit, emb, u[rows], i[cols], scope=i)
         return out
-
-    def _float64_head(self) -> CTRHead:
-        """A float64 CPU copy of the (small) head, so score-matrix blocks do not depend on
-        chunk shapes; kept while the head's object and weights are unchanged (torch's
-        in-place version counters), since copying it cost 1.3 ms per served call."""
-        versions = tuple(t._version for t in (*self.head_.parameters(), *self.head_.buffers()))
-        cached = getattr(self, "_head64", None)
-        if cached is None or cached[0] is not self.head_ or cached[1] != versions:
-            cached = (self.head_, versions, copy.deepcopy(self.head_).double().cpu().eval())
-            self._head64 = cached
-        return cached[2]
 
     def retrieval_vectors(self, emb: NodeEmbeddings) -> tuple[np.ndarray, np.ndarray]:
         """User and item tower vectors for a maximum-inner-product index, ``(n, d')`` each.

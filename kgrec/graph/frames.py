@@ -7,6 +7,7 @@ export is identical whichever store it reads.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +18,8 @@ from kgrec.graph.schema import NODE_SPECS, REL_SPECS, NodeLabel, RelType
 
 def normalize_nodes(label: NodeLabel, frame: pd.DataFrame) -> pd.DataFrame:
     """Canonical columns, dtypes and order (sorted by id) for a node frame."""
+    if not len(frame):  # a served call's few new SKUs leave most frames empty
+        return _empty(label).copy()
     spec = NODE_SPECS[label]
     out = pd.DataFrame({col: _column(frame, col, dtype) for col, dtype in spec.dtypes.items()})
     return out.sort_values("id", kind="stable").reset_index(drop=True)
@@ -24,17 +27,28 @@ def normalize_nodes(label: NodeLabel, frame: pd.DataFrame) -> pd.DataFrame:
 
 def normalize_edges(rel_type: RelType, frame: pd.DataFrame) -> pd.DataFrame:
     """Canonical columns, dtypes and order (sorted by identity) for an edge frame."""
+    if not len(frame):
+        return _empty(rel_type).copy()
     spec = REL_SPECS[rel_type]
     out = pd.DataFrame({col: _column(frame, col, dtype) for col, dtype in spec.dtypes.items()})
     return out.sort_values(spec.identity_columns, kind="stable").reset_index(drop=True)
 
 
 def empty_nodes(label: NodeLabel) -> pd.DataFrame:
-    return normalize_nodes(label, pd.DataFrame())
+    return _empty(label).copy()
 
 
 def empty_edges(rel_type: RelType) -> pd.DataFrame:
-    return normalize_edges(rel_type, pd.DataFrame())
+    return _empty(rel_type).copy()
+
+
+@functools.cache
+def _empty(kind: NodeLabel | RelType) -> pd.DataFrame:
+    """The canonical empty frame of a label or relationship type, built once (callers copy:
+    normalising a 0-row frame cost as much as a 10-row one, 0.5-1.5 ms)."""
+    spec = NODE_SPECS[kind] if isinstance(kind, NodeLabel) else REL_SPECS[kind]
+    return pd.DataFrame({col: _column(pd.DataFrame(), col, dtype)
+                         for col, dtype in spec.dtypes.items()})
 
 
 def _column(frame: pd.DataFrame, col: str, dtype: str) -> pd.Series:
