@@ -410,7 +410,9 @@ class ColdStartModel(Params):
         cost of flat pairs (:func:`~kgrec.coldstart.scoring.list_logits`)."""
         self._check_fitted()
         u = check_rows(user_idx, len(emb.user_ids))
-        lists = np.asarray(item_lists, dtype=np.int64).reshape(len(u), -1)
+        lists = np.asarray(item_lists, dtype=np.int64)
+        if lists.ndim != 2 or len(lists) != len(u):
+            raise ValueError(f"item_lists must have shape ({len(u)}, n), got {lists.shape}")
         grid = check_rows(lists.reshape(-1), len(emb.item_ids)).view(lists.shape)
         self.head_.eval()
         with self._threads(), torch.no_grad():

@@ -73,16 +73,20 @@ def matrix_logit_blocks(head64: CTRHead, emb: NodeEmbeddings, pairs: PairInputs 
 
 class HeadCopy:
     """A float64 CPU copy of a (small) head, so score-matrix blocks do not depend on chunk
-    shapes; made again only when the head object or its weights change (torch's in-place
-    version counters), since copying it cost 1.3 ms per served call."""
+    shapes; made again when the head object, a weight's storage or its in-place version
+    counter changes, since copying it cost 1.3 ms per served call. Inference-mode tensors
+    keep no version counter: a head made under ``torch.inference_mode`` is copied each call."""
 
     def __init__(self) -> None:
-        self._of: tuple[CTRHead, tuple[int, ...]] | None = None
+        self._of: tuple[CTRHead, tuple[tuple[int, int, int], ...]] | None = None
         self._copy: CTRHead | None = None
 
     def get(self, head: CTRHead) -> CTRHead:
-        versions = tuple(t._version for t in (*head.parameters(), *head.buffers()))
+        tensors = (*head.parameters(), *head.buffers())
+        if any(t.is_inference() for t in tensors):
+            return copy.deepcopy(head).double().cpu().eval()
+        state = tuple((id(t), t.data_ptr(), t._version) for t in tensors)
         if self._copy is None or self._of is None or self._of[0] is not head or \
-                self._of[1] != versions:
-            self._of, self._copy = (head, versions), copy.deepcopy(head).double().cpu().eval()
+                self._of[1] != state:
+            self._of, self._copy = (head, state), copy.deepcopy(head).double().cpu().eval()
         return self._copy

@@ -46,7 +46,7 @@ def empty_edges(rel_type: RelType) -> pd.DataFrame:
 def _empty(kind: NodeLabel | RelType) -> pd.DataFrame:
     """The canonical empty frame of a label or relationship type, built once (callers copy:
     normalising a 0-row frame cost as much as a 10-row one, 0.5-1.5 ms)."""
-    spec = NODE_SPECS[kind] if isinstance(kind, NodeLabel) else REL_SPECS[kind]
+    spec = NODE_SPECS[kind] if kind in NODE_SPECS else REL_SPECS[kind]  # type: ignore[index]
     return pd.DataFrame({col: _column(pd.DataFrame(), col, dtype)
                          for col, dtype in spec.dtypes.items()})
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -110,6 +112,9 @@ def test_candidate_lists_score_as_flat_pairs_and_alone(fitted: ColdStartModel,
     for r in range(3):  # a list's scores do not depend on the other lists of the call
         np.testing.assert_array_equal(fitted.predict_proba_lists(emb, users[r:r + 1],
                                                                  lists[r:r + 1])[0], got[r])
+    assert fitted.predict_proba_lists(emb, users[:0], lists[:0]).shape == (0, 4)
+    with pytest.raises(ValueError, match=r"item_lists must have shape \(3, n\)"):
+        fitted.predict_proba_lists(emb, users, lists[:2])
 
 
 def test_score_matrix_follows_a_changed_head(fitted: ColdStartModel,
@@ -125,6 +130,10 @@ def test_score_matrix_follows_a_changed_head(fitted: ColdStartModel,
     finally:
         with torch.no_grad():
             bias -= 1.0
+    with torch.inference_mode():  # a head made there keeps no version counter: no cache
+        model = copy.deepcopy(fitted)
+        model.head_ = copy.deepcopy(fitted.head_)
+    np.testing.assert_allclose(model.score_matrix(emb, [0], [1, 2]), before, rtol=1e-6)
 
 
 def test_unknown_ids_in_fold_in_raise(fitted: ColdStartModel, graph: ExportedGraph) -> None:
