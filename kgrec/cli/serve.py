@@ -98,7 +98,7 @@ M_ARENA_MAX = -8   # glibc's mallopt parameter number
 def single_malloc_arena() -> bool:
     """Make every thread allocate from glibc's main arena (as ``MALLOC_ARENA_MAX=1``).
 
-    Why: scoring runs in the thread pool, and with glibc's per-thread arenas one
+    Why: scoring runs in a worker thread, and with glibc's per-thread arenas one
     ``recommend`` call on Amazon measured ~16 ms in a pool thread against ~10.5 ms in the main
     thread (the same in both with one arena). Must run before the pool's threads exist; does
     nothing where libc is not glibc or ``MALLOC_ARENA_MAX`` is set. True when applied.
