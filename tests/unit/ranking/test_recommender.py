@@ -55,13 +55,25 @@ def test_recommend_shapes_and_segments(rec: Recommender) -> None:
     np.testing.assert_array_equal(one_ids, ids[0])
 
 
-def test_batch_equals_one_by_one(rec: Recommender) -> None:
+@pytest.mark.parametrize("list_min", [500, 1])  # flat pairs / per-user blocks (any length)
+def test_batch_equals_one_by_one(rec: Recommender, list_min: int,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("kgrec.ranking.candidates.LIST_RERANK_MIN", list_min)
     users = RUNNERS + HOMERS
     ids, scores = rec.recommend(users, k=5)
     for n, u in enumerate(users):
         i1, s1 = rec.recommend(u, k=5)
         np.testing.assert_array_equal(i1, ids[n])
         np.testing.assert_allclose(s1, scores[n], rtol=1e-6)
+
+
+def test_list_and_flat_rerank_agree(rec: Recommender, monkeypatch: pytest.MonkeyPatch) -> None:
+    users = RUNNERS + HOMERS
+    ids, scores = rec.recommend(users, k=5)  # the tiny catalogue: flat pairs
+    monkeypatch.setattr("kgrec.ranking.candidates.LIST_RERANK_MIN", 1)
+    ids2, scores2 = rec.recommend(users, k=5)
+    np.testing.assert_array_equal(ids2, ids)
+    np.testing.assert_allclose(scores2, scores, rtol=1e-5)
 
 
 def test_exclude_seen(rec: Recommender, graph: ExportedGraph) -> None:
