@@ -266,7 +266,6 @@ def create_app(holder: ModelHolder, *, token: str | None,
         return await asyncio.get_running_loop().run_in_executor(
             model_thread, functools.partial(fn, *args, **kwargs))
 
-    app.state.model_thread = model_thread
     batcher = None if batch_window_s is None else RecommendBatcher(batch_window_s,
                                                                    executor=model_thread)
     app.state.batcher = batcher
