@@ -406,8 +406,8 @@ class ColdStartModel(Params):
     def predict_proba_lists(self, emb: NodeEmbeddings, user_idx: Sequence[int] | np.ndarray,
                             item_lists: np.ndarray) -> np.ndarray:
         """:meth:`predict_proba` of user ``user_idx[r]`` with items ``item_lists[r]`` (rows of
-        ``emb``, ``(b,)`` and ``(b, n)``) -> ``(b, n)``: re-ranking's shape, at under half the
-        cost of flat pairs (:func:`~kgrec.coldstart.scoring.list_logits`)."""
+        ``emb``, ``(b,)`` and ``(b, n)``) -> ``(b, n)``: re-ranking's shape, long lists at under
+        half the cost of flat pairs (:func:`~kgrec.coldstart.scoring.list_logits`)."""
         self._check_fitted()
         u = check_rows(user_idx, len(emb.user_ids))
         lists = np.asarray(item_lists, dtype=np.int64)

@@ -111,13 +111,6 @@ def retrieve(user_vecs: torch.Tensor, item_vecs: torch.Tensor, n: int,
     return torch.topk(scores, n, dim=1, sorted=True)
 
 
-# Re-rank lists of at least this many candidates by per-user (history x list) blocks
-# (ColdStartModel.predict_proba_lists), shorter ones as flat pairs. Measured on Amazon, one
-# thread: 256 users x 200 candidates 1.02x the flat path's time, x 500 0.56x, x 2,000 0.35x
-# (the per-user loop's overhead pays off on long lists; the shipped rerank_n is 2,000).
-LIST_RERANK_MIN = 500
-
-
 def rank_block(model: ColdStartModel, emb: NodeEmbeddings, user_vecs: torch.Tensor,
                item_vecs: torch.Tensor, user_rows: np.ndarray, item_rows: np.ndarray, k: int,
                rerank_n: int | None, seen: SeenIndex | None = None, *,
@@ -165,10 +158,7 @@ def rank_block(model: ColdStartModel, emb: NodeEmbeddings, user_vecs: torch.Tens
                                exclude=(pos, seen_items))
     valid = found >= 0 if index is None else cand >= 0
     cand = np.where(valid, cand, item_rows[0])
-    if n >= LIST_RERANK_MIN:  # by list length only: a user's scores must not depend on the batch
-        proba = model.predict_proba_lists(emb, user_rows, cand)
-    else:
-        proba = model.predict_proba(emb, np.repeat(user_rows, n), cand.reshape(-1)).reshape(b, n)
+    proba = model.predict_proba_lists(emb, user_rows, cand)
     proba = np.where(valid, proba, -np.inf)
     order = np.argsort(-proba, axis=1, kind="stable")[:, :k_eff]
     top_items = np.take_along_axis(cand, order, 1)

@@ -101,12 +101,16 @@ def test_shapes_and_chunking(fitted: ColdStartModel, graph: ExportedGraph) -> No
 
 
 def test_candidate_lists_score_as_flat_pairs_and_alone(fitted: ColdStartModel,
-                                                       graph: ExportedGraph) -> None:
+                                                       graph: ExportedGraph,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     emb = fitted.transform(graph)
     users = np.array([0, 3, 5])
     lists = np.array([[1, 2, 7, 4], [7, 1, 0, 2], [3, 3, 6, 1]])  # a repeated item too
-    got = fitted.predict_proba_lists(emb, users, lists)
     flat = fitted.predict_proba(emb, np.repeat(users, 4), lists.reshape(-1)).reshape(3, 4)
+    # short lists are scored as the flat pairs themselves
+    np.testing.assert_array_equal(fitted.predict_proba_lists(emb, users, lists), flat)
+    monkeypatch.setattr("kgrec.coldstart.scoring.LIST_BLOCK_MIN", 1)  # per-user blocks
+    got = fitted.predict_proba_lists(emb, users, lists)
     assert got.shape == (3, 4)
     np.testing.assert_allclose(got, flat, rtol=1e-5)
     for r in range(3):  # a list's scores do not depend on the other lists of the call

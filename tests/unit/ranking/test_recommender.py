@@ -58,7 +58,7 @@ def test_recommend_shapes_and_segments(rec: Recommender) -> None:
 @pytest.mark.parametrize("list_min", [500, 1])  # flat pairs / per-user blocks (any length)
 def test_batch_equals_one_by_one(rec: Recommender, list_min: int,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("kgrec.ranking.candidates.LIST_RERANK_MIN", list_min)
+    monkeypatch.setattr("kgrec.coldstart.scoring.LIST_BLOCK_MIN", list_min)
     users = RUNNERS + HOMERS
     ids, scores = rec.recommend(users, k=5)
     for n, u in enumerate(users):
@@ -70,7 +70,7 @@ def test_batch_equals_one_by_one(rec: Recommender, list_min: int,
 def test_list_and_flat_rerank_agree(rec: Recommender, monkeypatch: pytest.MonkeyPatch) -> None:
     users = RUNNERS + HOMERS
     ids, scores = rec.recommend(users, k=5)  # the tiny catalogue: flat pairs
-    monkeypatch.setattr("kgrec.ranking.candidates.LIST_RERANK_MIN", 1)
+    monkeypatch.setattr("kgrec.coldstart.scoring.LIST_BLOCK_MIN", 1)
     ids2, scores2 = rec.recommend(users, k=5)
     np.testing.assert_array_equal(ids2, ids)
     np.testing.assert_allclose(scores2, scores, rtol=1e-5)
