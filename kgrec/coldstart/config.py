@@ -69,6 +69,9 @@ class ModelConfig:
             a short-history flag (1 to 3 items) to the pair features, with a gate of its own
             for short histories, refitted on validation users cut to their first 1 to 3
             interactions (:mod:`kgrec.coldstart.pairs`), default True.
+        recency_features: With ``pair_features``, add the text and co-occurrence cosines to
+            the user's history items weighted by recency (``1 / (1 + j)`` for the ``j``-th most
+            recent; :mod:`kgrec.coldstart.pairs`), default False.
         ranked_refit: With ``pair_features``, the final refit of the wide part also ranks the
             latest fifth of validation users' histories against the whole catalogue (softmax
             over every item, or over 4,096 sampled ones plus the positives on larger
@@ -144,6 +147,7 @@ class ModelConfig:
     cooc_features: bool = True
     lexical_features: bool = False
     history_features: bool = True
+    recency_features: bool = False
     ranked_refit: bool = True
     refit_anchor: float = 1e-3
     refit_steps: int = 300

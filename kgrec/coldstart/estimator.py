@@ -172,9 +172,8 @@ class ColdStartModel(Params):
         self.pair_profile_types_ = [et for et in edge_types
                                     if et[0] == USER and et[2] in SHARED_TYPES]
         names = feature_names(self.pair_attr_types_, bool(self.pair_profile_types_),
-                              cfg.cooc_features, cfg.lexical_features,
-                              cfg.history_features) if cfg.pair_features \
-            else []
+                              cfg.cooc_features, cfg.lexical_features, cfg.history_features,
+                              cfg.recency_features) if cfg.pair_features else []
         self.head_ = CTRHead(cfg.hidden_dim, text_dim=text_dim if cfg.text_match else 0,
                              n_pair=len(names), warm_part=cfg.ranked_refit,
                              gate_columns=gate_columns(names) if names else None).to(self.device)
@@ -195,7 +194,8 @@ class ColdStartModel(Params):
         return build_pair_inputs(tensors, pairs, self.pair_attr_types_, keys, self.text_dim_,
                                  self.config_.max_history, times, self.pair_profile_types_,
                                  tables, cooc=self.config_.cooc_features, lex=lex,
-                                 history=self.config_.history_features)
+                                 history=self.config_.history_features,
+                                 recency=self.config_.recency_features)
 
     # -- fitting --------------------------------------------------------------------------
     def fit(self, graph: ExportedGraph, *, callback: Callback | None = None,

@@ -30,6 +30,12 @@ carry, computed exactly from the graph (no learned parts, no gradients):
   match (one co-purchase, one similar text), where popularity should weigh more than for a
   user with a hundred items; without them the wide part applies one weighting to both, and the
   flag gives such users a gate of their own (:class:`~kgrec.coldstart.heads.CTRHead`).
+* ``text_recent``, ``cooc_recent`` (optional; the second with co-occurrence): the text cosine
+  and co-occurrence cosine with the history items weighted by recency, ``1 / (1 + j)`` for the
+  ``j``-th most recent item (:func:`recency_weights`). Why: the mean treats a user's first and
+  latest items alike, while what a user takes next follows most from what they took last
+  (the sessions of a film site, a shopper's current project, the next basket); the features
+  are the same order-aware match that sequential models read, on the same paths.
 
 History = the user's interaction (message) edges in the graph being scored, at most
 ``max_history`` most recent per user, minus the candidate item itself: the features describe
@@ -66,19 +72,24 @@ _EXPANDED_BUDGET = 1 << 22  # most (history entry x candidate x slot) cells held
 
 def feature_names(attr_types: Sequence[EdgeType], profile: bool = False,
                   cooc: bool = False, lexical: bool = False,
-                  history: bool = False) -> list[str]:
+                  history: bool = False, recency: bool = False) -> list[str]:
     """Column names of the features for a model with these Item->attribute relations (and
     User->attribute relations when ``profile``; co-occurrence features when ``cooc``; TF-IDF
-    cosines when ``lexical``; the history-size features when ``history``)."""
+    cosines when ``lexical``; the history-size features when ``history``; the
+    recency-weighted matches when ``recency``)."""
     return ["text_mean", "text_max", *[f"share_{et[1]}" for et in attr_types],
             *(["peer_share"] if profile else []), *(["cooc_mean", "cooc_max"] if cooc else []),
             *(["lex_mean", "lex_max"] if lexical else []),
             "item_log_degree", "has_history", "item_has_history",
-            *(["history_log_len", "short_history"] if history else [])]
+            *(["history_log_len", "short_history"] if history else []),
+            *((["text_recent"] + (["cooc_recent"] if cooc else [])) if recency else [])]
 
 
 GATE_FLAGS: tuple[str, ...] = ("has_history", "item_has_history", "short_history")
 SHORT_HISTORY_MAX = 3  # a "short" history: 1 to 3 items (the evaluation's k = 1 and k = 3)
+# the recency-weighted matches are 0 below this many history items: for one item they equal the
+# means, and one to three revealed clicks are the short-history part's to weigh
+RECENCY_MIN_HISTORY = SHORT_HISTORY_MAX + 1
 
 
 def gate_columns(names: Sequence[str]) -> tuple[int, ...]:
@@ -88,6 +99,18 @@ def gate_columns(names: Sequence[str]) -> tuple[int, ...]:
 
 
 LOG_DEGREE_SCALE = 10.0  # item_log_degree = log1p(interactions) / 10: about 0..1
+
+
+def recency_weights(hist_ptr: Tensor, users: Tensor, rows: Tensor, flat: Tensor) -> Tensor:
+    """``1 / (1 + j)`` for each expanded history entry (:func:`csr_expand`), ``j`` its position
+    in its user's history, which :func:`build_pair_inputs` orders most recent first.
+
+    Why this form: it is fixed, not fitted (no setting to tune per dataset); the latest item
+    weighs as much as the next two together, and a long history still contributes (the
+    weights of 256 items sum to about 6), so one old item cannot dominate a long history and
+    the latest one always counts most.
+    """
+    return 1.0 / (1.0 + (flat - hist_ptr[users][rows]).to(torch.float32))
 
 
 def stable_keys(label: str, ids: np.ndarray) -> Tensor:
@@ -139,12 +162,18 @@ class PairInputs:
     item_lex: sp.csr_matrix | None = None  # TF-IDF rows of the items (encoders.lexical)
     pool_lex: sp.csr_matrix | None = None  # ... and of the history pool
     history: bool = False  # add the history-size features
+    recency: bool = False  # add the recency-weighted matches
 
     @property
     def n_features(self) -> int:
         return (5 + len(self.item_attrs) + (self.profile is not None)
                 + 2 * (self.cooc is not None) + 2 * (self.item_lex is not None)
-                + 2 * self.history)
+                + 2 * self.history + self.n_recency)
+
+    @property
+    def n_recency(self) -> int:
+        """Columns of the recency-weighted matches: text, then co-occurrence where present."""
+        return (1 + (self.cooc is not None)) if self.recency else 0
 
     def _users_part(self, other: PairInputs
                     ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
@@ -214,7 +243,8 @@ def build_pair_inputs(tensors: GraphTensors, msg_pairs: Tensor, attr_types: Sequ
                       pair_time: Tensor | None = None,
                       profile_types: Sequence[EdgeType] = (),
                       tables: ItemTables | None = None, cooc: bool = False,
-                      lex: sp.csr_matrix | None = None, history: bool = False) -> PairInputs:
+                      lex: sp.csr_matrix | None = None, history: bool = False,
+                      recency: bool = False) -> PairInputs:
     """Pair inputs of every user and item of ``tensors``; history = ``msg_pairs`` ``(2, E)``.
 
     ``node_keys``: stable keys (:func:`stable_keys`) of the Item nodes and of the attribute
@@ -226,7 +256,8 @@ def build_pair_inputs(tensors: GraphTensors, msg_pairs: Tensor, attr_types: Sequ
     ``tensors`` (computed once per graph, reused by every call). ``cooc``: add the item
     co-occurrence table of the history graph (:mod:`kgrec.coldstart.cooc`). ``lex``: TF-IDF
     rows of the items (:mod:`kgrec.encoders.lexical`), for the ``lex_*`` features.
-    ``history``: add the history-size features.
+    ``history``: add the history-size features; ``recency``: the recency-weighted matches
+    (their order is ``pair_time``'s, so without it they weigh ``msg_pairs`` order).
     """
     n_users, n_items = tensors.num_nodes[USER], tensors.num_nodes[ITEM]
     text = torch.nn.functional.normalize(tensors.item_x[:, :text_dim], dim=-1)
@@ -252,7 +283,7 @@ def build_pair_inputs(tensors: GraphTensors, msg_pairs: Tensor, attr_types: Sequ
     return PairInputs(keys, text, attrs, degree, ptr, items, keys, text, attrs, profile,
                       peer_keys, peer_vals, tables,
                       cooc=cooc_table(ptr, items, keys) if cooc else None,
-                      item_lex=lex, pool_lex=lex, history=history)
+                      item_lex=lex, pool_lex=lex, history=history, recency=recency)
 
 
 def _peer_table(tensors: GraphTensors, profile_types: Sequence[EdgeType],
@@ -312,11 +343,12 @@ def _overlap(hist_keys: Tensor, cand_keys: Tensor) -> Tensor:
 
 def _finish(sums: Tensor, top: Tensor, deg: Tensor, degree: Tensor,
             peer: Tensor | None, extra_tops: Sequence[Tensor] = (),
-            history: bool = False) -> Tensor:
+            history: bool = False, recent: Tensor | None = None) -> Tensor:
     """Feature columns from per-pair sums ``(..., 1 + n_attr + len(extra_tops))``, max text
     cosine, history size, peer share, the maxima of the extra similarities (co-occurrence,
     then TF-IDF, as present; their sums are the last columns) and the candidate's degree
-    (``history``: then the history-size columns)."""
+    (``history``: then the history-size columns; ``recent`` ``(..., n_recency + 1)``: the
+    recency-weighted sums of the text and co-occurrence cosines and, last, of the weights)."""
     has = deg > 0
     mean = sums / deg.clamp(min=1).unsqueeze(-1)
     zero = torch.zeros(())
@@ -335,6 +367,9 @@ def _finish(sums: Tensor, top: Tensor, deg: Tensor, degree: Tensor,
         short = has & (deg <= SHORT_HISTORY_MAX)
         cols += [(torch.log1p(deg) / LOG_DEGREE_SCALE).unsqueeze(-1),
                  short.to(torch.float32).unsqueeze(-1)]
+    if recent is not None:  # only where order says more than the mean (RECENCY_MIN_HISTORY)
+        long = (deg >= RECENCY_MIN_HISTORY).to(torch.float32).unsqueeze(-1)
+        cols.append(recent[..., :-1] / recent[..., -1:].clamp(min=1e-12) * long)
     return torch.cat(cols, dim=-1)
 
 
@@ -351,6 +386,8 @@ def pair_features(inp: PairInputs, users: Tensor, items: Tensor) -> Tensor:
     cooc_top = None if inp.cooc is None else torch.zeros(n)
     lex_top = torch.zeros(n) if lexical else None
     deg = torch.zeros(n)
+    recent = torch.zeros((n, inp.n_recency + 1)) if inp.recency else None
+    weight = recency_weights(inp.hist_ptr, users, rows, flat) if inp.recency else None
     # co-occurrence by dense rows: each pool entry's and candidate's row found once per call
     co_rows = None if inp.cooc is None or inp.cooc.by_row is None else \
         (inp.cooc.rows(inp.pool_keys), inp.cooc.rows(inp.item_keys))
@@ -359,6 +396,7 @@ def pair_features(inp: PairInputs, users: Tensor, items: Tensor) -> Tensor:
         c = items[r]
         other = inp.pool_keys[p] != inp.item_keys[c]  # leave the candidate itself out
         r, p, c = r[other], p[other], c[other]
+        w = None if weight is None else weight[s:s + step][other]
         cells = None if inp.tables is None else inp.tables.at(p, c)  # pool rows = item rows
         sim = cells[:, 0] if cells is not None else \
             (inp.pool_text[p] * inp.item_text[c]).sum(-1)
@@ -382,10 +420,13 @@ def pair_features(inp: PairInputs, users: Tensor, items: Tensor) -> Tensor:
         top.scatter_reduce_(0, r, sim, "amax")
         deg.index_add_(0, r, torch.ones(len(r)))
         sums.index_add_(0, r, torch.stack(parts, dim=1))
+        if recent is not None and w is not None:
+            matches = [sim] + ([parts[1 + len(inp.item_attrs)]] if inp.cooc is not None else [])
+            recent.index_add_(0, r, torch.stack([m * w for m in matches] + [w], dim=1))
     peer = None if inp.profile is None else _peer_share(inp, inp.profile[users],
                                                          inp.item_keys[items])
     return _finish(sums, top, deg, inp.item_degree[items], peer,
-                   [t for t in (cooc_top, lex_top) if t is not None], inp.history)
+                   [t for t in (cooc_top, lex_top) if t is not None], inp.history, recent)
 
 
 def pair_feature_matrix(inp: PairInputs, users: Tensor, items: Tensor) -> Tensor:
@@ -456,12 +497,20 @@ def _feature_block(inp: PairInputs, users: Tensor, items: Tensor, slots: int) ->
                 sums.append(torch.zeros(shape).index_add_(0, rows, extra))
                 tops.append(torch.zeros(shape).scatter_reduce_(
                     0, rows[:, None].expand(-1, n_c), extra, "amax"))
+            recent = None
+            if inp.recency:
+                w = recency_weights(inp.hist_ptr, users[r0:r1], rows, flat)[:, None] * other
+                matches = [sim] + extra_sims[:1 if inp.cooc is not None else 0] + [1.0]
+                recent = torch.stack([torch.zeros(shape).index_add_(0, rows, m * w)
+                                      for m in matches], dim=-1)
             out[r0:r1] = _finish(torch.stack(sums, dim=-1), top, deg, inp.item_degree[items],
-                                 peer, tops, inp.history)
+                                 peer, tops, inp.history, recent)
         else:
             n_sums = 1 + len(inp.item_attrs) + n_extra
             out[r0:r1] = _finish(torch.zeros((*shape, n_sums)), torch.zeros(shape),
                                  torch.zeros(shape), inp.item_degree[items], peer,
-                                 [torch.zeros(shape)] * n_extra, inp.history)
+                                 [torch.zeros(shape)] * n_extra, inp.history,
+                                 torch.zeros((*shape, inp.n_recency + 1)) if inp.recency
+                                 else None)
         r0 = r1
     return out

@@ -243,7 +243,8 @@ def save_model(model: ColdStartModel, path: str | Path) -> Path:
 # settings added since older models were saved, with the value those models implicitly had
 ADDED_SETTINGS: dict[str, Any] = {"pair_features": False, "cooc_features": False,
                                   "lexical_features": False, "history_features": False,
-                                  "ranked_refit": False, "refit_anchor": 0.0}
+                                  "ranked_refit": False, "refit_anchor": 0.0,
+                                  "recency_features": False}
 
 
 def read_model(path: str | Path, text_encoder: TextEncoder | None, device: str,

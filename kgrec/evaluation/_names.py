@@ -16,6 +16,9 @@ ABLATIONS: dict[str, str] = {
     "no_cooc": "cooc_features = False (without the item co-occurrence pair features)",
     "no_history": "history_features = False (no history-size features, no short-history gate "
                   "and no few-clicks refit set)",
+    "with_recency": "recency_features = True (adds the recency-weighted text and co-occurrence "
+                    "matches)",
+    "no_recency": "recency_features = False (without the recency-weighted matches)",
     "no_ranked_refit": "ranked_refit = False (no ranked refit set, no wide part of its own for "
                        "users with a longer history)",
     "no_refit_anchor": "refit_anchor = 0 (the refit moves the wide parts of users with a "
@@ -31,6 +34,7 @@ CONFIG_ABLATIONS: dict[str, dict[str, object]] = {
     "no_pairs": {"pair_features": False},
     "with_lexical": {"lexical_features": True}, "no_lexical": {"lexical_features": False},
     "no_history": {"history_features": False},
+    "with_recency": {"recency_features": True}, "no_recency": {"recency_features": False},
     "no_ranked_refit": {"ranked_refit": False},
     "no_refit_anchor": {"refit_anchor": 0.0},
 }

@@ -77,6 +77,37 @@ def test_history_features_count_the_users_other_items() -> None:
     assert gate_columns(feature_names([BRAND])) == (4, 5)
 
 
+def test_recency_features_weigh_the_latest_items_most(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("kgrec.coldstart.pairs.RECENCY_MIN_HISTORY", 1)
+    # user 0 took item 2 (t=1), item 0 (t=5), item 1 (t=9): most recent first 1, 0, 2
+    keys = {"Item": stable_keys("Item", np.array(["i0", "i1", "i2"])),
+            "Brand": stable_keys("Brand", np.array(["A", "B"]))}
+    history = torch.tensor([[0, 0, 0, 1], [2, 0, 1, 2]])
+    inp = build_pair_inputs(tiny_tensors(), history, [BRAND], keys, text_dim=2,
+                            pair_time=torch.tensor([1, 5, 9, 3]), cooc=True, recency=True)
+    names = feature_names([BRAND], cooc=True, recency=True)
+    assert names[-2:] == ["text_recent", "cooc_recent"] and inp.n_features == len(names)
+    f = pair_features(inp, torch.tensor([0, 0, 1]), torch.tensor([0, 1, 0]))
+    # candidate 0: its own entry (j = 1) is left out; item 1 (j = 0, w 1) cos 0.6, item 2
+    # (j = 2, w 1/3) cos 0 -> 0.6 / (4/3) = 0.45. Candidate 1: item 0 (j = 1, w 1/2) cos 0.6,
+    # item 2 (w 1/3) cos 0.8 -> (0.3 + 0.8/3) / (5/6) = 0.68
+    torch.testing.assert_close(f[:2, -2], torch.tensor([0.45, 0.68]))
+    # co-occurrence: user 1 took only item 2, so 0-1 pairs co-occur once each for user 0 with
+    # cosine 1 / sqrt(1 * 1) = 1, and item 2 (2 users) with 0 or 1: 1 / sqrt(1 * 2)
+    half = float(1 / np.sqrt(2))
+    torch.testing.assert_close(f[:2, -1], torch.tensor([(1 + half / 3) / (4 / 3),
+                                                         (0.5 + half / 3) / (5 / 6)]))
+    torch.testing.assert_close(f[2, -2:], torch.tensor([0.0, half]))  # user 1: item 2 alone
+    # the dense matrix path computes the same values
+    torch.testing.assert_close(pair_feature_matrix(inp, torch.tensor([0, 1]),
+                                                   torch.tensor([0, 1]))[[0, 0, 1], [0, 1, 0]], f)
+    # without the flag: no recency columns
+    assert feature_names([BRAND], cooc=True)[-1] == "item_has_history"
+    # by default, fewer than four other history items give 0: the means say the same
+    monkeypatch.undo()
+    assert not pair_features(inp, torch.tensor([0, 0, 1]), torch.tensor([0, 1, 0]))[:, -2:].any()
+
+
 def test_first_clicks_shows_one_to_three_earliest_pairs_by_turns() -> None:
     users = torch.tensor([0, 0, 1, 1, 1, 2, 2, 2, 2, 0])
     times = torch.tensor([5, 1, 9, 8, 7, 4, 3, 2, 1, 3])
