@@ -180,6 +180,17 @@ class CTRHead(nn.Module):
                 if hasattr(self, name):
                     self.get_buffer(name).fill_(False)
 
+    def zero_wide_inputs(self, n_last: int) -> None:
+        """Zero every wide part's weights on the last ``n_last`` pair features, so features
+        that are held at 0 while training jointly start from no influence at the refit."""
+        with torch.no_grad():
+            for wide, linear in ((self.wide, self.wide_linear),
+                                 (self.short_wide, self.short_wide_linear),
+                                 (self.warm_wide, self.warm_wide_linear)):
+                for layer in (None if wide is None else wide[0], linear):
+                    if isinstance(layer, nn.Linear):
+                        layer.weight[:, -n_last:] = 0
+
     def combine(self, deep: Tensor, pair: Tensor | None) -> Tensor:
         """Full logit from the deep logit and ``pair`` features (``(..., n_pair)``):
         ``sigmoid(gate(flags)) * deep + wide_logit(pair)``; the deep logit

@@ -30,12 +30,10 @@ carry, computed exactly from the graph (no learned parts, no gradients):
   match (one co-purchase, one similar text), where popularity should weigh more than for a
   user with a hundred items; without them the wide part applies one weighting to both, and the
   flag gives such users a gate of their own (:class:`~kgrec.coldstart.heads.CTRHead`).
-* ``text_recent``, ``cooc_recent`` (optional; the second with co-occurrence): the text cosine
-  and co-occurrence cosine with the history items weighted by recency, ``1 / (1 + j)`` for the
-  ``j``-th most recent item (:func:`recency_weights`). Why: the mean treats a user's first and
-  latest items alike, while what a user takes next follows most from what they took last
-  (the sessions of a film site, a shopper's current project, the next basket); the features
-  are the same order-aware match that sequential models read, on the same paths.
+* ``text_recent``, ``cooc_recent`` (optional; the second with co-occurrence): the text and
+  co-occurrence cosines weighted by recency (:func:`recency_weights`). Why: the mean treats a
+  user's first and latest items alike, while what a user takes next follows most from what
+  they took last (a film site's sessions, a shopper's current project).
 
 History = the user's interaction (message) edges in the graph being scored, at most
 ``max_history`` most recent per user, minus the candidate item itself: the features describe
@@ -103,13 +101,9 @@ LOG_DEGREE_SCALE = 10.0  # item_log_degree = log1p(interactions) / 10: about 0..
 
 def recency_weights(hist_ptr: Tensor, users: Tensor, rows: Tensor, flat: Tensor) -> Tensor:
     """``1 / (1 + j)`` for each expanded history entry (:func:`csr_expand`), ``j`` its position
-    in its user's history, which :func:`build_pair_inputs` orders most recent first.
-
-    Why this form: it is fixed, not fitted (no setting to tune per dataset); the latest item
-    weighs as much as the next two together, and a long history still contributes (the
-    weights of 256 items sum to about 6), so one old item cannot dominate a long history and
-    the latest one always counts most.
-    """
+    in its user's history (:func:`build_pair_inputs` orders it most recent first). Fixed, not
+    fitted: the latest item weighs as much as the next two, and a long history still counts
+    (256 weights sum to about 6)."""
     return 1.0 / (1.0 + (flat - hist_ptr[users][rows]).to(torch.float32))
 
 
@@ -163,6 +157,7 @@ class PairInputs:
     pool_lex: sp.csr_matrix | None = None  # ... and of the history pool
     history: bool = False  # add the history-size features
     recency: bool = False  # add the recency-weighted matches
+    recency_on: bool = True  # False: their columns are 0 (joint training, see without_recency)
 
     @property
     def n_features(self) -> int:
@@ -235,6 +230,14 @@ class PairInputs:
                                                torch.cumsum(count, 0)]),
                            hist_idx=self.hist_idx[flat])
         return dataclasses.replace(self, **changes)
+
+
+def without_recency(inputs: PairInputs) -> PairInputs:
+    """``inputs`` whose recency-weighted columns are 0 (kept: the head's shape holds). Why:
+    joint training draws supervision positives at random times, where the order of the rest
+    of a history says nothing; the columns are learned from time-ordered targets only (the
+    refit's held-out sets, each validation user's latest items: :mod:`kgrec.coldstart.refit`)."""
+    return dataclasses.replace(inputs, recency_on=False)
 
 
 def build_pair_inputs(tensors: GraphTensors, msg_pairs: Tensor, attr_types: Sequence[EdgeType],
@@ -426,7 +429,8 @@ def pair_features(inp: PairInputs, users: Tensor, items: Tensor) -> Tensor:
     peer = None if inp.profile is None else _peer_share(inp, inp.profile[users],
                                                          inp.item_keys[items])
     return _finish(sums, top, deg, inp.item_degree[items], peer,
-                   [t for t in (cooc_top, lex_top) if t is not None], inp.history, recent)
+                   [t for t in (cooc_top, lex_top) if t is not None], inp.history,
+                   recent if inp.recency_on or recent is None else torch.zeros_like(recent))
 
 
 def pair_feature_matrix(inp: PairInputs, users: Tensor, items: Tensor) -> Tensor:
@@ -497,8 +501,8 @@ def _feature_block(inp: PairInputs, users: Tensor, items: Tensor, slots: int) ->
                 sums.append(torch.zeros(shape).index_add_(0, rows, extra))
                 tops.append(torch.zeros(shape).scatter_reduce_(
                     0, rows[:, None].expand(-1, n_c), extra, "amax"))
-            recent = None
-            if inp.recency:
+            recent = None if not inp.recency else torch.zeros((*shape, inp.n_recency + 1))
+            if inp.recency and inp.recency_on:
                 w = recency_weights(inp.hist_ptr, users[r0:r1], rows, flat)[:, None] * other
                 matches = [sim] + extra_sims[:1 if inp.cooc is not None else 0] + [1.0]
                 recent = torch.stack([torch.zeros(shape).index_add_(0, rows, m * w)

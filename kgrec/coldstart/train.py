@@ -57,7 +57,7 @@ from kgrec.coldstart.minibatch import (
     minibatch_losses,
 )
 from kgrec.coldstart.model import HeteroGNN, module_device
-from kgrec.coldstart.pairs import SHORT_HISTORY_MAX, PairInputs, pair_features
+from kgrec.coldstart.pairs import SHORT_HISTORY_MAX, PairInputs, pair_features, without_recency
 from kgrec.coldstart.refit import (
     PairBuilder,
     chunked_features,
@@ -121,6 +121,14 @@ def pair_logits(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, msg_pa
     inputs = None if pairs is None else pairs()
     feats = None if inputs is None or not len(users) else chunked_features(inputs, users, items)
     return combined(head, deep, feats)
+
+
+def mute_recency(feats: Tensor, n_recent: int) -> Tensor:
+    """``feats`` with the last ``n_recent`` (recency-weighted) columns set to 0
+    (:func:`~kgrec.coldstart.pairs.without_recency`)."""
+    out = feats.clone()
+    out[:, -n_recent:] = 0
+    return out
 
 
 def combined(head: CTRHead, deep: Tensor, feats: Tensor | None) -> Tensor:
@@ -311,6 +319,14 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
     held_feats = [None if val_pairs is None or not len(s.users) else
                   chunked_features(val_pairs, s.users, s.items) for s in held]
     wide_on = val_pairs is not None
+    # recency columns: 0 and unweighted while training jointly, learned by the refit only
+    n_recent = 0 if val_pairs is None or not val_pairs.recency_on else val_pairs.n_recency
+    loop_feats = held_feats if not n_recent else [None if f is None else mute_recency(f, n_recent)
+                                                  for f in held_feats]
+    step_builder = pair_builder if not n_recent or pair_builder is None else \
+        (lambda p, t: without_recency(pair_builder(p, t)))
+    if n_recent:
+        head.zero_wide_inputs(n_recent)
     del val_pairs  # only the held-out features above read it: not kept through the epochs (RSS)
     # the wide part and its gate (a few hundred weights over fixed features) learn at
     # wide_lr_scale x lr, as Wide & Deep trains its wide part with its own optimiser: at the
@@ -343,13 +359,13 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
                 NeighbourSampler(with_interactions(tensors, msg_all), tensors.num_nodes,
                                  cfg.fanout, encoder.num_layers),
                 torch.bincount(msg_all[1], minlength=n_items), has_pos, pos_items,
-                pair_builder(msg_all, msg_time) if wide_on and pair_builder else None)
+                step_builder(msg_all, msg_time) if wide_on and step_builder else None)
             steps = minibatch_losses(encoder, head, tensors, train_pos, sup_idx, epoch_data,
                                      cfg, sampler, local, shard)
         else:
             steps = _full_batch_losses(encoder, head, tensors, train_pos, msg_all, msg_time,
                                        sup_idx, cfg, sampler, has_pos, local,
-                                       pair_builder if wide_on else None, shard)
+                                       step_builder if wide_on else None, shard)
         losses = []
         for loss in steps:  # one optimiser step per batch, whichever way its loss was computed
             opt.zero_grad()
@@ -367,7 +383,7 @@ def fit_loop(encoder: HeteroGNN, head: CTRHead, tensors: GraphTensors, train_idx
         metrics = {"epoch": float(epoch), "loss": sum(losses) / len(losses),
                    "val_auc": math.nan, "val_loss": math.nan}
         scored = _score_held_out(encoder, head, tensors, train_pos, held, None, chunk)
-        logits = [combined(head, d, f) for (d, _), f in zip(scored, held_feats, strict=True)]
+        logits = [combined(head, d, f) for (d, _), f in zip(scored, loop_feats, strict=True)]
         if warm_val.n_pos:
             metrics["val_auc"] = warm_val.auc(logits[0])
             metrics["val_loss"] = float(bce(logits[0], warm_val.labels))

@@ -20,6 +20,7 @@ from kgrec.coldstart.pairs import (
     pair_feature_matrix,
     pair_features,
     stable_keys,
+    without_recency,
 )
 from kgrec.coldstart.refit import fit_combination
 from kgrec.coldstart.sampling import carve_cold_items, first_clicks, match_cold_negatives
@@ -103,9 +104,28 @@ def test_recency_features_weigh_the_latest_items_most(monkeypatch: pytest.Monkey
                                                    torch.tensor([0, 1]))[[0, 0, 1], [0, 1, 0]], f)
     # without the flag: no recency columns
     assert feature_names([BRAND], cooc=True)[-1] == "item_has_history"
+    # muted (joint training): the columns stay, at 0
+    muted = without_recency(inp)
+    assert muted.n_features == inp.n_features
+    torch.testing.assert_close(pair_features(muted, torch.tensor([0, 0, 1]),
+                                             torch.tensor([0, 1, 0]))[:, :-2], f[:, :-2])
+    both = torch.tensor([0, 1])
+    assert not pair_feature_matrix(muted, both, both)[..., -2:].any()
     # by default, fewer than four other history items give 0: the means say the same
     monkeypatch.undo()
     assert not pair_features(inp, torch.tensor([0, 0, 1]), torch.tensor([0, 1, 0]))[:, -2:].any()
+
+
+def test_zero_wide_inputs_silences_the_last_features_in_every_part() -> None:
+    head = CTRHead(4, n_pair=5, gate_columns=(0, 1, 2), warm_part=True)
+    head.zero_wide_inputs(2)
+    for part in (head.wide, head.short_wide, head.warm_wide):
+        assert part is not None and not part[0].weight[:, -2:].any()  # type: ignore[index]
+        assert part[0].weight[:, :-2].any()  # type: ignore[index]
+    pair = torch.rand(3, 5)
+    moved = pair.clone()
+    moved[:, -2:] = torch.rand(3, 2)
+    torch.testing.assert_close(head.wide_logit(pair), head.wide_logit(moved))
 
 
 def test_first_clicks_shows_one_to_three_earliest_pairs_by_turns() -> None:
@@ -340,3 +360,28 @@ def test_the_refit_sees_held_out_users_with_their_history_hidden(
     assert bool((few[1][:, short] == (n_hist >= 1).float()).all())
     assert bool((warm[1][:, short] == 0).any())
     assert new_users[2] > 0 and len(new_users[0]) == len(new_users[1])
+
+
+def test_recency_columns_are_learned_by_the_refit_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    import kgrec.coldstart.train as train
+    from kgrec.coldstart import ColdStartModel, ModelConfig
+    from kgrec.encoders import HashingEncoder
+    from kgrec.graph.build import build_graph
+    from kgrec.graph.export import to_hetero_data
+    from kgrec.graph.synthetic import generate_catalog
+
+    seen: list[tuple[torch.Tensor, list[torch.Tensor]]] = []
+
+    def capture(head: CTRHead, parts, ranked=(), **_):  # type: ignore[no-untyped-def]
+        assert head.wide is not None
+        seen.append((head.wide[0].weight.detach().clone(),  # type: ignore[index]
+                     [f for _, f, _ in parts]))
+    monkeypatch.setattr(train, "fit_combination", capture)
+    tables = generate_catalog(800, 300, 8000, n_new_items=0, n_new_users=0, seed=1).tables
+    model = ColdStartModel(ModelConfig(hidden_dim=16, epochs=2, steps_per_epoch=2,
+                                       recency_features=True),
+                           text_encoder=HashingEncoder(dim=32), num_threads=1)
+    model.fit(to_hetero_data(build_graph(tables)))
+    (weight, feats), = seen
+    assert not weight[:, -2:].any() and weight[:, :-2].any()  # joint training: held at 0
+    assert any(bool(f[:, -2:].any()) for f in feats)  # the refit sets: the real values
