@@ -93,7 +93,8 @@ def test_a_model_with_lexical_features_saves_and_loads_them(tmp_path: Path) -> N
     assert model.lexical_ is not None and "mug" in model.lexical_.terms_.tolist()
     assert model.head_.n_pair == len(feature_names(
         model.pair_attr_types_, bool(model.pair_profile_types_),
-        cooc=model.config_.cooc_features, lexical=True, history=model.config_.history_features))
+        cooc=model.config_.cooc_features, lexical=True, history=model.config_.history_features,
+        recency=model.config_.recency_features))
     loaded = ColdStartModel.load(model.save(tmp_path / "m"), num_threads=1)
     assert loaded.lexical_ is not None
     np.testing.assert_array_equal(loaded.lexical_.terms_, model.lexical_.terms_)
