@@ -116,6 +116,13 @@ class Explanation:
         return "\n".join(lines)
 
 
+
+def _significant(values: np.ndarray, digits: int) -> np.ndarray:
+    """``values`` rounded to ``digits`` significant digits (0 stays 0)."""
+    mag = np.floor(np.log10(np.abs(np.where(values == 0, 1.0, values))))
+    scale = 10.0 ** (digits - 1 - mag)
+    return np.round(values * scale) / scale
+
 def _edges(frames: GraphFrames, rel: RelType, src_label: NodeLabel | None = None) -> pd.DataFrame:
     frame = frames.edges.get(rel)
     if frame is None or not len(frame):
@@ -249,9 +256,12 @@ def top_paths(model: ColdStartModel, emb: NodeEmbeddings, index: PathIndex,
             continue
         paths["weight"] = weigh_paths(model, emb, paths)
         paths = paths[paths["weight"].notna()]
-        paths = paths.sort_values(["user_id", "item_id", "weight", "kind", "via", "hub"],
+        # order by the weight to 5 significant digits, then by name: float32 sums in another
+        # batch order (a Ray shard) differ in the last bits and must not pick another path
+        paths["_key"] = _significant(paths["weight"].to_numpy(dtype=np.float64), 5)
+        paths = paths.sort_values(["user_id", "item_id", "_key", "kind", "via", "hub"],
                                   ascending=[True, True, False, True, True, True],
-                                  kind="stable")
+                                  kind="stable").drop(columns="_key")
         # one path per (via, kind) is enough variety; then keep the heaviest
         paths = paths.drop_duplicates(["user_id", "item_id", "kind", "via"])
         paths = paths.groupby(["user_id", "item_id"], sort=False).head(max_paths).copy()

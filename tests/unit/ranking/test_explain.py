@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from kgrec.graph.build import build_graph
-from kgrec.ranking.explain import PathIndex, enumerate_paths
+from kgrec.ranking.explain import PathIndex, _significant, enumerate_paths
 from kgrec.ranking.recommender import Recommender
 from tests.shops import HOMERS, RUNNERS, shop_tables
 
@@ -27,7 +28,9 @@ def test_paths_exist_in_graph_and_are_sorted(rec: Recommender) -> None:
             exp = rec.explain(user, item, max_paths=3)
             assert 0 < len(exp.paths) <= 3
             weights = [p.weight for p in exp.paths]
-            assert weights == sorted(weights, reverse=True)
+            # heaviest first, to 5 significant digits (float noise must not reorder paths)
+            keys = list(_significant(np.asarray(weights, dtype=np.float64), 5))
+            assert keys == sorted(keys, reverse=True)
             for p in exp.paths:
                 assert p.nodes[0].label == "User" and p.nodes[0].id == user
                 assert p.nodes[-1].label == "Item" and p.nodes[-1].id == item
@@ -66,3 +69,8 @@ def test_new_sku_explanations_reach_the_new_item(rec: Recommender) -> None:
     exp = ranking.explain(RUNNERS[1], "shoe-new")
     assert exp.paths and all(p.nodes[-1].id == "shoe-new" for p in exp.paths)
     assert exp.paths[0].kind in ("brand", "category")
+
+
+def test_significant_rounding_absorbs_float32_noise() -> None:
+    w = np.array([0.123456789, 0.12345679, -3.21e-7, 0.0, 1234.5678])
+    np.testing.assert_allclose(_significant(w, 5), [0.12346, 0.12346, -3.21e-7, 0.0, 1234.6])
