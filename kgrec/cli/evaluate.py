@@ -49,6 +49,10 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--validation", action="store_true",
                    help="evaluate on a split carved from each seed's training part (for "
                         "choosing settings; the test split is not read)")
+    p.add_argument("--no-fold-valid", action="store_true",
+                   help="unisrec: score every model from the training sequences only (default: "
+                        "each user's validation item is folded into the test input, as the "
+                        "published models read it)")
     p.add_argument("--ablation-seeds", type=int, nargs="*",
                    help="seeds the ablations run on (default: all seeds)")
     p.set_defaults(handler=_evaluate)
@@ -83,7 +87,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         )
 
         results = run_unisrec(load_unisrec(args.data), config, dataset=name,
-                              log=lambda m: print(m, file=sys.stderr, flush=True))
+                              log=lambda m: print(m, file=sys.stderr, flush=True),
+                              fold_valid=not args.no_fold_valid)
         path = write_unisrec_report(results, args.out, command=command)
         print(comparison_table(results))
         print(f"Report: {path}")

@@ -16,18 +16,27 @@ checks kgrec against the literature on exactly the split the papers used. The fo
 * ``valid`` (each user's second-to-last item) is *not* used to train or to stop: kgrec carves
   its own validation slice from the training pairs, as in the cold-start protocol. It can be
   scored as its own regime for reference (``with_valid``).
+* At test time it is **folded into the input sequence** (``fold_valid``, the default), as the
+  published models read it: every user's test input is the training sequence plus the
+  validation item, its latest. kgrec scores on a test-time graph = training graph + the
+  validation interactions (:meth:`UnisrecSplit.test_tables`), embedded inductively as the
+  user-cold regime's revealed clicks are; the baselines that score from a history (EASE,
+  item-kNN, the content kNNs) get the same history; LightFM and ALS, which cannot fold a new
+  interaction into a trained user without refitting, score from the training factors.
+  ``fold_valid=False`` scores every model from the training sequence only.
 * Test: each user's last item, ranked against **all** items. Two variants: ``test`` masks the
   user's input sequence (training items and the validation item) -- the usual full-ranking
   convention in kgrec's protocol; ``test_unmasked`` masks nothing, as the published UniSRec /
   SASRec figures do. The test item itself is never masked: a user who re-buys an item (50
   users) can still hit it.
-* Models: kgrec (``ColdStartModel`` on the training graph) and every requested baseline whose
-  :attr:`~kgrec.evaluation.baselines.Baseline.regimes` include ``warm`` (all test users are warm
-  users), with training histories (the validation item is not folded in).
+* Models: kgrec (``ColdStartModel`` fitted on the training graph) and every requested baseline
+  whose :attr:`~kgrec.evaluation.baselines.Baseline.regimes` include ``warm`` (all test users
+  are warm users).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -60,6 +69,9 @@ logger = logging.getLogger(__name__)
 
 UNISREC_FOLDER = "alt_unisrec_format"
 INTER_COLUMNS: tuple[str, ...] = ("user_id", "item_id_list", "item_id")
+# Baselines whose ``score(..., histories=...)`` cannot stand for a trained user plus one more
+# interaction (LightFM's fold-in drops the user's identity factor; ALS has none).
+NO_FOLD_IN: frozenset[str] = frozenset({"lightfm", "als"})
 # Table 2 of the UniSRec paper for "Scientific", as transcribed by a third-party summary (not
 # checked against the paper). Full ranking over all items, history NOT masked.
 PUBLISHED: dict[str, dict[str, float]] = {
@@ -87,6 +99,18 @@ class UnisrecSplit:
     test: pd.DataFrame
     history: pd.DataFrame
     stats: dict[str, int] = field(default_factory=dict)
+
+    def test_tables(self) -> CatalogTables:
+        """Training tables plus each user's validation interaction, timed after the user's
+        latest training item (the test-time input sequence of the published protocol)."""
+        inter = self.tables.interactions
+        last = inter.groupby("user_id", sort=False)["ts"].max()
+        ts = last.reindex(self.valid["user_id"]).fillna(-1).to_numpy() + 1
+        extra = pd.DataFrame({"user_id": self.valid["user_id"].to_numpy(),
+                              "item_id": self.valid["item_id"].to_numpy(),
+                              "event": "purchase", "ts": ts.astype(inter["ts"].dtype)})
+        return dataclasses.replace(self.tables, interactions=pd.concat(
+            [inter, extra.reindex(columns=inter.columns)], ignore_index=True))
 
 
 def resolve_unisrec_folder(data: str | Path) -> Path:
@@ -269,39 +293,70 @@ def _positions(graph: ExportedGraph, pairs: pd.DataFrame, users: np.ndarray) -> 
     return np.stack([u, i]).astype(np.int64)
 
 
-def unisrec_regimes(split: UnisrecSplit, graph: ExportedGraph, *,
-                    with_valid: bool = False) -> list[Regime]:
+def _histories(graph: ExportedGraph, pairs: pd.DataFrame, users: np.ndarray) -> list[np.ndarray]:
+    """Item rows of ``pairs`` (external ids, in input order) per position in ``users``."""
+    pos = _positions(graph, pairs, users)
+    order = np.argsort(pos[0], kind="stable")
+    bounds = np.searchsorted(pos[0][order], np.arange(len(users) + 1))
+    cols = pos[1][order]
+    return [cols[bounds[r]:bounds[r + 1]] for r in range(len(users))]
+
+
+def unisrec_regimes(split: UnisrecSplit, graph: ExportedGraph, *, with_valid: bool = False,
+                    test_graph: ExportedGraph | None = None) -> list[Regime]:
     """``test`` (input sequence masked), ``test_unmasked`` and, when asked, ``valid`` (training
     items masked; off by default: it costs a third more scoring and decides nothing here).
 
+    ``test_graph`` (``export(split.test_tables())``, same nodes as ``graph``) folds the
+    validation item into the test regimes' input: kgrec embeds the users on it, and the
+    regimes' ``histories`` (training items, then the validation item) replace the baselines'
+    training histories. Without it every model scores from the training sequence.
     A positive is never masked (a user who re-buys an item can still hit it).
+
+    Raises:
+        DataError: ``test_graph`` holds other users or items than ``graph``.
     """
+    if test_graph is not None and not all(
+            np.array_equal(test_graph.node_ids[t], graph.node_ids[t]) for t in (USER, ITEM)):
+        raise DataError("the test-time graph must hold the same users and items as the "
+                        "training graph")
     all_items = np.arange(len(graph.node_ids[ITEM]))
-    train = split.tables.interactions[["user_id", "item_id"]].astype(object)
-    specs: list[tuple[str, pd.DataFrame, pd.DataFrame | None]] = [
-        ("test", split.test, split.history), ("test_unmasked", split.test, None)]
+    train = split.tables.interactions.sort_values(["user_id", "ts"], kind="stable")[
+        ["user_id", "item_id"]].astype(object)
+    specs: list[tuple[str, pd.DataFrame, pd.DataFrame | None, bool]] = [
+        ("test", split.test, split.history, True), ("test_unmasked", split.test, None, True)]
     if with_valid:
-        specs.append(("valid", split.valid, train))
+        specs.append(("valid", split.valid, train, False))
+    folded = pd.concat([train, split.valid.astype(object)], ignore_index=True)
+    histories: dict[bytes, list[np.ndarray]] = {}  # one list per user set, shared by regimes
     out = []
-    for name, truth, mask in specs:
+    for name, truth, mask, is_test in specs:
         users = np.unique(graph.index_of(USER, truth["user_id"].to_numpy(dtype=object)))
         t = _positions(graph, truth, users)
         excl = np.zeros((2, 0), dtype=np.int64) if mask is None else \
             _positions(graph, mask[mask["user_id"].isin(truth["user_id"])], users)
         n = len(all_items)
         keep = ~np.isin(excl[0] * n + excl[1], t[0] * n + t[1])
-        out.append(Regime(name, users, all_items, t, excl[:, keep]))
+        regime = Regime(name, users, all_items, t, excl[:, keep])
+        if is_test and test_graph is not None:
+            regime.graph = test_graph
+            key = users.tobytes()
+            if key not in histories:
+                histories[key] = _histories(graph, folded, users)
+            regime.histories = histories[key]
+        out.append(regime)
     return out
 
 
 def score_shared(regimes: list[Regime], scorer: Scorer, accs: list[MetricAccumulator], *,
                  proba: bool, chunk_users: int) -> None:
     """Like :func:`~kgrec.evaluation.runner.score_regime` for several regimes at once: each
-    block of users is scored once per group of regimes with the same users and candidates
-    (``test`` and ``test_unmasked`` differ only in their masks)."""
-    groups: dict[tuple[bytes, bytes], list[int]] = {}
+    block of users is scored once per group of regimes with the same users, candidates and
+    inputs (``test`` and ``test_unmasked`` differ only in their masks)."""
+    groups: dict[tuple[bytes, bytes, int, int], list[int]] = {}
     for j, r in enumerate(regimes):
-        groups.setdefault((r.users.tobytes(), r.candidates.tobytes()), []).append(j)
+        key = (r.users.tobytes(), r.candidates.tobytes(), id(r.graph), id(r.histories))
+        groups.setdefault(key, []).append(j)
     for members in groups.values():
         first = regimes[members[0]]
         for start in range(0, len(first.users), chunk_users):
@@ -317,7 +372,7 @@ def score_shared(regimes: list[Regime], scorer: Scorer, accs: list[MetricAccumul
 
 def run_unisrec(split: UnisrecSplit, config: EvalConfig, *, dataset: str = "unisrec",
                 log: Callable[[str], None] | None = None,
-                with_valid: bool = False) -> EvalResults:
+                with_valid: bool = False, fold_valid: bool = True) -> EvalResults:
     """Train kgrec and the warm-applicable baselines on the training graph; score every regime.
 
     Args:
@@ -326,6 +381,8 @@ def run_unisrec(split: UnisrecSplit, config: EvalConfig, *, dataset: str = "unis
         dataset: A name for the report.
         log: Called with one-line progress messages.
         with_valid: Also score the ``valid`` regime.
+        fold_valid: Fold each user's validation item into the test input (module docstring);
+            False scores from the training sequences only.
 
     Raises:
         DataError: the split has no training interactions.
@@ -344,7 +401,11 @@ def run_unisrec(split: UnisrecSplit, config: EvalConfig, *, dataset: str = "unis
         f"{split.stats['items']:,} items; `test` masks each user's input sequence (training "
         "items + validation item), `test_unmasked` masks nothing (as the published figures)",
         "the validation items are not used to train or to early-stop (kgrec carves its own "
-        "validation slice from the training pairs); models score from training histories only",
+        "validation slice from the training pairs)",
+        "test input: training sequence + validation item (kgrec: a test-time graph with the "
+        "validation interactions; EASE, item-kNN and the content kNNs: the same history; "
+        f"{', '.join(sorted(NO_FOLD_IN))}: training factors, no fold-in)" if fold_valid else
+        "test input: the training sequence only (the validation item is not folded in)",
     ]
     if not len(split.tables.interactions):
         raise DataError("the UniSRec split has no training interactions")
@@ -358,12 +419,16 @@ def run_unisrec(split: UnisrecSplit, config: EvalConfig, *, dataset: str = "unis
     t0 = time.perf_counter()
     vectors = TextFeaturizer(encoder).item_vectors(graph.items)
     res.timings["encode_seconds"] = time.perf_counter() - t0
-    regimes = unisrec_regimes(split, graph, with_valid=with_valid)
+    regimes = unisrec_regimes(split, graph, with_valid=with_valid,
+                              test_graph=export(split.test_tables()) if fold_valid else None)
+    # LightFM and ALS cannot fold in: the same regimes scored from their training factors
+    plain = [dataclasses.replace(r, histories=None, graph=None) for r in regimes]
     popularity = train.item_counts()
     cold = np.flatnonzero(popularity == 0)
     say(f"unisrec: {split.stats}; text encoded in {res.timings['encode_seconds']:.0f} s")
 
-    def accumulate(model_name: str, scorer: Scorer, proba: bool, seed: int) -> None:
+    def accumulate(model_name: str, scorer: Scorer, proba: bool, seed: int,
+                   regimes: list[Regime] = regimes) -> None:
         accs = [MetricAccumulator(ks=config.ks, n_items=len(popularity), cold_items=cold,
                                   candidate_items=r.candidates, popularity=popularity, seed=seed)
                 for r in regimes]
@@ -389,7 +454,8 @@ def run_unisrec(split: UnisrecSplit, config: EvalConfig, *, dataset: str = "unis
             t0 = time.perf_counter()
             baseline.fit(train, vectors)
             res.timings[f"fit_seconds/{baseline.name}/seed{seed}"] = time.perf_counter() - t0
-            accumulate(baseline.name, baseline_scorer(baseline), False, seed)
+            accumulate(baseline.name, baseline_scorer(baseline), False, seed,
+                       plain if baseline.name in NO_FOLD_IN else regimes)
             say(f"seed {seed}: {baseline.name} done")
     res.timings["total_seconds"] = time.perf_counter() - t_all
     res.timings["load_average_end"] = os.getloadavg()[0]

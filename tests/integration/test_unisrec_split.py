@@ -32,3 +32,12 @@ def test_real_unisrec_split(shared_data: Path) -> None:
     assert len(test.users) == 8_442 and len(test.candidates) == 4_385
     assert test.exclude.shape[1] == 50_744 - 50  # input sequences, less re-bought test items
     assert regimes["test_unmasked"].exclude.shape[1] == 0
+    # folded in: the test-time graph holds every input sequence (the 54 re-bought validation
+    # items are a second, later edge of their training pair: 50,744 distinct pairs)
+    test_graph = export(split.test_tables())
+    test_edges = interaction_frame(test_graph)
+    assert len(test_edges) == 42_356 + 8_442
+    assert len(test_edges.drop_duplicates()) == 42_356 + 8_442 - 54 == 50_744
+    folded = {r.name: r for r in unisrec_regimes(split, graph, test_graph=test_graph)}
+    hist = folded["test"].histories
+    assert hist is not None and sum(len(np.unique(h)) for h in hist) == 50_744

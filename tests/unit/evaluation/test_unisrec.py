@@ -161,3 +161,80 @@ def test_shared_scoring_scores_each_block_once_and_matches_separate_runs(tmp_pat
         np.testing.assert_equal(acc.result(), alone.result())
     masked, unmasked = shared[0].result(), shared[1].result()
     assert masked["recall@3"] >= unmasked["recall@3"]  # masking only removes competitors
+
+
+def test_test_tables_time_each_validation_item_after_the_training_sequence(
+        tmp_path: Path) -> None:
+    split = load_unisrec(_write(tmp_path))
+    inter = split.test_tables().interactions
+    assert len(inter) == len(split.tables.interactions) + 3
+    assert inter[["user_id", "item_id", "ts"]].sort_values(["user_id", "ts"]).values.tolist() == [
+        ["U0", "A0", 0], ["U0", "A1", 1], ["U0", "A2", 2], ["U0", "A3", 3],
+        ["U1", "A2", 0], ["U1", "A5", 1], ["U1", "A0", 2],
+        ["U2", "A5", 0], ["U2", "A3", 1], ["U2", "A1", 2]]
+    assert len(split.tables.interactions) == 7  # the training tables are left as they were
+
+
+def test_folded_regimes_read_the_validation_item_last(tmp_path: Path) -> None:
+    split = load_unisrec(_write(tmp_path))
+    graph = export(split.tables)
+    test_graph = export(split.test_tables())
+    regimes = {r.name: r for r in unisrec_regimes(split, graph, with_valid=True,
+                                                  test_graph=test_graph)}
+    items, users = graph.node_ids["Item"], graph.node_ids["User"]
+    for name in ("test", "test_unmasked"):
+        r = regimes[name]
+        assert r.graph is test_graph and r.histories is not None
+        assert {users[u]: [items[i] for i in h] for u, h in zip(r.users, r.histories,
+                                                                strict=True)} == {
+            "U0": ["A0", "A1", "A2", "A3"], "U1": ["A2", "A5", "A0"], "U2": ["A5", "A3", "A1"]}
+    assert regimes["test"].histories is regimes["test_unmasked"].histories  # scored once
+    assert regimes["valid"].graph is None and regimes["valid"].histories is None
+    edges = set(map(tuple, interaction_frame(test_graph).values.tolist()))
+    assert {("U0", "A3"), ("U1", "A0"), ("U2", "A1")} <= edges
+    plain = {r.name: r for r in unisrec_regimes(split, graph)}
+    assert plain["test"].graph is None and plain["test"].histories is None
+
+
+def test_folded_histories_reach_a_history_baseline(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from kgrec.coldstart.features import interaction_pairs
+    from kgrec.evaluation.baselines import TrainData
+    from kgrec.evaluation.baselines_cf import ItemKNN
+    from kgrec.evaluation.runner import baseline_scorer
+
+    split = load_unisrec(_write(tmp_path))
+    graph = export(split.tables)
+    train = TrainData(items=graph.items, users=pd.DataFrame({"user_id": graph.node_ids["User"]}),
+                      pairs=interaction_pairs(graph)[0])
+    knn = ItemKNN(neighbours=None).fit(train, np.zeros((6, 2)))
+    folded = unisrec_regimes(split, graph, test_graph=export(split.test_tables()))[0]
+    pos = np.arange(len(folded.users))
+    with_valid = baseline_scorer(knn)(folded, pos, folded.candidates)
+    training_only = knn.score(folded.users, folded.candidates)
+    items, users = list(graph.node_ids["Item"]), list(graph.node_ids["User"])
+    u0 = int(np.flatnonzero(folded.users == users.index("U0"))[0])
+    delta = with_valid - training_only
+    # U0's validation item A3 was bought with A5 by U2 only: cosine 1 / sqrt(1 * 2)
+    assert np.isclose(delta[u0, items.index("A5")], 1 / np.sqrt(2))
+    assert np.allclose(np.delete(delta[u0], items.index("A5")), 0.0)
+
+
+def test_shared_scoring_keeps_folded_and_plain_inputs_apart(tmp_path: Path) -> None:
+    from kgrec.evaluation.metrics import MetricAccumulator
+    from kgrec.evaluation.unisrec import score_shared
+
+    split = load_unisrec(_write(tmp_path))
+    graph = export(split.tables)
+    regimes = unisrec_regimes(split, graph, with_valid=True,
+                              test_graph=export(split.test_tables()))
+    seen: list[tuple[str, bool]] = []
+
+    def scorer(regime: object, pos: np.ndarray, items: np.ndarray) -> np.ndarray:
+        seen.append((getattr(regime, "name", ""), getattr(regime, "graph", None) is not None))
+        return np.zeros((len(pos), len(items)))
+
+    accs = [MetricAccumulator(ks=(1,), n_items=6) for _ in regimes]
+    score_shared(regimes, scorer, accs, proba=False, chunk_users=3)
+    assert seen == [("test", True), ("valid", False)]  # test + test_unmasked scored once
