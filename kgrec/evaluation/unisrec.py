@@ -16,14 +16,9 @@ checks kgrec against the literature on exactly the split the papers used. The fo
 * ``valid`` (each user's second-to-last item) is *not* used to train or to stop: kgrec carves
   its own validation slice from the training pairs, as in the cold-start protocol. It can be
   scored as its own regime for reference (``with_valid``).
-* At test time it is **folded into the input sequence** (``fold_valid``, the default), as the
-  published models read it: every user's test input is the training sequence plus the
-  validation item, its latest. kgrec scores on a test-time graph = training graph + the
-  validation interactions (:meth:`UnisrecSplit.test_tables`), embedded inductively as the
-  user-cold regime's revealed clicks are; the baselines that score from a history (EASE,
-  item-kNN, the content kNNs) get the same history; LightFM and ALS, which cannot fold a new
-  interaction into a trained user without refitting, score from the training factors.
-  ``fold_valid=False`` scores every model from the training sequence only.
+* At test time it is folded into the input (``fold_valid``, default), as the published models
+  read it: kgrec on :meth:`UnisrecSplit.test_tables`' graph, history baselines on the same
+  history, LightFM/ALS on their training factors (:func:`unisrec_regimes`, ``NO_FOLD_IN``).
 * Test: each user's last item, ranked against **all** items. Two variants: ``test`` masks the
   user's input sequence (training items and the validation item) -- the usual full-ranking
   convention in kgrec's protocol; ``test_unmasked`` masks nothing, as the published UniSRec /
@@ -69,8 +64,7 @@ logger = logging.getLogger(__name__)
 
 UNISREC_FOLDER = "alt_unisrec_format"
 INTER_COLUMNS: tuple[str, ...] = ("user_id", "item_id_list", "item_id")
-# Baselines whose ``score(..., histories=...)`` cannot stand for a trained user plus one more
-# interaction (LightFM's fold-in drops the user's identity factor; ALS has none).
+# Baselines that cannot fold an interaction into a trained user (LightFM drops its identity).
 NO_FOLD_IN: frozenset[str] = frozenset({"lightfm", "als"})
 # Table 2 of the UniSRec paper for "Scientific", as transcribed by a third-party summary (not
 # checked against the paper). Full ranking over all items, history NOT masked.
@@ -307,10 +301,9 @@ def unisrec_regimes(split: UnisrecSplit, graph: ExportedGraph, *, with_valid: bo
     """``test`` (input sequence masked), ``test_unmasked`` and, when asked, ``valid`` (training
     items masked; off by default: it costs a third more scoring and decides nothing here).
 
-    ``test_graph`` (``export(split.test_tables())``, same nodes as ``graph``) folds the
-    validation item into the test regimes' input: kgrec embeds the users on it, and the
-    regimes' ``histories`` (training items, then the validation item) replace the baselines'
-    training histories. Without it every model scores from the training sequence.
+    ``test_graph`` (``export(split.test_tables())``) folds the validation item into the test
+    input: kgrec embeds users on it; ``histories`` (training items, then the validation item)
+    replace the baselines' training histories.
     A positive is never masked (a user who re-buys an item can still hit it).
 
     Raises:
