@@ -52,6 +52,15 @@ logger = logging.getLogger(__name__)
 ALL_REGIMES: frozenset[str] = frozenset({"item_cold", "user_cold", "warm"})
 
 
+def group_by_row(pairs: np.ndarray, n_rows: int) -> list[np.ndarray]:
+    """Columns of ``(2, n)`` (row, column) ``pairs`` per row ``0..n_rows-1``, in input order;
+    rows outside that range are dropped."""
+    order = np.argsort(pairs[0], kind="stable")
+    rows, cols = pairs[0][order], pairs[1][order]
+    bounds = np.searchsorted(rows, np.arange(n_rows + 1))
+    return [cols[bounds[r]:bounds[r + 1]] for r in range(n_rows)]
+
+
 @dataclass
 class TrainData:
     """Index-aligned training data of one split (rows = graph indices).
@@ -83,10 +92,7 @@ class TrainData:
 
     def histories(self) -> list[np.ndarray]:
         """Training item rows of every user row."""
-        order = np.argsort(self.pairs[0], kind="stable")
-        u, i = self.pairs[0][order], self.pairs[1][order]
-        bounds = np.searchsorted(u, np.arange(self.n_users + 1))
-        return [i[bounds[r]:bounds[r + 1]] for r in range(self.n_users)]
+        return group_by_row(self.pairs, self.n_users)
 
     def interaction_matrix(self) -> sp.csr_matrix:
         """Binary users x items CSR matrix (float32) of the training positives."""

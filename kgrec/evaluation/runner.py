@@ -27,7 +27,7 @@ from kgrec.coldstart.config import ModelConfig
 from kgrec.encoders import make_text_encoder
 from kgrec.errors import DataError
 from kgrec.evaluation._names import ABLATIONS, BASELINES, CONFIG_ABLATIONS, SUPPORTED_ABLATIONS
-from kgrec.evaluation.baselines import TrainData, available_baselines
+from kgrec.evaluation.baselines import TrainData, available_baselines, group_by_row
 from kgrec.evaluation.metrics import DEFAULT_KS, MetricAccumulator
 from kgrec.evaluation.splits import EvalSplit, leakage, make_split
 from kgrec.graph.build import build_graph
@@ -200,8 +200,18 @@ class Regime:
         return truth, valid
 
 
-def _pairs_to_positions(graph: ExportedGraph, pairs: pd.DataFrame, users: np.ndarray,
-                        col_of: np.ndarray) -> np.ndarray:
+def check_same_nodes(test_graph: ExportedGraph, graph: ExportedGraph) -> None:
+    """Raise ``DataError`` unless ``test_graph`` holds ``graph``'s users and items, in order
+    (scores are indexed by the training graph's rows)."""
+    if not all(np.array_equal(test_graph.node_ids[t], graph.node_ids[t]) for t in (USER, ITEM)):
+        raise DataError("the test-time graph must hold the same users and items as the "
+                        "training graph")
+
+
+def pairs_to_positions(graph: ExportedGraph, pairs: pd.DataFrame, users: np.ndarray,
+                       col_of: np.ndarray) -> np.ndarray:
+    """``(2, n)`` (position in ``users``, ``col_of[item row]``) of ``pairs`` (external ids);
+    pairs outside ``users`` or with ``col_of`` -1 are dropped."""
     if not len(pairs):
         return np.zeros((2, 0), dtype=np.int64)
     u = graph.index_of(USER, pairs["user_id"].astype(str).to_numpy())
@@ -225,7 +235,7 @@ def build_regimes(split: EvalSplit, graph: ExportedGraph,
     users = np.unique(graph.index_of(USER, split.item_cold_truth["user_id"].astype(str)
                                      .to_numpy()))
     out.append(Regime("item_cold", users, cold,
-                      _pairs_to_positions(graph, split.item_cold_truth, users, col_of),
+                      pairs_to_positions(graph, split.item_cold_truth, users, col_of),
                       np.zeros((2, 0), dtype=np.int64), cold_items=cold))
     # user cold: every item except the revealed ones
     all_items = np.arange(n_items)
@@ -233,18 +243,12 @@ def build_regimes(split: EvalSplit, graph: ExportedGraph,
     for k in split.reveal:
         revealed = split.revealed(k)
         test_graph = export(split.test_tables(k)) if len(revealed) else graph
-        if not all(np.array_equal(test_graph.node_ids[t], graph.node_ids[t])
-                   for t in (USER, ITEM)):
-            raise DataError("the test-time graph must hold the same users and items as the "
-                            "training graph")
-        excl = _pairs_to_positions(graph, revealed, users, all_items)
-        order = np.argsort(excl[0], kind="stable")
-        bounds = np.searchsorted(excl[0][order], np.arange(len(users) + 1))
-        cols = excl[1][order]
-        row_hist = [cols[bounds[r]:bounds[r + 1]] for r in range(len(users))]
+        check_same_nodes(test_graph, graph)
+        excl = pairs_to_positions(graph, revealed, users, all_items)
         out.append(Regime(f"user_cold_k{k}", users, all_items,
-                          _pairs_to_positions(graph, split.user_cold_truth(k), users, all_items),
-                          excl, histories=row_hist, cold_items=cold, graph=test_graph))
+                          pairs_to_positions(graph, split.user_cold_truth(k), users, all_items),
+                          excl, histories=group_by_row(excl, len(users)), cold_items=cold,
+                          graph=test_graph))
     # warm: warm items the user did not interact with in training
     warm_items = np.setdiff1d(all_items, cold)
     col_of = np.full(n_items, -1)
@@ -255,7 +259,7 @@ def build_regimes(split: EvalSplit, graph: ExportedGraph,
     r, c = row_of[train_pairs[0]], col_of[train_pairs[1]]
     ok = (r >= 0) & (c >= 0)
     out.append(Regime("warm", users, warm_items,
-                      _pairs_to_positions(graph, split.warm_truth, users, col_of),
+                      pairs_to_positions(graph, split.warm_truth, users, col_of),
                       np.stack([r[ok], c[ok]]).astype(np.int64)))
     return out
 

@@ -44,7 +44,7 @@ import pandas as pd
 
 from kgrec.encoders import make_text_encoder
 from kgrec.errors import ConfigError, DataError, FileFormatError
-from kgrec.evaluation.baselines import TrainData, available_baselines
+from kgrec.evaluation.baselines import TrainData, available_baselines, group_by_row
 from kgrec.evaluation.metrics import MetricAccumulator
 from kgrec.evaluation.runner import (
     ITEM,
@@ -55,7 +55,9 @@ from kgrec.evaluation.runner import (
     Regime,
     Scorer,
     baseline_scorer,
+    check_same_nodes,
     export,
+    pairs_to_positions,
 )
 from kgrec.graph.export import ExportedGraph
 from kgrec.graph.tables import CatalogTables
@@ -278,24 +280,6 @@ def load_unisrec(folder: str | Path) -> UnisrecSplit:
                         history=history, stats=stats)
 
 
-def _positions(graph: ExportedGraph, pairs: pd.DataFrame, users: np.ndarray) -> np.ndarray:
-    """``(2, n)`` (position in ``users``, item row) of ``pairs`` (external ids)."""
-    row_of = np.full(len(graph.node_ids[USER]), -1)
-    row_of[users] = np.arange(len(users))
-    u = row_of[graph.index_of(USER, pairs["user_id"].to_numpy(dtype=object))]
-    i = graph.index_of(ITEM, pairs["item_id"].to_numpy(dtype=object))
-    return np.stack([u, i]).astype(np.int64)
-
-
-def _histories(graph: ExportedGraph, pairs: pd.DataFrame, users: np.ndarray) -> list[np.ndarray]:
-    """Item rows of ``pairs`` (external ids, in input order) per position in ``users``."""
-    pos = _positions(graph, pairs, users)
-    order = np.argsort(pos[0], kind="stable")
-    bounds = np.searchsorted(pos[0][order], np.arange(len(users) + 1))
-    cols = pos[1][order]
-    return [cols[bounds[r]:bounds[r + 1]] for r in range(len(users))]
-
-
 def unisrec_regimes(split: UnisrecSplit, graph: ExportedGraph, *, with_valid: bool = False,
                     test_graph: ExportedGraph | None = None) -> list[Regime]:
     """``test`` (input sequence masked), ``test_unmasked`` and, when asked, ``valid`` (training
@@ -309,10 +293,8 @@ def unisrec_regimes(split: UnisrecSplit, graph: ExportedGraph, *, with_valid: bo
     Raises:
         DataError: ``test_graph`` holds other users or items than ``graph``.
     """
-    if test_graph is not None and not all(
-            np.array_equal(test_graph.node_ids[t], graph.node_ids[t]) for t in (USER, ITEM)):
-        raise DataError("the test-time graph must hold the same users and items as the "
-                        "training graph")
+    if test_graph is not None:
+        check_same_nodes(test_graph, graph)
     all_items = np.arange(len(graph.node_ids[ITEM]))
     train = split.tables.interactions.sort_values(["user_id", "ts"], kind="stable")[
         ["user_id", "item_id"]].astype(object)
@@ -325,9 +307,9 @@ def unisrec_regimes(split: UnisrecSplit, graph: ExportedGraph, *, with_valid: bo
     out = []
     for name, truth, mask, is_test in specs:
         users = np.unique(graph.index_of(USER, truth["user_id"].to_numpy(dtype=object)))
-        t = _positions(graph, truth, users)
+        t = pairs_to_positions(graph, truth, users, all_items)
         excl = np.zeros((2, 0), dtype=np.int64) if mask is None else \
-            _positions(graph, mask[mask["user_id"].isin(truth["user_id"])], users)
+            pairs_to_positions(graph, mask, users, all_items)
         n = len(all_items)
         keep = ~np.isin(excl[0] * n + excl[1], t[0] * n + t[1])
         regime = Regime(name, users, all_items, t, excl[:, keep])
@@ -335,7 +317,8 @@ def unisrec_regimes(split: UnisrecSplit, graph: ExportedGraph, *, with_valid: bo
             regime.graph = test_graph
             key = users.tobytes()
             if key not in histories:
-                histories[key] = _histories(graph, folded, users)
+                histories[key] = group_by_row(
+                    pairs_to_positions(graph, folded, users, all_items), len(users))
             regime.histories = histories[key]
         out.append(regime)
     return out
